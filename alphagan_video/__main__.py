@@ -1,0 +1,3 @@
+from alphagan_video.cli import main
+
+main()

@@ -1,0 +1,230 @@
+"""Command line: ``alphagan-video INPUT -o OUTPUT [options]`` plus ``info``.
+
+This is the only module that turns errors into exit codes:
+0 success, 2 bad usage or bad input (UserInputError), 1 internal error, 130 interrupted.
+Errors print one line naming the file and the problem; ``--debug`` adds the traceback.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from alphagan_video import __version__
+from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, TemporalConfig, TrimapConfig
+from alphagan_video.errors import AlphaGANVideoError, UserInputError
+
+OUTPUT_HELP = """\b
+Outputs (by OUTPUT extension and --output-kind):
+  .mov  rgba       ProRes 4444, yuva444p10le, STRAIGHT alpha, BT.709 (default)
+  .mov  alpha      ProRes 422 HQ matte in luma (--codec png: lossless PNG-in-MOV)
+  .mkv  alpha      FFV1 lossless 16-bit matte
+  .mp4  any colour H.264 yuv420p (lossy, no alpha)
+  name_%04d.png    PNG sequence, 16-bit, STRAIGHT alpha
+  name.%04d.exr    EXR sequence, float, PREMULTIPLIED alpha (EXR convention)
+  out.png          single image in -> PNG out, STRAIGHT alpha
+Output kinds: rgba = decontaminated foreground + alpha; alpha = matte only;
+foreground = decontaminated foreground colour, no alpha; composite = over --background.
+"""
+
+
+class _DefaultCommandGroup(click.Group):
+    """A group whose default command is ``run``: ``alphagan-video IN -o OUT`` == ``alphagan-video run IN -o OUT``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _parse_box(value: Optional[str]) -> Optional[tuple[float, float, float, float]]:
+    if value is None:
+        return None
+    try:
+        x0, y0, x1, y1 = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected x0,y0,x1,y1 in pixels, e.g. 10,20,200,300") from None
+    if x1 <= x0 or y1 <= y0:
+        raise click.BadParameter(f"{value!r}: x1 must exceed x0 and y1 must exceed y0")
+    return (x0, y0, x1, y1)
+
+
+def _parse_point(value: str) -> tuple[float, float, int]:
+    parts = value.split(",")
+    try:
+        if len(parts) == 2:
+            return (float(parts[0]), float(parts[1]), 1)
+        if len(parts) == 3 and parts[2].strip() in ("0", "1"):
+            return (float(parts[0]), float(parts[1]), int(parts[2]))
+    except ValueError:
+        pass
+    raise click.BadParameter(f"{value!r}: expected x,y or x,y,label with label 1 (foreground) or 0 (background)")
+
+
+def _fail(message: str, code: int, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    click.echo(f"alphagan-video: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="alphagan-video")
+def main() -> None:
+    """Video matting: a clean alpha matte of the subject, written as ProRes 4444 with alpha.
+
+    \b
+    alphagan-video INPUT -o OUTPUT [options]     (see: alphagan-video run --help)
+    alphagan-video info                          versions, devices, encoders, weights
+    """
+
+
+@main.command("run", epilog=OUTPUT_HELP)
+@click.argument("input_path", metavar="INPUT", type=str)
+@click.option("-o", "--output", "output_path", required=True, type=str, help="Output file or sequence pattern.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
+@click.option("--output-kind", type=click.Choice(["rgba", "alpha", "foreground", "composite"]), default=None,
+              help="What to write (default rgba). See the table below.")
+@click.option("--codec", type=click.Choice(["prores4444", "prores4444xq", "prores_aw", "prores422hq", "ffv1", "png", "h264"]),
+              default=None, help="Override the encoder chosen from the extension. prores_aw: faster ProRes 4444 encoder, larger deviation from Apple's reference.")
+@click.option("--background", default=None, help="Composite background: #RRGGBB, R,G,B, a colour name or an image path.")
+@click.option("--mask", "mask_source", default=None, metavar="SOURCE",
+              help="Coarse mask: person (default) | sam | chroma | plate:PATH | file:PATH.")
+@click.option("--sam-checkpoint", type=click.Path(path_type=Path), default=None, help="Official segment-anything checkpoint (.pth).")
+@click.option("--sam-model", type=click.Choice(["vit_b", "vit_l", "vit_h"]), default=None, help="SAM model type of the checkpoint.")
+@click.option("--box", default=None, metavar="X0,Y0,X1,Y1", help="SAM box prompt on the first frame.")
+@click.option("--point", "points", multiple=True, metavar="X,Y[,LABEL]", help="SAM point prompt on the first frame (repeatable).")
+@click.option("--prompts", "prompts_json", type=click.Path(path_type=Path), default=None,
+              help='SAM prompts JSON keyed by frame index: {"0": {"box": [x0,y0,x1,y1], "points": [[x,y,1]]}}.')
+@click.option("--trimap", "trimap_path", type=click.Path(path_type=Path), default=None,
+              help="Your own trimaps (video, sequence or image); skips mask and trimap derivation.")
+@click.option("--trimap-band", type=int, default=None, metavar="PX", help="Unknown band width in pixels (default scales with resolution).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Generator weights (.safetensors or .pt); default: shipped weights.")
+@click.option("--batch-size", type=int, default=None, help="Frames per batch (memory grows with it).")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto).")
+@click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
+@click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
+@click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
+@click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
+@click.option("--no-audio", is_flag=True, help="Do not copy audio streams.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write what was done as JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def run_command(input_path: str, output_path: str, overwrite: bool, output_kind, codec, background, mask_source,
+                sam_checkpoint, sam_model, box, points, prompts_json, trimap_path, trimap_band, checkpoint,
+                batch_size, device, no_amp, refine, temporal, temporal_strength, no_audio, quiet, json_report,
+                debug) -> None:
+    """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
+    try:
+        cfg = _build_config(
+            overwrite=overwrite, output_kind=output_kind, codec=codec, background=background,
+            mask_source=mask_source, sam_checkpoint=sam_checkpoint, sam_model=sam_model, box=_parse_box(box),
+            points=tuple(_parse_point(p) for p in points), prompts_json=prompts_json, trimap_path=trimap_path,
+            trimap_band=trimap_band, checkpoint=checkpoint, batch_size=batch_size, device=device,
+            no_amp=no_amp, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
+            no_audio=no_audio,
+        )
+    except click.BadParameter as exc:
+        _fail(str(exc), 2, debug)
+    _run(input_path, output_path, cfg, quiet=quiet, json_report=json_report, debug=debug)
+
+
+def _build_config(**opts) -> PipelineConfig:
+    """Only the options the user set override the library defaults."""
+    def set_fields(default, **fields):
+        return dataclasses.replace(default, **{k: v for k, v in fields.items() if v is not None})
+
+    mask = set_fields(MaskConfig(), source=opts["mask_source"], sam_checkpoint=opts["sam_checkpoint"],
+                      sam_model=opts["sam_model"], box=opts["box"], points=opts["points"] or None,
+                      prompts_json=opts["prompts_json"])
+    trimap = set_fields(TrimapConfig(), band_px=opts["trimap_band"], trimap_path=opts["trimap_path"])
+    model = set_fields(ModelConfig(), checkpoint=opts["checkpoint"], batch_size=opts["batch_size"],
+                       device=opts["device"], refine=opts["refine"],
+                       mixed_precision=False if opts["no_amp"] else None)
+    temporal = set_fields(TemporalConfig(), enabled=opts["temporal"], strength=opts["temporal_strength"])
+    output = set_fields(OutputConfig(), kind=opts["output_kind"], codec=opts["codec"], background=opts["background"],
+                        overwrite=True if opts["overwrite"] else None, copy_audio=False if opts["no_audio"] else None)
+    return PipelineConfig(mask=mask, trimap=trimap, model=model, temporal=temporal, output=output)
+
+
+def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, quiet: bool, json_report: Optional[Path],
+         debug: bool) -> None:
+    from alphagan_video.pipeline import matte_video
+
+    bar = None
+    try:
+        def progress(done: int, total: Optional[int]) -> None:
+            nonlocal bar
+            if quiet:
+                return
+            if bar is None:
+                from tqdm import tqdm
+
+                bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, desc="matting")
+            bar.update(done - bar.n)
+
+        report = matte_video(input_path, output_path, cfg, progress=progress)
+        if bar is not None:
+            bar.close()
+        if json_report is not None:
+            json_report.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+        if not quiet:
+            fps = report.frames / max(report.seconds.get("total", 0.0), 1e-9)
+            click.echo(f"wrote {output_path}: {report.frames} frame(s), {report.output_description}, {fps:.2f} fps",
+                       err=True)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        _fail("interrupted; no output was written", 130, debug)
+    except UserInputError as exc:
+        if bar is not None:
+            bar.close()
+        _fail(str(exc), 2, debug)
+    except AlphaGANVideoError as exc:
+        if bar is not None:
+            bar.close()
+        _fail(str(exc), 1, debug)
+    except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
+        if bar is not None:
+            bar.close()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
+
+
+@main.command("info")
+def info_command() -> None:
+    """Print versions, devices, encoders and the model weights in use."""
+    for line in collect_info():
+        click.echo(line)
+
+
+def collect_info() -> list[str]:
+    import av
+    import torch
+
+    lines = [f"alphagan-video {__version__}", f"python {sys.version.split()[0]}",
+             f"torch {torch.__version__} (CUDA available: {torch.cuda.is_available()}"
+             + (f", {torch.cuda.device_count()} device(s): "
+                + ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+                if torch.cuda.is_available() else "") + ")",
+             f"PyAV {av.__version__}, FFmpeg {getattr(av, 'ffmpeg_version_info', 'unknown')}"]
+    encoders = []
+    for name in ("prores_ks", "prores_aw", "ffv1", "png", "exr", "libx264", "libx265", "libvpx-vp9"):
+        try:
+            av.codec.Codec(name, "w")
+            encoders.append(name)
+        except Exception:  # noqa: BLE001 - absent encoder
+            pass
+    lines.append("encoders: " + ", ".join(encoders))
+    try:
+        from alphagan_video.model import DEFAULT_WEIGHTS_PATH, load_generator
+
+        _, meta = load_generator(None)
+        lines.append(f"model weights: {DEFAULT_WEIGHTS_PATH} (variant {meta.variant}, norm {meta.norm}, sha256 {meta.sha256})")
+    except AlphaGANVideoError as exc:
+        lines.append(f"model weights: unavailable ({exc})")
+    return lines

@@ -1,0 +1,86 @@
+"""Frozen configuration dataclasses. Library defaults here are the single source of truth;
+the CLI only passes fields the user set (via ``dataclasses.replace``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+OutputKind = Literal["rgba", "alpha", "foreground", "composite"]
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """Coarse-mask source.
+
+    source: ``person`` | ``sam`` | ``chroma`` | ``plate:PATH`` | ``file:PATH``.
+    sam_checkpoint / sam_model: official segment-anything checkpoint and its model type.
+    box: (x0, y0, x1, y1) pixel box on the first frame (SAM).
+    points: ((x, y, label), ...) clicks on the first frame; label 1 = foreground, 0 = background.
+    prompts_json: JSON file ``{"<frame index>": {"box": [...], "points": [[x, y, label], ...]}}``.
+    threshold: probability above which the soft mask counts as foreground.
+    """
+
+    source: str = "person"
+    sam_checkpoint: Optional[Path] = None
+    sam_model: str = "vit_b"
+    box: Optional[tuple[float, float, float, float]] = None
+    points: tuple[tuple[float, float, int], ...] = ()
+    prompts_json: Optional[Path] = None
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrimapConfig:
+    """Trimap derivation. band_px: total width of the unknown band in pixels (None = scale
+    with resolution, see ``trimap.default_band_px``). trimap_path: user trimaps (skip masks)."""
+
+    band_px: Optional[int] = None
+    trimap_path: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Generator selection. checkpoint None = the shipped default weights."""
+
+    checkpoint: Optional[Path] = None
+    variant: Optional[str] = None  # None = read from the checkpoint
+    batch_size: int = 4
+    device: str = "auto"
+    mixed_precision: bool = True
+    refine: bool = True  # matting-Laplacian solve with the generator's alpha as prior
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """Temporal smoothing. strength in [0, 1]: 0 = off, 1 = strongest blending."""
+
+    enabled: bool = True
+    strength: float = 0.5
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What to write.
+
+    kind: rgba (straight F + alpha), alpha (matte only), foreground (F, no alpha),
+          composite (F over ``background``).
+    codec: None = pick from the extension (.mov -> ProRes 4444 for rgba, ...);
+           explicit: prores4444 | prores4444xq | prores_aw | prores422hq | ffv1 | png | h264.
+    background: colour ``#RRGGBB``/name or an image path, for ``composite``.
+    """
+
+    kind: OutputKind = "rgba"
+    codec: Optional[str] = None
+    background: str = "#00ff00"
+    overwrite: bool = False
+    copy_audio: bool = True
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    trimap: TrimapConfig = field(default_factory=TrimapConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)

@@ -1,0 +1,49 @@
+"""The one place that picks a device and a precision policy."""
+from __future__ import annotations
+
+import contextlib
+from typing import ContextManager
+
+import torch
+
+from alphagan_video.errors import DeviceError
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """Turn ``auto|cpu|cuda|cuda:N|mps`` into a usable ``torch.device``.
+
+    ``auto`` picks the first CUDA GPU when one is usable, else the CPU.
+
+    Raises:
+        DeviceError: the device is unknown or absent (names the value and what is available).
+    """
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {spec}: CUDA is not available on this machine; use --device cpu or auto")
+        index = 0
+        if ":" in spec:
+            try:
+                index = int(spec.split(":", 1)[1])
+            except ValueError:
+                raise DeviceError(f"--device {spec}: expected cuda:N with an integer N") from None
+        count = torch.cuda.device_count()
+        if not 0 <= index < count:
+            raise DeviceError(f"--device {spec}: only {count} CUDA device(s) present (cuda:0..cuda:{count - 1})")
+        return torch.device("cuda", index)
+    if spec == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise DeviceError("--device mps: MPS is not available; use --device cpu or auto")
+        return torch.device("mps")
+    raise DeviceError(f"--device {spec!r}: unknown device; use auto, cpu, cuda or cuda:N")
+
+
+def autocast_for(device: torch.device, enabled: bool = True) -> ContextManager:
+    """Mixed precision on CUDA (fp16 autocast); a no-op elsewhere (CPU stays fp32)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
