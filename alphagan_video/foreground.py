@@ -15,25 +15,22 @@ import torch.nn.functional as F
 _EPS = 1e-5
 
 
+def _box_sum_1d(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    """Sum over a (2r+1) window along ``dim`` with zero padding, via one cumulative sum."""
+    size = x.shape[dim]
+    pad = [0, 0] * (x.dim() - 1 - (dim % x.dim())) + [radius + 1, radius]
+    csum = F.pad(x, pad).cumsum(dim)
+    return csum.narrow(dim, 2 * radius + 1, size) - csum.narrow(dim, 0, size)
+
+
 def _box_sum(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Sum over a (2r+1)^2 window clipped to the image. x: (B,C,H,W) float -> same shape.
 
-    Zero padding is fine here because every caller divides two box sums of the same window,
-    so the clipped-window normalisation cancels.
+    Separable running sums: the cost does not depend on the radius. Zero padding is fine
+    because every caller divides two box sums of the same window, so the clipped-window
+    normalisation cancels. 1-D running sums stay small enough for float32 accuracy.
     """
-    b, c, h, w = x.shape
-    # integral image with a zero row/column in front, in float64 for accuracy on big frames
-    integral = F.pad(x.double().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
-    ys = torch.arange(h, device=x.device)
-    xs = torch.arange(w, device=x.device)
-    y0 = (ys - radius).clamp(0, h)
-    y1 = (ys + radius + 1).clamp(0, h)
-    x0 = (xs - radius).clamp(0, w)
-    x1 = (xs + radius + 1).clamp(0, w)
-    rows1 = integral[:, :, y1, :]
-    rows0 = integral[:, :, y0, :]
-    total = rows1[..., x1] - rows1[..., x0] - rows0[..., x1] + rows0[..., x0]
-    return total.to(x.dtype)
+    return _box_sum_1d(_box_sum_1d(x, radius, -1), radius, -2)
 
 
 def _blur_fusion_pass(

@@ -1,0 +1,369 @@
+"""Generator checkpoints: save (atomic, fp32 or fp16) and load (safe, with clear errors).
+
+Two formats, chosen by the file extension when saving and by the file's content when loading:
+
+* ``.safetensors`` (preferred, shipped): tensors + string metadata ``format`` =
+  "alphagan-video-generator", ``format_version``, ``variant``, ``norm``, ``in_channels``,
+  ``dtype`` and any user ``extra`` keys.
+* ``.pt`` / ``.pth``: ``torch.save`` of a dict ``{"format", "format_version", "variant", "norm",
+  "in_channels", "extra", "state_dict"}``. Loaded with ``weights_only=True``. A bare state dict
+  (e.g. from another training script) also loads when ``variant`` is passed.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import torch
+from torch import nn
+
+from alphagan_video.errors import CheckpointError, UserInputError
+from alphagan_video.model.generator import GENERATOR_VARIANTS, NORM_KINDS, AlphaGANGenerator, build_generator
+
+FORMAT_NAME = "alphagan-video-generator"
+FORMAT_VERSION = 1
+
+#: Where the shipped default weights live (may be absent in a source checkout).
+DEFAULT_WEIGHTS_PATH: Path = Path(__file__).resolve().parent / "weights" / "alphagan_default.safetensors"
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+_RESERVED_META = {"format", "format_version", "variant", "norm", "in_channels", "dtype"}
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class GeneratorMeta:
+    """What a loaded checkpoint says about itself.
+
+    Attributes:
+        path: the checkpoint file.
+        variant: key of :data:`GENERATOR_VARIANTS`.
+        norm: "gn" or "bn".
+        in_channels: generator input channels (4 = RGB + trimap).
+        sha256: first 12 hex digits of the file's SHA-256 (for logs and reproducibility).
+        extra: free-form string metadata stored with the weights (e.g. training step, data).
+    """
+
+    path: Path
+    variant: str
+    norm: str
+    in_channels: int
+    sha256: str
+    extra: dict[str, str] = field(default_factory=dict, hash=False)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    # DistributedDataParallel / DataParallel keep the real model in .module, torch.compile in
+    # ._orig_mod; the checkpoint must hold the bare generator.
+    for _ in range(4):
+        if hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        elif hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        else:
+            break
+    return model
+
+
+def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Remove ``module.`` and ``_orig_mod.`` wrapper prefixes (in any order, repeated) from keys."""
+    out: dict[str, Any] = {}
+    for key, value in state_dict.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _WRAPPER_PREFIXES:
+                if key.startswith(prefix):
+                    key = key[len(prefix):]
+                    changed = True
+        out[key] = value
+    return out
+
+
+def save_generator(
+    model: nn.Module,
+    path: PathLike,
+    *,
+    fp16: bool = False,
+    extra: Optional[dict[str, str]] = None,
+) -> Path:
+    """Write ``model``'s weights and architecture metadata to ``path`` atomically.
+
+    Args:
+        model: an :class:`AlphaGANGenerator` (possibly wrapped by DDP or ``torch.compile``).
+        path: destination ending in ``.safetensors`` (preferred) or ``.pt``/``.pth``.
+        fp16: store floating-point tensors as float16 (half the size; loading upcasts to fp32).
+        extra: string metadata to store alongside (keys must not be reserved names).
+
+    Returns:
+        The path written.
+
+    Raises:
+        CheckpointError: unknown extension, not a generator, or bad ``extra``.
+    """
+    path = Path(path)
+    bare = _unwrap(model)
+    if not isinstance(bare, AlphaGANGenerator):
+        raise CheckpointError(
+            f"save_generator expects an AlphaGANGenerator, got {type(bare).__name__} (writing {path})"
+        )
+    extra = dict(extra or {})
+    for key, value in extra.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise CheckpointError(f"extra metadata must map str to str, got {key!r}: {type(value).__name__}")
+        if key in _RESERVED_META:
+            raise CheckpointError(f"extra metadata key {key!r} is reserved; rename it (writing {path})")
+    suffix = path.suffix.lower()
+    if suffix not in (".safetensors", ".pt", ".pth"):
+        raise CheckpointError(f"unknown checkpoint extension {path.suffix!r} in {path}; use .safetensors or .pt")
+
+    state: dict[str, torch.Tensor] = {}
+    for key, tensor in strip_prefixes(bare.state_dict()).items():
+        tensor = tensor.detach().to("cpu")
+        if fp16 and tensor.is_floating_point():
+            tensor = tensor.half()
+        state[key] = tensor.contiguous().clone()
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "variant": bare.variant,
+        "norm": bare.norm,
+        "in_channels": str(bare.in_channels),
+        "dtype": "float16" if fp16 else "float32",
+    }
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Temp file in the same directory, then os.replace: readers never see a half-written file.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if suffix == ".safetensors":
+                from safetensors.torch import save as st_save
+
+                fh.write(st_save(state, metadata={**extra, **meta}))
+            else:
+                payload = {
+                    **meta,
+                    "format_version": FORMAT_VERSION,
+                    "in_channels": bare.in_channels,
+                    "extra": extra,
+                    "state_dict": state,
+                }
+                torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def _sha256_short(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Return (state_dict, string metadata) of a .safetensors or torch checkpoint."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if zipfile.is_zipfile(path) or head[:2] == b"\x80\x02":
+        # torch.save zip container (or a legacy pickle): never unpickle arbitrary objects.
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for corrupt files
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: not a valid torch checkpoint ({_one_line(exc)}); "
+                "re-download or re-save it with save_generator"
+            ) from None
+        return _split_torch_object(obj, path)
+    try:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), framework="pt") as reader:
+            metadata = dict(reader.metadata() or {})
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: not a .safetensors or torch checkpoint file "
+            f"({_one_line(exc)}); re-download or re-save it with save_generator"
+        ) from None
+    return tensors, metadata
+
+
+def _split_torch_object(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if not isinstance(obj, dict):
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: expected a dict, found {type(obj).__name__}; "
+            "save the generator with save_generator"
+        )
+    metadata: dict[str, str] = {}
+    state = obj
+    for key in ("state_dict", "generator", "model"):
+        if key in obj and isinstance(obj[key], dict):
+            state = obj[key]
+            for meta_key in ("format", "format_version", "variant", "norm", "in_channels"):
+                if meta_key in obj and obj[meta_key] is not None:
+                    metadata[meta_key] = str(obj[meta_key])
+            extra = obj.get("extra")
+            if isinstance(extra, dict):
+                for k, v in extra.items():
+                    metadata.setdefault(str(k), str(v))
+            break
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it holds no tensors (keys: {_preview(list(obj))}); "
+            "save the generator with save_generator"
+        )
+    return tensors, metadata
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:160] + "...") if len(text) > 160 else (text or type(exc).__name__)
+
+
+def _preview(items: list[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def load_generator(
+    path: Optional[PathLike] = None, *, variant: Optional[str] = None
+) -> tuple[AlphaGANGenerator, GeneratorMeta]:
+    """Load a generator checkpoint on the CPU, in eval mode, as float32.
+
+    Args:
+        path: a ``.safetensors`` or ``.pt`` file; None = :data:`DEFAULT_WEIGHTS_PATH`.
+        variant: expected variant. Needed only for files without metadata; if the file names a
+            different variant, loading fails rather than silently building the wrong network.
+
+    Returns:
+        (generator, meta). Move the generator to a device yourself (``device.py`` decides).
+
+    Raises:
+        CheckpointError: file missing, not a checkpoint (corrupt), variant conflict, or weights
+            that do not fit the architecture (the message names missing/unexpected keys and
+            shape mismatches).
+    """
+    if path is None:
+        path = DEFAULT_WEIGHTS_PATH
+        if not path.is_file():
+            raise CheckpointError(
+                f"the shipped generator weights are missing: {path}; reinstall alphagan-video from a "
+                "release (the wheel includes them) or train weights with the training/ scripts and "
+                "pass them with --checkpoint PATH"
+            )
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint file not found: {path}; pass an existing .safetensors or .pt file")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint path is not a file: {path}; pass a .safetensors or .pt file")
+
+    tensors, metadata = _read_file(path)
+    tensors = strip_prefixes(tensors)
+
+    fmt = metadata.get("format")
+    if fmt is not None and fmt != FORMAT_NAME:
+        raise CheckpointError(f"checkpoint {path} has format {fmt!r}, expected {FORMAT_NAME!r}")
+    version = metadata.get("format_version")
+    if version is not None and version.isdigit() and int(version) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format_version {version}, newer than this alphagan-video "
+            f"understands ({FORMAT_VERSION}); upgrade alphagan-video"
+        )
+
+    file_variant = metadata.get("variant")
+    if file_variant is not None and variant is not None and file_variant != variant:
+        raise CheckpointError(
+            f"checkpoint {path} holds variant {file_variant!r} but variant {variant!r} was requested; "
+            "drop the variant option or pass a matching checkpoint"
+        )
+    chosen = file_variant or variant
+    if chosen is None:
+        raise CheckpointError(
+            f"checkpoint {path} does not say which generator variant it holds; pass variant= "
+            f"(one of {', '.join(sorted(GENERATOR_VARIANTS))})"
+        )
+    if chosen not in GENERATOR_VARIANTS:
+        raise CheckpointError(
+            f"checkpoint {path} names unknown variant {chosen!r}; known: {', '.join(sorted(GENERATOR_VARIANTS))}"
+        )
+    # Norm: from metadata, else inferred (BatchNorm leaves running statistics in the state dict).
+    norm = metadata.get("norm") or ("bn" if any(k.endswith("running_mean") for k in tensors) else "gn")
+    if norm not in NORM_KINDS:
+        raise CheckpointError(f"checkpoint {path} names unknown norm {norm!r}; expected one of {NORM_KINDS}")
+    in_channels_text = metadata.get("in_channels")
+    if in_channels_text is not None:
+        if not in_channels_text.isdigit():
+            raise CheckpointError(f"checkpoint {path} has a bad in_channels value {in_channels_text!r}")
+        in_channels = int(in_channels_text)
+    else:
+        first = tensors.get("encoder.conv1.weight")
+        in_channels = int(first.shape[1]) if first is not None and first.ndim == 4 else 4
+
+    try:
+        model = build_generator(chosen, norm, in_channels=in_channels)
+    except UserInputError as exc:
+        raise CheckpointError(f"checkpoint {path}: {exc}") from None
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    mismatched = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys: {_preview(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys: {_preview(unexpected)}")
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatches: {_preview(mismatched, 3)}")
+        raise CheckpointError(
+            f"checkpoint {path} does not fit generator variant {chosen!r} (norm {norm!r}, "
+            f"in_channels {in_channels}): " + "; ".join(parts)
+            + "; pass the matching variant or a checkpoint saved by save_generator"
+        )
+    # fp16 storage is upcast: the model's dtype (float32) wins; integer buffers keep their dtype.
+    converted = {k: (v.to(expected[k].dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
+    model.load_state_dict(converted, strict=True)
+    model.eval()
+    extra = {k: v for k, v in metadata.items() if k not in _RESERVED_META}
+    meta = GeneratorMeta(
+        path=path,
+        variant=chosen,
+        norm=norm,
+        in_channels=in_channels,
+        sha256=_sha256_short(path),
+        extra=extra,
+    )
+    return model, meta
+
+
+__all__ = [
+    "DEFAULT_WEIGHTS_PATH",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "GeneratorMeta",
+    "load_generator",
+    "save_generator",
+    "strip_prefixes",
+]
