@@ -111,14 +111,16 @@ def main() -> None:
 @click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
 @click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
 @click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
+@click.option("--frames", "frame_range", default=None, metavar="A-B",
+              help="Process only frames A..B (0-based, inclusive); their original timestamps are kept.")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio streams.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write what was done as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def run_command(input_path: str, output_path: str, overwrite: bool, output_kind, codec, background, mask_source,
                 sam_checkpoint, sam_model, box, points, prompts_json, trimap_path, trimap_band, checkpoint,
-                batch_size, device, no_amp, refine, temporal, temporal_strength, no_audio, quiet, json_report,
-                debug) -> None:
+                batch_size, device, no_amp, refine, temporal, temporal_strength, frame_range, no_audio, quiet,
+                json_report, debug) -> None:
     """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
     try:
         cfg = _build_config(
@@ -129,9 +131,10 @@ def run_command(input_path: str, output_path: str, overwrite: bool, output_kind,
             no_amp=no_amp, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
             no_audio=no_audio,
         )
+        frames = _parse_frame_range(frame_range)
     except click.BadParameter as exc:
         _fail(str(exc), 2, debug)
-    _run(input_path, output_path, cfg, quiet=quiet, json_report=json_report, debug=debug)
+    _run(input_path, output_path, cfg, frames=frames, quiet=quiet, json_report=json_report, debug=debug)
 
 
 def _build_config(**opts) -> PipelineConfig:
@@ -152,8 +155,20 @@ def _build_config(**opts) -> PipelineConfig:
     return PipelineConfig(mask=mask, trimap=trimap, model=model, temporal=temporal, output=output)
 
 
-def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, quiet: bool, json_report: Optional[Path],
-         debug: bool) -> None:
+def _parse_frame_range(value: Optional[str]) -> Optional[tuple[int, int]]:
+    if value is None:
+        return None
+    try:
+        first, last = (int(v) for v in value.split("-"))
+    except ValueError:
+        raise click.BadParameter(f"--frames {value!r}: expected A-B with 0-based frame numbers, e.g. 0-99") from None
+    if first < 0 or last < first:
+        raise click.BadParameter(f"--frames {value!r}: expected 0 <= A <= B")
+    return (first, last)
+
+
+def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Optional[tuple[int, int]], quiet: bool,
+         json_report: Optional[Path], debug: bool) -> None:
     from alphagan_video.pipeline import matte_video
 
     bar = None
@@ -168,7 +183,7 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, quiet: bool,
                 bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, desc="matting")
             bar.update(done - bar.n)
 
-        report = matte_video(input_path, output_path, cfg, progress=progress)
+        report = matte_video(input_path, output_path, cfg, progress=progress, frame_range=frames)
         if bar is not None:
             bar.close()
         if json_report is not None:

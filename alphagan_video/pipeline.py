@@ -10,14 +10,14 @@ import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
-from alphagan_video.config import OutputConfig, PipelineConfig
+from alphagan_video.config import PipelineConfig
 from alphagan_video.device import autocast_for, resolve_device
-from alphagan_video.errors import InputMediaError, MaskSourceError, UserInputError
+from alphagan_video.errors import InputMediaError, UserInputError
 from alphagan_video.foreground import estimate_foreground
 from alphagan_video.temporal import TemporalState, smooth_alpha
 from alphagan_video.types import FrameBatch, OutputBatch, VideoInfo
@@ -137,61 +137,21 @@ class _UserTrimaps:
     """User trimaps (``--trimap PATH``: video, sequence or single image) read in step with the frames."""
 
     def __init__(self, path: Path, info: VideoInfo):
-        from alphagan_video.io import open_input
+        from alphagan_video.masks._stream import MediaInStep
 
-        self.path = path
-        self._reader_cm = open_input(path)
-        self._reader = self._reader_cm.__enter__()
-        t_info = self._reader.info
-        if (t_info.width, t_info.height) != (info.width, info.height):
-            self.close()
-            raise MaskSourceError(
-                f"{path}: trimap is {t_info.width}x{t_info.height} but the video is {info.width}x{info.height}; "
-                "trimaps must match the frame size"
-            )
-        self._single = t_info.kind == "image"
-        self._cached: Optional[torch.Tensor] = None
-        self._batches: Optional[Iterator[FrameBatch]] = None
-        self._pending: list[tuple[int, np.ndarray]] = []
-
-    def _next_frames(self, count: int, first_index: int) -> np.ndarray:
-        if self._batches is None:
-            self._batches = self._reader.iter_batches(1)
-        frames = []
-        for k in range(count):
-            try:
-                frames.append(next(self._batches).rgb[0])
-            except StopIteration:
-                raise MaskSourceError(
-                    f"{self.path}: trimap has only {first_index + k} frame(s) but the video needs frame "
-                    f"{first_index + k}; supply one trimap per frame"
-                ) from None
-        return np.stack(frames)
+        self._media = MediaInStep(str(path), f"--trimap {path}", info)
 
     def __call__(self, index: list[int], device: torch.device) -> torch.Tensor:
         """-> (B,1,H,W) float {0,0.5,1} on device."""
         from alphagan_video.trimap import trimap_from_uint8
 
-        if self._single:
-            if self._cached is None:
-                gray = next(iter(self._reader.iter_batches(1))).rgb[0].astype(np.float64).mean(-1)
-                self._cached = torch.as_tensor(
-                    np.asarray(trimap_from_uint8(_to_uint8(gray, self._reader.info.bit_depth)), np.float32)
-                )[None, None]
-            return self._cached.to(device).expand(len(index), -1, -1, -1)
-        frames = self._next_frames(len(index), index[0])
-        gray = frames.astype(np.float64).mean(-1)
-        tri = np.asarray(trimap_from_uint8(_to_uint8(gray, self._reader.info.bit_depth)), np.float32)
-        return torch.as_tensor(tri)[:, None].to(device)
+        gray = self._media.frames(index).mean(-1)  # (B,H,W) float [0,1]
+        levels = np.round(gray * 255.0).astype(np.uint8)
+        trimaps = np.stack([trimap_from_uint8(t) for t in levels]).astype(np.float32)
+        return torch.from_numpy(trimaps)[:, None].to(device)
 
     def close(self) -> None:
-        self._reader_cm.__exit__(None, None, None)
-
-
-def _to_uint8(gray: np.ndarray, bit_depth: int) -> np.ndarray:
-    if bit_depth > 8:
-        return np.round(gray / 257.0).astype(np.uint8)
-    return np.round(gray).astype(np.uint8)
+        self._media.close()
 
 
 def _refine_batch(image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
@@ -213,105 +173,171 @@ def _refine_batch(image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor
 
 # --------------------------------------------------------------------------- the wiring
 
+class FrameMatter:
+    """Everything between decoded frames and encodable output, one batch at a time.
+
+    Owns the model, the coarse-mask source (or the user's trimaps) and the temporal state, so
+    callers with their own frame source (``matte_video`` for files, ``pipe`` for raw stdin
+    frames) share one implementation. Use as a context manager (it closes mask readers).
+
+    ``process(batch)`` takes a FrameBatch ((B,H,W,3) uint8/uint16) and returns the OutputBatch
+    for the configured output kind; batches must arrive in frame order.
+    """
+
+    def __init__(self, info: VideoInfo, cfg: PipelineConfig = PipelineConfig()):
+        from alphagan_video.masks import build_mask_source, describe_mask_source
+        from alphagan_video.model import load_generator
+        from alphagan_video.trimap import default_band_px
+
+        if cfg.model.batch_size < 1:
+            raise UserInputError(f"--batch-size {cfg.model.batch_size}: must be at least 1")
+        if not 0.0 <= cfg.temporal.strength <= 1.0:
+            raise UserInputError(f"--temporal-strength {cfg.temporal.strength}: must be between 0 and 1")
+        self.cfg = cfg
+        self.info = info
+        self.kind = cfg.output.kind
+        self.device = resolve_device(cfg.model.device)
+        self.background = None
+        if self.kind == "composite":
+            self.background = torch.from_numpy(
+                parse_background(cfg.output.background, info.height, info.width)
+            ).permute(2, 0, 1)[None].to(self.device)
+        self.model, self.meta = load_generator(cfg.model.checkpoint, variant=cfg.model.variant)
+        self.model = self.model.to(self.device).eval()
+        self.band_px = cfg.trimap.band_px or default_band_px(info.height, info.width)
+        if self.band_px < 1:
+            raise UserInputError(f"--trimap-band {self.band_px}: must be at least 1 pixel")
+        self._user_trimaps: Optional[_UserTrimaps] = None
+        self._mask_source = None
+        if cfg.trimap.trimap_path is not None:
+            self._user_trimaps = _UserTrimaps(Path(cfg.trimap.trimap_path), info)
+            self.mask_description = f"user trimaps from {cfg.trimap.trimap_path}"
+        else:
+            self._mask_source = build_mask_source(cfg.mask, info, self.device)
+            self.mask_description = describe_mask_source(cfg.mask)
+        self.state = TemporalState()
+        self.seconds = {"mask": 0.0, "model": 0.0, "refine": 0.0, "temporal": 0.0, "foreground": 0.0}
+
+    @property
+    def has_color(self) -> bool:
+        return self.kind != "alpha"
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.kind in ("rgba", "alpha")
+
+    def _lap(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] += now - since
+        return now
+
+    def process(self, batch: FrameBatch) -> OutputBatch:
+        from alphagan_video.trimap import clamp_known, make_trimap
+
+        tick = time.perf_counter()
+        image = frames_to_tensor(batch, self.device)
+        if self._user_trimaps is not None:
+            trimap = self._user_trimaps(batch.index, self.device)
+        else:
+            with torch.inference_mode():
+                mask = self._mask_source(image, batch.index)
+            trimap = make_trimap(mask, self.band_px)
+        tick = self._lap("mask", tick)
+        with torch.inference_mode(), autocast_for(self.device, self.cfg.model.mixed_precision):
+            alpha = self.model(image, trimap).float()
+        alpha = clamp_known(alpha, trimap)
+        tick = self._lap("model", tick)
+        if self.cfg.model.refine:
+            alpha = clamp_known(_refine_batch(image, trimap, alpha), trimap)
+            tick = self._lap("refine", tick)
+        alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, self.cfg.temporal)
+        tick = self._lap("temporal", tick)
+        needs_foreground = self.kind in ("rgba", "foreground", "composite")
+        foreground = estimate_foreground(image, alpha) if needs_foreground else None
+        color, out_alpha = render_output(self.kind, image, alpha, foreground, self.background)
+        self._lap("foreground", tick)
+        return OutputBatch(color, out_alpha, batch.pts, batch.index, batch.time_base)
+
+    def close(self) -> None:
+        if self._user_trimaps is not None:
+            self._user_trimaps.close()
+        if self._mask_source is not None:
+            self._mask_source.close()
+
+    def __enter__(self) -> "FrameMatter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def matte_video(
     input_path: str | Path,
     output_path: str | Path,
     cfg: PipelineConfig = PipelineConfig(),
     progress: Optional[ProgressCallback] = None,
+    frame_range: Optional[tuple[int, int]] = None,
 ) -> RunReport:
     """Matte INPUT into OUTPUT. See ``PipelineConfig`` for every setting.
 
+    Args:
+        frame_range: (first, last) inclusive 0-based frame indices to process; None = all.
     Raises:
         UserInputError (and subclasses) for bad input/options; other AlphaGANVideoError for
         internal failures. On any failure no file is left at ``output_path``.
     """
     from alphagan_video.io import open_input, open_output
     from alphagan_video.io.writer import describe_output
-    from alphagan_video.masks import build_mask_source, describe_mask_source
-    from alphagan_video.model import load_generator
-    from alphagan_video.trimap import clamp_known, default_band_px, make_trimap
 
     started = time.perf_counter()
-    seconds = {"decode": 0.0, "mask": 0.0, "model": 0.0, "refine": 0.0, "temporal": 0.0,
-               "foreground": 0.0, "encode": 0.0}
-    if cfg.model.batch_size < 1:
-        raise UserInputError(f"--batch-size {cfg.model.batch_size}: must be at least 1")
-    if not 0.0 <= cfg.temporal.strength <= 1.0:
-        raise UserInputError(f"--temporal-strength {cfg.temporal.strength}: must be between 0 and 1")
-    kind = cfg.output.kind
-    needs_foreground = kind in ("rgba", "foreground", "composite")
+    seconds = {"decode": 0.0, "encode": 0.0}
+    start, stop = 0, None
+    if frame_range is not None:
+        if frame_range[0] < 0 or frame_range[1] < frame_range[0]:
+            raise UserInputError(f"frame range {frame_range[0]}-{frame_range[1]}: expected 0 <= first <= last")
+        start, stop = frame_range[0], frame_range[1] + 1
 
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_input(input_path))
         info = reader.info
-        device = resolve_device(cfg.model.device)
-        background = None
-        if kind == "composite":
-            background = torch.from_numpy(
-                parse_background(cfg.output.background, info.height, info.width)
-            ).permute(2, 0, 1)[None].to(device)
-        model, meta = load_generator(cfg.model.checkpoint, variant=cfg.model.variant)
-        model = model.to(device).eval()
-        if cfg.trimap.trimap_path is not None:
-            user_trimaps = _UserTrimaps(Path(cfg.trimap.trimap_path), info)
-            stack.callback(user_trimaps.close)
-            mask_source = None
-            mask_description = f"user trimaps from {cfg.trimap.trimap_path}"
-        else:
-            user_trimaps = None
-            mask_source = build_mask_source(cfg.mask, info, device)
-            stack.callback(mask_source.close)
-            mask_description = describe_mask_source(cfg.mask)
-        band_px = cfg.trimap.band_px or default_band_px(info.height, info.width)
-        if band_px < 1:
-            raise UserInputError(f"--trimap-band {band_px}: must be at least 1 pixel")
+        matter = stack.enter_context(FrameMatter(info, cfg))
         # Open the writer last: every check that can fail on the input has been made, and the
         # writer refuses an existing OUTPUT before any frame is processed.
         writer = stack.enter_context(
-            open_output(output_path, info, cfg.output, has_color=kind != "alpha", has_alpha=kind in ("rgba", "alpha"))
+            open_output(output_path, info, cfg.output, has_color=matter.has_color, has_alpha=matter.has_alpha)
         )
         report = RunReport(
             input=str(input_path), output=str(output_path), width=info.width, height=info.height,
-            device=str(device), model={"path": str(meta.path), "variant": meta.variant, "norm": meta.norm},
-            mask_source=mask_description,
-            output_description=describe_output(output_path, cfg.output, has_color=kind != "alpha",
-                                               has_alpha=kind in ("rgba", "alpha")),
-            settings={"batch_size": cfg.model.batch_size, "trimap_band_px": band_px,
+            device=str(matter.device),
+            model={"path": str(matter.meta.path), "variant": matter.meta.variant, "norm": matter.meta.norm,
+                   "sha256": matter.meta.sha256},
+            mask_source=matter.mask_description,
+            output_description=describe_output(output_path, cfg.output, has_color=matter.has_color,
+                                               has_alpha=matter.has_alpha),
+            settings={"batch_size": cfg.model.batch_size, "trimap_band_px": matter.band_px,
                       "temporal": cfg.temporal.enabled, "temporal_strength": cfg.temporal.strength,
-                      "refine": cfg.model.refine, "output_kind": kind},
+                      "refine": cfg.model.refine, "output_kind": cfg.output.kind,
+                      "frame_range": list(frame_range) if frame_range else None},
         )
-        state = TemporalState()
         total = info.frame_count
+        if total is not None and frame_range is not None:
+            total = max(0, min(total, stop) - start)
         tick = time.perf_counter()
-        for batch in reader.iter_batches(cfg.model.batch_size):
-            now = time.perf_counter(); seconds["decode"] += now - tick; tick = now
-            image = frames_to_tensor(batch, device)
-            if user_trimaps is not None:
-                trimap = user_trimaps(batch.index, device)
-            else:
-                with torch.inference_mode():
-                    mask = mask_source(image, batch.index)
-                trimap = make_trimap(mask, band_px)
-            now = time.perf_counter(); seconds["mask"] += now - tick; tick = now
-            with torch.inference_mode(), autocast_for(device, cfg.model.mixed_precision):
-                alpha = model(image, trimap).float()
-            alpha = clamp_known(alpha, trimap)
-            now = time.perf_counter(); seconds["model"] += now - tick; tick = now
-            if cfg.model.refine:
-                alpha = clamp_known(_refine_batch(image, trimap, alpha), trimap)
-                now = time.perf_counter(); seconds["refine"] += now - tick; tick = now
-            alpha, state = smooth_alpha(alpha, image, trimap, state, cfg.temporal)
-            now = time.perf_counter(); seconds["temporal"] += now - tick; tick = now
-            foreground = estimate_foreground(image, alpha) if needs_foreground else None
-            color, out_alpha = render_output(kind, image, alpha, foreground, background)
-            now = time.perf_counter(); seconds["foreground"] += now - tick; tick = now
-            writer.write(OutputBatch(color, out_alpha, batch.pts, batch.index, batch.time_base))
-            now = time.perf_counter(); seconds["encode"] += now - tick; tick = now
+        for batch in reader.iter_batches(cfg.model.batch_size, start=start, stop=stop):
+            seconds["decode"] += time.perf_counter() - tick
+            out = matter.process(batch)
+            tick = time.perf_counter()
+            writer.write(out)
+            now = time.perf_counter()
+            seconds["encode"] += now - tick
+            tick = now
             report.frames += len(batch)
             if progress is not None:
                 progress(report.frames, total)
         if report.frames == 0:
-            raise InputMediaError(f"{input_path}: no video frames could be decoded")
+            raise InputMediaError(f"{input_path}: no video frames could be decoded"
+                                  + (f" in the range {start}-{stop - 1}" if frame_range else ""))
+        seconds.update(matter.seconds)
     seconds["total"] = time.perf_counter() - started
     report.seconds = {k: round(v, 4) for k, v in seconds.items()}
     return report

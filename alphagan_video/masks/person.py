@@ -12,9 +12,12 @@ to be found at all).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import cv2
 import numpy as np
@@ -35,6 +38,27 @@ LANDSCAPE_MIN_ASPECT = 4.0 / 3.0
 
 #: Most frames handed to one interpreter invocation (bounds the batched input tensor).
 _MAX_CHUNK = 8
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence LiteRT's C++ log line ("INFO: Created TensorFlow Lite XNNPACK delegate") that it
+    writes straight to file descriptor 2; no environment variable turns it off. Python-level
+    exceptions are unaffected (they are raised after the descriptor is restored)."""
+    try:
+        stderr_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (e.g. under a test runner)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(stderr_fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), stderr_fd)
+            yield
+    finally:
+        os.dup2(saved, stderr_fd)
+        os.close(saved)
 
 
 def choose_person_model(width: int, height: int) -> Path:
@@ -98,8 +122,9 @@ class PersonMaskSource:
                 "(the .tflite files ship inside the package)"
             )
         threads = num_threads if num_threads is not None else max(1, torch.get_num_threads())
-        self._interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
-        self._interp.allocate_tensors()
+        with _quiet_native_stderr():
+            self._interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
+            self._interp.allocate_tensors()
         inp = self._interp.get_input_details()[0]
         self._in_index = inp["index"]
         self._in_h, self._in_w = int(inp["shape"][1]), int(inp["shape"][2])
@@ -119,7 +144,8 @@ class PersonMaskSource:
             # The models have a static batch of 1, but LiteRT resizes the batch dimension fine
             # (checked: batched output equals per-frame output).
             self._interp.resize_tensor_input(self._in_index, [b, self._in_h, self._in_w, 3])
-            self._interp.allocate_tensors()
+            with _quiet_native_stderr():
+                self._interp.allocate_tensors()
             self._batch = b
         self._interp.set_tensor(self._in_index, x)
         self._interp.invoke()
