@@ -48,9 +48,9 @@ def _parse_box(value: Optional[str]) -> Optional[tuple[float, float, float, floa
     try:
         x0, y0, x1, y1 = (float(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"{value!r}: expected x0,y0,x1,y1 in pixels, e.g. 10,20,200,300") from None
+        raise click.BadParameter(f"--box {value!r}: expected x0,y0,x1,y1 in pixels, e.g. 10,20,200,300") from None
     if x1 <= x0 or y1 <= y0:
-        raise click.BadParameter(f"{value!r}: x1 must exceed x0 and y1 must exceed y0")
+        raise click.BadParameter(f"--box {value!r}: x1 must exceed x0 and y1 must exceed y0")
     return (x0, y0, x1, y1)
 
 
@@ -63,7 +63,7 @@ def _parse_point(value: str) -> tuple[float, float, int]:
             return (float(parts[0]), float(parts[1]), int(parts[2]))
     except ValueError:
         pass
-    raise click.BadParameter(f"{value!r}: expected x,y or x,y,label with label 1 (foreground) or 0 (background)")
+    raise click.BadParameter(f"--point {value!r}: expected x,y or x,y,label with label 1 (foreground) or 0 (background)")
 
 
 def _fail(message: str, code: int, debug: bool) -> None:
@@ -108,6 +108,9 @@ def main() -> None:
 @click.option("--batch-size", type=int, default=None, help="Frames per batch (memory grows with it).")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto).")
 @click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
+@click.option("--tiling", type=click.Choice(["auto", "on", "off"]), default=None,
+              help="Run the generator only on tiles covering the unknown band (on), the full frame (off, default), "
+                   "or tiles when they cover < 60%% of the frame (auto).")
 @click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
 @click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
 @click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
@@ -119,7 +122,7 @@ def main() -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def run_command(input_path: str, output_path: str, overwrite: bool, output_kind, codec, background, mask_source,
                 sam_checkpoint, sam_model, box, points, prompts_json, trimap_path, trimap_band, checkpoint,
-                batch_size, device, no_amp, refine, temporal, temporal_strength, frame_range, no_audio, quiet,
+                batch_size, device, no_amp, tiling, refine, temporal, temporal_strength, frame_range, no_audio, quiet,
                 json_report, debug) -> None:
     """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
     try:
@@ -128,7 +131,7 @@ def run_command(input_path: str, output_path: str, overwrite: bool, output_kind,
             mask_source=mask_source, sam_checkpoint=sam_checkpoint, sam_model=sam_model, box=_parse_box(box),
             points=tuple(_parse_point(p) for p in points), prompts_json=prompts_json, trimap_path=trimap_path,
             trimap_band=trimap_band, checkpoint=checkpoint, batch_size=batch_size, device=device,
-            no_amp=no_amp, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
+            no_amp=no_amp, tiling=tiling, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
             no_audio=no_audio,
         )
         frames = _parse_frame_range(frame_range)
@@ -147,7 +150,7 @@ def _build_config(**opts) -> PipelineConfig:
                       prompts_json=opts["prompts_json"])
     trimap = set_fields(TrimapConfig(), band_px=opts["trimap_band"], trimap_path=opts["trimap_path"])
     model = set_fields(ModelConfig(), checkpoint=opts["checkpoint"], batch_size=opts["batch_size"],
-                       device=opts["device"], refine=opts["refine"],
+                       device=opts["device"], refine=opts["refine"], tiling=opts.get("tiling"),
                        mixed_precision=False if opts["no_amp"] else None)
     temporal = set_fields(TemporalConfig(), enabled=opts["temporal"], strength=opts["temporal_strength"])
     output = set_fields(OutputConfig(), kind=opts["output_kind"], codec=opts["codec"], background=opts["background"],
@@ -183,6 +186,9 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
                 bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, desc="matting")
             bar.update(done - bar.n)
 
+        # Checked first: a report that cannot be written must not fail the run after the output exists.
+        if json_report is not None and not json_report.parent.is_dir():
+            raise UserInputError(f"--json-report {json_report}: directory {json_report.parent} does not exist")
         report = matte_video(input_path, output_path, cfg, progress=progress, frame_range=frames)
         if bar is not None:
             bar.close()
@@ -243,3 +249,205 @@ def collect_info() -> list[str]:
     except AlphaGANVideoError as exc:
         lines.append(f"model weights: unavailable ({exc})")
     return lines
+
+
+# --------------------------------------------------------------------------- pipe (issue 7)
+
+PIPE_HELP = """\b
+Example (RGBA ProRes 4444, audio mapped back from the source):
+  ffmpeg -v error -i in.mp4 -f rawvideo -pix_fmt rgb24 - \\
+  | alphagan-video pipe --size 1920x1080 --rate 25 \\
+  | ffmpeg -f rawvideo -pix_fmt rgba -s 1920x1080 -framerate 25 -i - -i in.mp4 \\
+      -map 0:v -map 1:a? -c:a copy -c:v prores_ks -profile:v 4444 \\
+      -pix_fmt yuva444p10le -alpha_bits 16 out.mov
+Output pixel formats: rgba -> rgba (rgba64le for --pix-fmt rgb48le), STRAIGHT alpha;
+alpha -> gray (gray16le); foreground/composite -> rgb24 (rgb48le).
+Progress and errors go to stderr; a truncated last frame exits 2, a closed stdout exits 1.
+"""
+
+
+@main.command("pipe", epilog=PIPE_HELP)
+@click.option("--size", "size", required=True, metavar="WxH", help="Frame size of the raw input, e.g. 1920x1080.")
+@click.option("--rate", "rate", required=True, metavar="R", help="Frame rate, e.g. 25 or 30000/1001.")
+@click.option("--pix-fmt", "pix_fmt", type=click.Choice(["rgb24", "rgb48le"]), default="rgb24", show_default=True,
+              help="Pixel format of the raw input frames (ffmpeg -pix_fmt).")
+@click.option("--output-kind", type=click.Choice(["rgba", "alpha", "foreground", "composite"]), default=None,
+              help="What to write on stdout (default rgba).")
+@click.option("--background", default=None, help="Composite background: #RRGGBB, R,G,B, a colour name or an image path.")
+@click.option("--mask", "mask_source", default=None, metavar="SOURCE",
+              help="Coarse mask: person (default) | sam | chroma | plate:PATH | file:PATH.")
+@click.option("--sam-checkpoint", type=click.Path(path_type=Path), default=None, help="Official segment-anything checkpoint (.pth).")
+@click.option("--sam-model", type=click.Choice(["vit_b", "vit_l", "vit_h"]), default=None, help="SAM model type of the checkpoint.")
+@click.option("--box", default=None, metavar="X0,Y0,X1,Y1", help="SAM box prompt on the first frame.")
+@click.option("--point", "points", multiple=True, metavar="X,Y[,LABEL]", help="SAM point prompt on the first frame (repeatable).")
+@click.option("--prompts", "prompts_json", type=click.Path(path_type=Path), default=None, help="SAM prompts JSON keyed by frame index.")
+@click.option("--trimap", "trimap_path", type=click.Path(path_type=Path), default=None,
+              help="Your own trimaps (video, sequence or image) matching the piped frames.")
+@click.option("--trimap-band", type=int, default=None, metavar="PX", help="Unknown band width in pixels.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Generator weights; default: shipped weights.")
+@click.option("--batch-size", type=int, default=None, help="Frames per batch (memory grows with it).")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto).")
+@click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
+@click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
+@click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
+@click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
+@click.option("--progress", "show_progress", is_flag=True, help="Show a progress counter on stderr.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def pipe_command(size, rate, pix_fmt, output_kind, background, mask_source, sam_checkpoint, sam_model, box, points,
+                 prompts_json, trimap_path, trimap_band, checkpoint, batch_size, device, no_amp, refine, temporal,
+                 temporal_strength, show_progress, debug) -> None:
+    """Matte raw frames from stdin to raw frames on stdout (a filter between two ffmpeg processes)."""
+    from alphagan_video.pipe import OutputPipeClosedError, parse_rate, parse_size, run_pipe
+
+    try:
+        width, height = parse_size(size)
+        frame_rate = parse_rate(rate)
+        cfg = _build_config(
+            overwrite=False, output_kind=output_kind, codec=None, background=background,
+            mask_source=mask_source, sam_checkpoint=sam_checkpoint, sam_model=sam_model, box=_parse_box(box),
+            points=tuple(_parse_point(p) for p in points), prompts_json=prompts_json, trimap_path=trimap_path,
+            trimap_band=trimap_band, checkpoint=checkpoint, batch_size=batch_size, device=device,
+            no_amp=no_amp, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
+            no_audio=False,
+        )
+    except (click.BadParameter, UserInputError) as exc:
+        _fail(str(exc), 2, debug)
+
+    def progress(done: int, total: Optional[int]) -> None:
+        if show_progress:
+            click.echo(f"\ralphagan-video pipe: {done} frame(s)", err=True, nl=False)
+
+    stdout = click.get_binary_stream("stdout")
+    try:
+        run_pipe(click.get_binary_stream("stdin"), stdout, width, height, frame_rate, cfg, pix_fmt=pix_fmt,
+                 progress=progress)
+        if show_progress:
+            click.echo("", err=True)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130, debug)
+    except OutputPipeClosedError as exc:
+        _silence_stdout()
+        _fail(str(exc), 1, debug)
+    except UserInputError as exc:
+        _fail(str(exc), 2, debug)
+    except AlphaGANVideoError as exc:
+        _fail(str(exc), 1, debug)
+    except BrokenPipeError:
+        _silence_stdout()
+        _fail("stdout was closed by the process reading it (broken pipe)", 1, debug)
+    except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
+        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush of a closed pipe stays quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+# --------------------------------------------------------------------------- timeline (issue 7)
+
+TIMELINE_HELP = """\b
+Example:
+  alphagan-video timeline cut.xml -o mattes/ --handles 12
+  -> mattes/00_000_<clip>.mov ... and mattes/cut.alphagan.otio (import it in your NLE)
+Reads .otio natively, FCP XML (.xml) and EDL (.edl) with opentimelineio-plugins
+(pip install 'alphagan-video[otio]'). Per-clip files keep the source frame timestamps; the new
+timeline keeps every clip's position and source range. Clips whose media is missing are
+reported and skipped (exit 0 if at least one clip was processed, 2 if none was).
+"""
+
+
+@main.command("timeline", epilog=TIMELINE_HELP)
+@click.argument("edit_path", metavar="EDIT", type=click.Path(path_type=Path))
+@click.option("-o", "--output-dir", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory for the per-clip files and the new timeline.")
+@click.option("--handles", type=int, default=0, show_default=True, help="Extra frames matted before and after each clip.")
+@click.option("--timeline-out", "timeline_out", type=click.Path(path_type=Path), default=None,
+              help="New timeline path (.otio, .xml, .edl); default DIR/<EDIT stem>.alphagan.otio.")
+@click.option("--ext", default=".mov", show_default=True, help="Per-clip file extension (.mov, .mkv, ...).")
+@click.option("--edl-rate", type=float, default=None, help="Frame rate of an EDL (EDLs carry none; default 24).")
+@click.option("--overwrite", is_flag=True, help="Replace existing per-clip files and timeline.")
+@click.option("--output-kind", type=click.Choice(["rgba", "alpha", "foreground", "composite"]), default=None,
+              help="What each per-clip file holds (default rgba: ProRes 4444, straight alpha).")
+@click.option("--codec", type=click.Choice(["prores4444", "prores4444xq", "prores_aw", "prores422hq", "ffv1", "png", "h264"]),
+              default=None, help="Override the encoder chosen from --ext.")
+@click.option("--background", default=None, help="Composite background: #RRGGBB, R,G,B, a colour name or an image path.")
+@click.option("--mask", "mask_source", default=None, metavar="SOURCE",
+              help="Coarse mask for every clip: person (default) | sam | chroma | plate:PATH | file:PATH.")
+@click.option("--trimap-band", type=int, default=None, metavar="PX", help="Unknown band width in pixels.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Generator weights; default: shipped weights.")
+@click.option("--batch-size", type=int, default=None, help="Frames per batch (memory grows with it).")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto).")
+@click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
+@click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
+@click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
+@click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write the per-clip results as JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, overwrite, output_kind, codec, background,
+                     mask_source, trimap_band, checkpoint, batch_size, device, no_amp, refine, temporal,
+                     temporal_strength, quiet, json_report, debug) -> None:
+    """Matte the used ranges of every clip in EDIT and write a matching timeline of the results."""
+    from alphagan_video.timeline import matte_timeline
+
+    try:
+        cfg = _build_config(
+            overwrite=overwrite, output_kind=output_kind, codec=codec, background=background,
+            mask_source=mask_source, sam_checkpoint=None, sam_model=None, box=None, points=(), prompts_json=None,
+            trimap_path=None, trimap_band=trimap_band, checkpoint=checkpoint, batch_size=batch_size, device=device,
+            no_amp=no_amp, refine=refine, temporal=temporal, temporal_strength=temporal_strength, no_audio=True,
+        )
+    except click.BadParameter as exc:
+        _fail(str(exc), 2, debug)
+
+    bar = None
+    current = [0]
+
+    def progress(number: int, count: int, done: int, total: Optional[int]) -> None:
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None or current[0] != number:
+            if bar is not None:
+                bar.close()
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, desc=f"clip {number}/{count}")
+            current[0] = number
+        bar.update(done - bar.n)
+
+    try:
+        report = matte_timeline(edit_path, out_dir, cfg, handles=handles, ext=ext, timeline_path=timeline_out,
+                                edl_rate=edl_rate, progress=progress)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130, debug)
+    except UserInputError as exc:
+        _fail(str(exc), 2, debug)
+    except AlphaGANVideoError as exc:
+        _fail(str(exc), 1, debug)
+    except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
+        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
+    finally:
+        if bar is not None:
+            bar.close()
+    if json_report is not None:
+        json_report.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    for clip in report.clips:
+        if clip.status == "ok":
+            if not quiet:
+                click.echo(f"clip {clip.name!r}: frames {clip.frames[0]}-{clip.frames[1]} -> {clip.output}", err=True)
+        else:
+            click.echo(f"alphagan-video: warning: skipped clip {clip.name!r} (track {clip.track}): {clip.reason}", err=True)
+    if not report.processed:
+        _fail(f"no clip of {edit_path} could be processed; wrote {report.timeline} anyway", 2, debug)
+    if not quiet:
+        click.echo(f"wrote {report.timeline}: {len(report.processed)} clip(s) matted, {len(report.skipped)} skipped",
+                   err=True)

@@ -49,6 +49,8 @@ class ModelConfig:
     device: str = "auto"
     mixed_precision: bool = True
     refine: bool = True  # matting-Laplacian solve with the generator's alpha as prior
+    # "auto": tile the unknown band when tiles cover < 60% of the frame; "on": always; "off": full frame.
+    tiling: str = "off"
 
 
 @dataclass(frozen=True)

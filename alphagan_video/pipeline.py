@@ -20,6 +20,7 @@ from alphagan_video.device import autocast_for, resolve_device
 from alphagan_video.errors import InputMediaError, UserInputError
 from alphagan_video.foreground import estimate_foreground
 from alphagan_video.temporal import TemporalState, smooth_alpha
+from alphagan_video.tiling import infer_alpha
 from alphagan_video.types import FrameBatch, OutputBatch, VideoInfo
 
 ProgressCallback = Callable[[int, Optional[int]], None]
@@ -243,9 +244,10 @@ class FrameMatter:
                 mask = self._mask_source(image, batch.index)
             trimap = make_trimap(mask, self.band_px)
         tick = self._lap("mask", tick)
-        with torch.inference_mode(), autocast_for(self.device, self.cfg.model.mixed_precision):
-            alpha = self.model(image, trimap).float()
-        alpha = clamp_known(alpha, trimap)
+        alpha = infer_alpha(
+            self.model, image, trimap, tiling=self.cfg.model.tiling,
+            autocast=autocast_for(self.device, self.cfg.model.mixed_precision),
+        )
         tick = self._lap("model", tick)
         if self.cfg.model.refine:
             alpha = clamp_known(_refine_batch(image, trimap, alpha), trimap)
@@ -316,7 +318,7 @@ def matte_video(
                                                has_alpha=matter.has_alpha),
             settings={"batch_size": cfg.model.batch_size, "trimap_band_px": matter.band_px,
                       "temporal": cfg.temporal.enabled, "temporal_strength": cfg.temporal.strength,
-                      "refine": cfg.model.refine, "output_kind": cfg.output.kind,
+                      "refine": cfg.model.refine, "tiling": cfg.model.tiling, "output_kind": cfg.output.kind,
                       "frame_range": list(frame_range) if frame_range else None},
         )
         total = info.frame_count

@@ -410,7 +410,11 @@ class OutputWriter:
     def _open_video(self) -> None:
         plan, info = self.plan, self.info
         try:
-            self._container = av.open(self._tmp_path, "w")
+            # MOV/MP4 store a non-zero start time in the movie timescale (default 1000, which
+            # shifted every pts of a clip starting at 1024/12288 s): use the track's time base.
+            quicktime = self._tmp_path.lower().endswith((".mov", ".mp4"))
+            options = {"movie_timescale": str(info.time_base.denominator)} if quicktime else {}
+            self._container = av.open(self._tmp_path, "w", options=options)
         except (av.FFmpegError, OSError) as e:
             raise OutputError(f"cannot create {self.path}: {e}") from None
         rate = info.frame_rate or Fraction(24)

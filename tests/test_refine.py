@@ -1,0 +1,152 @@
+"""Matting-Laplacian refinement (alphagan_video.refine)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alphagan_video.errors import UserInputError
+from alphagan_video.refine import (
+    closed_form_alpha,
+    matting_system,
+    refine_alpha,
+    trimap_ramp_prior,
+    trimap_regions,
+)
+
+pymatting = pytest.importorskip("pymatting")
+
+
+def _soft_edge(h: int = 27, w: int = 35, seed: int = 0):
+    """Composite I = a F + (1 - a) B with a known soft vertical edge, textured F and B.
+
+    Returns image (H, W, 3) float64 [0, 1], trimap {0, 0.5, 1}, true alpha.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.arange(w, dtype=float)
+    alpha = np.clip((x - 13) / 9.0, 0, 1)[None, :].repeat(h, 0)
+    alpha[:, 18] = np.linspace(0.2, 0.9, h)  # some variation along the edge
+    fg = np.array([0.85, 0.35, 0.2]) + rng.uniform(-0.1, 0.1, size=(h, w, 3))
+    bg = np.array([0.15, 0.45, 0.75]) + rng.uniform(-0.1, 0.1, size=(h, w, 3))
+    image = np.clip(alpha[..., None] * fg + (1 - alpha[..., None]) * bg, 0, 1)
+    trimap = np.where(x < 11, 0.0, np.where(x > 24, 1.0, 0.5))[None, :].repeat(h, 0)
+    trimap[0, 5] = 0.5  # an isolated unknown pixel on the image border
+    return image, trimap, alpha
+
+
+def test_laplacian_matches_pymatting_cf_laplacian():
+    image, trimap, _ = _soft_edge()
+    fg, _bg, known, unknown = pymatting.trimap_split(trimap)
+    L = pymatting.cf_laplacian(image, is_known=known)
+    system = matting_system(image, trimap)
+    np.testing.assert_allclose(system.L_uu.toarray(), L[unknown][:, unknown].toarray(), atol=1e-12)
+    np.testing.assert_allclose(system.rhs_known, -L[unknown][:, known] @ fg[known], atol=1e-12)
+    assert abs(system.L_uu - system.L_uu.T).max() < 1e-12
+
+
+def test_closed_form_agrees_with_pymatting_and_recovers_the_edge():
+    image, trimap, alpha = _soft_edge()
+    ours = closed_form_alpha(image, trimap)
+    ref = pymatting.estimate_alpha_cf(image, trimap)
+    assert ours.dtype == np.float32 and ours.shape == trimap.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+    err = np.abs(ours - alpha)[trimap == 0.5].mean()
+    assert err < 0.05 and err < 0.2 * np.abs(0.5 - alpha)[trimap == 0.5].mean()
+
+
+def test_mu_to_zero_is_closed_form():
+    image, trimap, _ = _soft_edge()
+    prior = np.full(trimap.shape, 0.5)
+    np.testing.assert_allclose(
+        refine_alpha(image, trimap, prior, mu=1e-12), pymatting.estimate_alpha_cf(image, trimap), atol=1e-4
+    )
+
+
+def test_known_regions_exact_and_output_range():
+    image, trimap, _ = _soft_edge()
+    rng = np.random.default_rng(1)
+    prior = rng.uniform(-0.5, 1.5, size=trimap.shape)  # out-of-range prior is clipped
+    for mu in (0.0, 1e-4, 1.0):
+        out = refine_alpha(image, trimap, prior, mu=mu)
+        assert out.dtype == np.float32
+        assert np.all(out[trimap == 1.0] == 1.0) and np.all(out[trimap == 0.0] == 0.0)
+        assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_large_mu_returns_the_prior():
+    image, trimap, _ = _soft_edge()
+    rng = np.random.default_rng(2)
+    prior = rng.uniform(0.1, 0.9, size=trimap.shape)
+    out = refine_alpha(image, trimap, prior, mu=1e4)
+    unknown = trimap == 0.5
+    assert np.abs(out - prior)[unknown].max() < 1e-3
+    # moderate mu lands between the prior and the closed form
+    cf = closed_form_alpha(image, trimap)
+    mid = refine_alpha(image, trimap, prior, mu=1e-2)
+    d_prior = np.abs(mid - prior)[unknown].mean()
+    assert 1e-3 < d_prior < np.abs(cf - prior)[unknown].mean()
+
+
+def test_zero_weight_ignores_the_prior_and_weights_are_local():
+    image, trimap, _ = _soft_edge()
+    prior = np.full(trimap.shape, 0.9)
+    cf = closed_form_alpha(image, trimap)
+    np.testing.assert_allclose(
+        refine_alpha(image, trimap, prior, mu=10.0, weight=np.zeros(trimap.shape)), cf, atol=1e-5
+    )
+    weight = np.zeros(trimap.shape)
+    weight[:, 14] = 1.0
+    out = refine_alpha(image, trimap, prior, mu=1e4, weight=weight)
+    assert np.abs(out[:, 14] - 0.9).max() < 1e-3  # pinned where trusted
+    assert np.abs(out[:, 20] - 0.9).min() > 0.01  # free elsewhere
+
+
+def test_cg_solver_matches_direct_solver():
+    image, trimap, _ = _soft_edge()
+    prior = trimap_ramp_prior(trimap)
+    direct = refine_alpha(image, trimap, prior, mu=1e-3, solver="direct")
+    cg = refine_alpha(image, trimap, prior, mu=1e-3, solver="cg", tol=1e-10, max_iter=20000)
+    np.testing.assert_allclose(cg, direct, atol=1e-4)
+
+
+def test_trimap_ramp_prior_ramps_across_the_band():
+    _, trimap, _ = _soft_edge()
+    prior = trimap_ramp_prior(trimap)
+    row = prior[10]
+    assert row[0] == 0.0 and row[-1] == 1.0
+    band = row[11:25]
+    assert np.all(np.diff(band) > 0) and 0 < band[0] < 0.2 and 0.8 < band[-1] < 1
+    assert np.all(trimap_ramp_prior(np.full((4, 4), 0.5)) == 0.5)
+
+
+def test_trimap_regions_split():
+    fg, bg, unknown = trimap_regions(np.array([[0.0, 128 / 255, 1.0, 0.05]]))
+    assert fg.tolist() == [[False, False, True, False]]
+    assert bg.tolist() == [[True, False, False, True]]
+    assert unknown.tolist() == [[False, True, False, False]]
+
+
+def test_no_unknown_pixels_returns_the_trimap():
+    image, _, _ = _soft_edge()
+    trimap = np.zeros(image.shape[:2])
+    trimap[:, 20:] = 1.0
+    np.testing.assert_array_equal(refine_alpha(image, trimap, np.full(trimap.shape, 0.5)), trimap)
+    np.testing.assert_array_equal(closed_form_alpha(image, trimap), trimap)
+
+
+def test_input_validation():
+    image, trimap, _ = _soft_edge()
+    prior = np.full(trimap.shape, 0.5)
+    with pytest.raises(UserInputError, match="does not match image"):
+        refine_alpha(image, trimap[:-1], prior)
+    with pytest.raises(UserInputError, match=r"values must be in \[0, 1\]"):
+        refine_alpha(image * 255, trimap, prior)
+    with pytest.raises(UserInputError, match="prior shape"):
+        refine_alpha(image, trimap, prior[:, :-1])
+    with pytest.raises(UserInputError, match="mu must be >= 0"):
+        refine_alpha(image, trimap, prior, mu=-1)
+    with pytest.raises(UserInputError, match="weight must be >= 0"):
+        refine_alpha(image, trimap, prior, weight=-np.ones(trimap.shape))
+    with pytest.raises(UserInputError, match="solver must be one of"):
+        refine_alpha(image, trimap, prior, solver="magic")
+    with pytest.raises(UserInputError, match="smaller than one 3x3 window"):
+        closed_form_alpha(image[:2, :2], trimap[:2, :2])
