@@ -105,6 +105,8 @@ def main() -> None:
               help="Your own trimaps (video, sequence or image); skips mask and trimap derivation.")
 @click.option("--trimap-band", type=int, default=None, metavar="PX", help="Unknown band width in pixels (default scales with resolution).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Generator weights (.safetensors or .pt); default: shipped weights.")
+@click.option("--variant", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
+              help="Generator variant of a --checkpoint that does not record it (bare state dicts).")
 @click.option("--batch-size", type=int, default=None, help="Frames per batch (memory grows with it).")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto).")
 @click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
@@ -122,7 +124,7 @@ def main() -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def run_command(input_path: str, output_path: str, overwrite: bool, output_kind, codec, background, mask_source,
                 sam_checkpoint, sam_model, box, points, prompts_json, trimap_path, trimap_band, checkpoint,
-                batch_size, device, no_amp, tiling, refine, temporal, temporal_strength, frame_range, no_audio, quiet,
+                variant, batch_size, device, no_amp, tiling, refine, temporal, temporal_strength, frame_range, no_audio, quiet,
                 json_report, debug) -> None:
     """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
     try:
@@ -130,7 +132,7 @@ def run_command(input_path: str, output_path: str, overwrite: bool, output_kind,
             overwrite=overwrite, output_kind=output_kind, codec=codec, background=background,
             mask_source=mask_source, sam_checkpoint=sam_checkpoint, sam_model=sam_model, box=_parse_box(box),
             points=tuple(_parse_point(p) for p in points), prompts_json=prompts_json, trimap_path=trimap_path,
-            trimap_band=trimap_band, checkpoint=checkpoint, batch_size=batch_size, device=device,
+            trimap_band=trimap_band, checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
             no_amp=no_amp, tiling=tiling, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
             no_audio=no_audio,
         )
@@ -149,7 +151,8 @@ def _build_config(**opts) -> PipelineConfig:
                       sam_model=opts["sam_model"], box=opts["box"], points=opts["points"] or None,
                       prompts_json=opts["prompts_json"])
     trimap = set_fields(TrimapConfig(), band_px=opts["trimap_band"], trimap_path=opts["trimap_path"])
-    model = set_fields(ModelConfig(), checkpoint=opts["checkpoint"], batch_size=opts["batch_size"],
+    model = set_fields(ModelConfig(), checkpoint=opts["checkpoint"], variant=opts.get("variant"),
+                       batch_size=opts["batch_size"],
                        device=opts["device"], refine=opts["refine"], tiling=opts.get("tiling"),
                        mixed_precision=False if opts["no_amp"] else None)
     temporal = set_fields(TemporalConfig(), enabled=opts["temporal"], strength=opts["temporal_strength"])
@@ -285,16 +288,21 @@ Progress and errors go to stderr; a truncated last frame exits 2, a closed stdou
               help="Your own trimaps (video, sequence or image) matching the piped frames.")
 @click.option("--trimap-band", type=int, default=None, metavar="PX", help="Unknown band width in pixels.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Generator weights; default: shipped weights.")
+@click.option("--variant", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
+              help="Generator variant of a --checkpoint that does not record it (bare state dicts).")
 @click.option("--batch-size", type=int, default=None, help="Frames per batch (memory grows with it).")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto).")
 @click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
+@click.option("--tiling", type=click.Choice(["auto", "on", "off"]), default=None,
+              help="Generator on tiles covering the unknown band (on), the full frame (off), or auto.")
 @click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
 @click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
 @click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
 @click.option("--progress", "show_progress", is_flag=True, help="Show a progress counter on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def pipe_command(size, rate, pix_fmt, output_kind, background, mask_source, sam_checkpoint, sam_model, box, points,
-                 prompts_json, trimap_path, trimap_band, checkpoint, batch_size, device, no_amp, refine, temporal,
+                 prompts_json, trimap_path, trimap_band, checkpoint, variant, batch_size, device, no_amp, tiling,
+                 refine, temporal,
                  temporal_strength, show_progress, debug) -> None:
     """Matte raw frames from stdin to raw frames on stdout (a filter between two ffmpeg processes)."""
     from alphagan_video.pipe import OutputPipeClosedError, parse_rate, parse_size, run_pipe
@@ -306,8 +314,8 @@ def pipe_command(size, rate, pix_fmt, output_kind, background, mask_source, sam_
             overwrite=False, output_kind=output_kind, codec=None, background=background,
             mask_source=mask_source, sam_checkpoint=sam_checkpoint, sam_model=sam_model, box=_parse_box(box),
             points=tuple(_parse_point(p) for p in points), prompts_json=prompts_json, trimap_path=trimap_path,
-            trimap_band=trimap_band, checkpoint=checkpoint, batch_size=batch_size, device=device,
-            no_amp=no_amp, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
+            trimap_band=trimap_band, checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
+            no_amp=no_amp, tiling=tiling, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
             no_audio=False,
         )
     except (click.BadParameter, UserInputError) as exc:
@@ -383,9 +391,13 @@ reported and skipped (exit 0 if at least one clip was processed, 2 if none was).
               help="Coarse mask for every clip: person (default) | sam | chroma | plate:PATH | file:PATH.")
 @click.option("--trimap-band", type=int, default=None, metavar="PX", help="Unknown band width in pixels.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Generator weights; default: shipped weights.")
+@click.option("--variant", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
+              help="Generator variant of a --checkpoint that does not record it (bare state dicts).")
 @click.option("--batch-size", type=int, default=None, help="Frames per batch (memory grows with it).")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto).")
 @click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
+@click.option("--tiling", type=click.Choice(["auto", "on", "off"]), default=None,
+              help="Generator on tiles covering the unknown band (on), the full frame (off), or auto.")
 @click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
 @click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
 @click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
@@ -393,7 +405,7 @@ reported and skipped (exit 0 if at least one clip was processed, 2 if none was).
 @click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write the per-clip results as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, overwrite, output_kind, codec, background,
-                     mask_source, trimap_band, checkpoint, batch_size, device, no_amp, refine, temporal,
+                     mask_source, trimap_band, checkpoint, variant, batch_size, device, no_amp, tiling, refine, temporal,
                      temporal_strength, quiet, json_report, debug) -> None:
     """Matte the used ranges of every clip in EDIT and write a matching timeline of the results."""
     from alphagan_video.timeline import matte_timeline
@@ -402,8 +414,8 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, o
         cfg = _build_config(
             overwrite=overwrite, output_kind=output_kind, codec=codec, background=background,
             mask_source=mask_source, sam_checkpoint=None, sam_model=None, box=None, points=(), prompts_json=None,
-            trimap_path=None, trimap_band=trimap_band, checkpoint=checkpoint, batch_size=batch_size, device=device,
-            no_amp=no_amp, refine=refine, temporal=temporal, temporal_strength=temporal_strength, no_audio=True,
+            trimap_path=None, trimap_band=trimap_band, checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
+            no_amp=no_amp, tiling=tiling, refine=refine, temporal=temporal, temporal_strength=temporal_strength, no_audio=True,
         )
     except click.BadParameter as exc:
         _fail(str(exc), 2, debug)

@@ -77,6 +77,8 @@ class OutputConfig:
     background: str = "#00ff00"
     overwrite: bool = False
     copy_audio: bool = True
+    # Copy only the audio that overlaps the written frames (set for --frames ranges).
+    trim_audio: bool = False
 
 
 @dataclass(frozen=True)

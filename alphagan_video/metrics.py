@@ -34,6 +34,12 @@ __all__ = [
     "connectivity_error",
     "gaussian_gradient_kernel",
     "score_all",
+    "VideoScores",
+    "dtssd",
+    "dtssd_frame",
+    "messddt",
+    "messddt_frame",
+    "score_video",
 ]
 
 UNKNOWN_VALUE = 128
@@ -249,4 +255,168 @@ def score_all(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray, *, force: bo
         mse=mse(pred, gt, trimap),
         grad=gradient_error(pred, gt, trimap),
         conn=connectivity_error(pred, gt, trimap),
+    )
+
+
+# --------------------------------------------------------------------------- video metrics
+#
+# Temporal coherence with the TCVOM conventions (yunkezhang/TCVOM calc_metric.py, see
+# DESIGN.md section 6): alpha as float in [0, 1] (8-bit maps are divided by 255), scored over
+# the *current* frame's unknown region (trimap == 128), forward difference to the next frame,
+# no normalisation by pixel count; the last frame of a clip contributes 0 and still counts in
+# the clip mean. Not comparable with RVM-style dtSSD (whole frame, per-pixel mean, x100).
+
+
+def _as_unit_float(name: str, arr: np.ndarray) -> np.ndarray:
+    """(T,H,W) uint8 (0..255) or float ([0,1]) -> float64 in [0,1]."""
+    if not isinstance(arr, np.ndarray) or arr.ndim != 3:
+        shape = getattr(arr, "shape", type(arr).__name__)
+        raise UserInputError(f"video metrics: {name} must be a (T, H, W) numpy array, got {shape}")
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float64) / 255.0
+    if np.issubdtype(arr.dtype, np.floating):
+        return np.clip(arr.astype(np.float64), 0.0, 1.0)
+    raise UserInputError(f"video metrics: {name} must be uint8 (0..255) or float in [0, 1], got {arr.dtype}")
+
+
+def _check_video(preds: np.ndarray, gts: np.ndarray, trimaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = _as_unit_float("preds", preds)
+    g = _as_unit_float("gts", gts)
+    if not isinstance(trimaps, np.ndarray) or trimaps.dtype != np.uint8 or trimaps.ndim != 3:
+        raise UserInputError(
+            f"video metrics: trimaps must be (T, H, W) uint8 {{0, 128, 255}}, got "
+            f"{getattr(trimaps, 'dtype', type(trimaps).__name__)} {getattr(trimaps, 'shape', '')}"
+        )
+    if not (a.shape == g.shape == trimaps.shape):
+        raise UserInputError(
+            f"video metrics: shapes differ: preds {preds.shape}, gts {gts.shape}, trimaps {trimaps.shape}"
+        )
+    return a, g, trimaps == UNKNOWN_VALUE
+
+
+def dtssd_frame(a: np.ndarray, g: np.ndarray, a_next: np.ndarray, g_next: np.ndarray, unknown: np.ndarray) -> float:
+    """sqrt(sum over ``unknown`` of [(a - a_next) - (g - g_next)]^2) for one frame pair.
+
+    a, g, a_next, g_next: (H, W) float in [0, 1]; unknown: (H, W) bool (frame t's unknown).
+    """
+    d = (a - a_next) - (g - g_next)
+    return float(np.sqrt(np.sum(np.square(d[unknown]))))
+
+
+def _sample_bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """img (H,W) sampled at float pixel coordinates (pixel centres at integers), bilinear;
+    callers pass only in-bounds coordinates."""
+    h, w = img.shape
+    x0 = np.clip(np.floor(x).astype(np.int64), 0, w - 1)
+    y0 = np.clip(np.floor(y).astype(np.int64), 0, h - 1)
+    x1 = np.minimum(x0 + 1, w - 1)
+    y1 = np.minimum(y0 + 1, h - 1)
+    fx = x - x0
+    fy = y - y0
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def messddt_frame(
+    a: np.ndarray, g: np.ndarray, a_next: np.ndarray, g_next: np.ndarray, unknown: np.ndarray, flow: np.ndarray
+) -> tuple[float, int]:
+    """sum over unknown & valid of |(a - g)^2 - (a_next - g_next)^2 at p + flow(p)| for one pair.
+
+    a, g, a_next, g_next: (H, W) float in [0, 1]; unknown: (H, W) bool (frame t's unknown);
+    flow: (H, W, 2) float forward motion t -> t+1 in pixels (x, y); NaN marks unknown motion.
+    Frame t+1 is sampled bilinearly (TCVOM's grid_sample with align_corners=True); pixels whose
+    flow is NaN or lands outside frame t+1 are not valid (TCVOM would sample zeros there).
+    Returns (MESSDdt_t, number of valid pixels scored).
+    """
+    h, w = a.shape
+    if not isinstance(flow, np.ndarray) or flow.shape != (h, w, 2):
+        raise UserInputError(f"messddt: flow must be a ({h}, {w}, 2) array, got {getattr(flow, 'shape', None)}")
+    ys, xs = np.nonzero(unknown)
+    fx = flow[ys, xs, 0].astype(np.float64)
+    fy = flow[ys, xs, 1].astype(np.float64)
+    tx, ty = xs + fx, ys + fy
+    valid = np.isfinite(tx) & np.isfinite(ty) & (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+    ys, xs, tx, ty = ys[valid], xs[valid], tx[valid], ty[valid]
+    err_next = np.square(a_next - g_next)
+    warped = _sample_bilinear(err_next, tx, ty)
+    err = np.square(a[ys, xs] - g[ys, xs])
+    return float(np.abs(err - warped).sum()), int(valid.sum())
+
+
+def dtssd(preds: np.ndarray, gts: np.ndarray, trimaps: np.ndarray, *, force: bool = True) -> float:
+    """Clip dtSSD (TCVOM): mean over frames t of sqrt(sum_{U_t} [(a_t-a_{t+1}) - (g_t-g_{t+1})]^2).
+
+    preds, gts: (T, H, W) uint8 (0..255) or float in [0, 1]; trimaps: (T, H, W) uint8 {0,128,255}.
+    U_t = frame t's unknown region; the last frame contributes 0 and counts in the mean.
+    With ``force`` predictions are first forced to each frame's trimap in known regions (as
+    the evaluation of single images does), which matters where U_t meets frame t+1's known
+    region. Returns a float >= 0 (0 for one frame).
+    """
+    a, g, unknown = _check_video(preds, gts, trimaps)
+    if force:
+        a = np.where(trimaps == 0, 0.0, np.where(trimaps == 255, 1.0, a))
+    t = a.shape[0]
+    values = [dtssd_frame(a[i], g[i], a[i + 1], g[i + 1], unknown[i]) for i in range(t - 1)] + [0.0]
+    return float(np.mean(values))
+
+
+def messddt(
+    preds: np.ndarray, gts: np.ndarray, trimaps: np.ndarray, flows: np.ndarray, *, force: bool = True
+) -> float:
+    """Clip MESSDdt (TCVOM): mean over frames t of
+    sum_{U_t & valid} |(a_t - g_t)^2 - (a_{t+1} - g_{t+1})^2 (p + v_t(p))|.
+
+    preds, gts: (T, H, W) uint8 or float [0, 1]; trimaps: (T, H, W) uint8 {0, 128, 255};
+    flows: (T-1, H, W, 2) forward motion t -> t+1 in pixels (x, y), NaN = unknown (use the
+    motion known from how the clip was made). The last frame contributes 0 and counts.
+    """
+    a, g, unknown = _check_video(preds, gts, trimaps)
+    t = a.shape[0]
+    if not isinstance(flows, np.ndarray) or flows.shape != (max(t - 1, 0),) + a.shape[1:] + (2,):
+        raise UserInputError(
+            f"messddt: flows must be (T-1, H, W, 2) = ({t - 1}, {a.shape[1]}, {a.shape[2]}, 2), "
+            f"got {getattr(flows, 'shape', None)}"
+        )
+    if force:
+        a = np.where(trimaps == 0, 0.0, np.where(trimaps == 255, 1.0, a))
+    values = [messddt_frame(a[i], g[i], a[i + 1], g[i + 1], unknown[i], flows[i])[0] for i in range(t - 1)]
+    return float(np.mean(values + [0.0]))
+
+
+@dataclass(frozen=True)
+class VideoScores:
+    """One clip: dtssd and messddt (TCVOM, unknown region, alpha in [0,1], unnormalised sums);
+    sad (DIM, /1000) and mse (DIM, raw) are per-frame means over the clip."""
+
+    dtssd: float
+    messddt: float
+    sad: float
+    mse: float
+    frames: int
+
+
+def score_video(
+    preds: np.ndarray, gts: np.ndarray, trimaps: np.ndarray, flows: np.ndarray | None = None
+) -> VideoScores:
+    """dtSSD, MESSDdt (NaN without ``flows``), and the per-frame mean SAD and MSE of a clip.
+
+    preds, gts: (T, H, W) uint8 or float [0, 1] (floats are quantised to 8 bits for SAD/MSE,
+    as a saved PNG would be); trimaps: (T, H, W) uint8 {0, 128, 255}; flows as in
+    :func:`messddt`. Predictions are forced to the trimap in known regions.
+    """
+    _check_video(preds, gts, trimaps)
+    p8 = preds if preds.dtype == np.uint8 else to_uint8(preds)
+    g8 = gts if gts.dtype == np.uint8 else to_uint8(gts)
+    sads, mses = [], []
+    for i in range(p8.shape[0]):
+        p = force_known(p8[i], trimaps[i])
+        sads.append(sad(p, g8[i], trimaps[i]))
+        mses.append(mse(p, g8[i], trimaps[i]))
+    return VideoScores(
+        dtssd=dtssd(preds, gts, trimaps),
+        messddt=messddt(preds, gts, trimaps, flows) if flows is not None else float("nan"),
+        sad=float(np.mean(sads)),
+        mse=float(np.mean(mses)),
+        frames=int(p8.shape[0]),
     )

@@ -7,6 +7,7 @@ Library code never prints; progress goes to an optional callback.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from alphagan_video.config import PipelineConfig
 from alphagan_video.device import autocast_for, resolve_device
 from alphagan_video.errors import InputMediaError, UserInputError
 from alphagan_video.foreground import estimate_foreground
-from alphagan_video.temporal import TemporalState, smooth_alpha
+from alphagan_video.temporal import TemporalState, smooth_alpha, stabilize_mask
 from alphagan_video.tiling import infer_alpha
 from alphagan_video.types import FrameBatch, OutputBatch, VideoInfo
 
@@ -232,7 +233,24 @@ class FrameMatter:
         self.seconds[stage] += now - since
         return now
 
+    def warm_up(self, batch: FrameBatch) -> None:
+        """Run context frames (the ones just before a chunk) through masks, model and the
+        temporal stages to warm the temporal state; nothing is returned or written. A chunk
+        ``[k, N)`` warmed on ``temporal.context_frames_needed(cfg.temporal)`` frames before k
+        matches the whole run from frame k on (to half an 8-bit step)."""
+        self._matte(batch)
+
     def process(self, batch: FrameBatch) -> OutputBatch:
+        image, alpha = self._matte(batch)
+        tick = time.perf_counter()
+        needs_foreground = self.kind in ("rgba", "foreground", "composite")
+        foreground = estimate_foreground(image, alpha) if needs_foreground else None
+        color, out_alpha = render_output(self.kind, image, alpha, foreground, self.background)
+        self._lap("foreground", tick)
+        return OutputBatch(color, out_alpha, batch.pts, batch.index, batch.time_base)
+
+    def _matte(self, batch: FrameBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames -> (image (B,3,H,W), final alpha (B,1,H,W)), advancing the temporal state."""
         from alphagan_video.trimap import clamp_known, make_trimap
 
         tick = time.perf_counter()
@@ -242,6 +260,8 @@ class FrameMatter:
         else:
             with torch.inference_mode():
                 mask = self._mask_source(image, batch.index)
+            # Stable coarse mask -> the unknown band does not jump when the subject is still.
+            mask, self.state = stabilize_mask(mask, image, self.state, self.cfg.temporal)
             trimap = make_trimap(mask, self.band_px)
         tick = self._lap("mask", tick)
         alpha = infer_alpha(
@@ -253,12 +273,8 @@ class FrameMatter:
             alpha = clamp_known(_refine_batch(image, trimap, alpha), trimap)
             tick = self._lap("refine", tick)
         alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, self.cfg.temporal)
-        tick = self._lap("temporal", tick)
-        needs_foreground = self.kind in ("rgba", "foreground", "composite")
-        foreground = estimate_foreground(image, alpha) if needs_foreground else None
-        color, out_alpha = render_output(self.kind, image, alpha, foreground, self.background)
-        self._lap("foreground", tick)
-        return OutputBatch(color, out_alpha, batch.pts, batch.index, batch.time_base)
+        self._lap("temporal", tick)
+        return image, alpha
 
     def close(self) -> None:
         if self._user_trimaps is not None:
@@ -273,17 +289,37 @@ class FrameMatter:
         self.close()
 
 
+def _select(out: OutputBatch, start: int, stop: Optional[int]) -> OutputBatch:
+    """The frames of ``out`` whose index lies in [start, stop) (stop None = no upper bound)."""
+    keep = [i for i, index in enumerate(out.index) if index >= start and (stop is None or index < stop)]
+    if len(keep) == len(out.index):
+        return out
+    return OutputBatch(
+        out.color[keep] if out.color is not None else None,
+        out.alpha[keep] if out.alpha is not None else None,
+        [out.pts[i] for i in keep], [out.index[i] for i in keep], out.time_base,
+    )
+
+
 def matte_video(
     input_path: str | Path,
     output_path: str | Path,
     cfg: PipelineConfig = PipelineConfig(),
     progress: Optional[ProgressCallback] = None,
     frame_range: Optional[tuple[int, int]] = None,
+    context: Optional[int] = None,
 ) -> RunReport:
     """Matte INPUT into OUTPUT. See ``PipelineConfig`` for every setting.
 
     Args:
         frame_range: (first, last) inclusive 0-based frame indices to process; None = all.
+        context: chunk mode for render farms (``--context K``). None = plain run. An int K >= 0:
+            the K frames before ``first`` are processed and discarded, which warms up every
+            stateful stage (temporal smoothing, mask propagation) exactly as an unchunked run
+            would have it; and batches are aligned to the unchunked run's grid (multiples of
+            the batch size from frame 0: the warm-up start is rounded down, the end rounded up
+            and the extra frames discarded), so batched computations see the same batches.
+            Only frames first..last are written, with their original timestamps.
     Raises:
         UserInputError (and subclasses) for bad input/options; other AlphaGANVideoError for
         internal failures. On any failure no file is left at ``output_path``.
@@ -298,6 +334,16 @@ def matte_video(
         if frame_range[0] < 0 or frame_range[1] < frame_range[0]:
             raise UserInputError(f"frame range {frame_range[0]}-{frame_range[1]}: expected 0 <= first <= last")
         start, stop = frame_range[0], frame_range[1] + 1
+        cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, trim_audio=True))
+    if context is not None and context < 0:
+        raise UserInputError(f"--context {context}: must be 0 or more frames")
+    read_start, read_stop = start, stop
+    if context is not None:
+        size = cfg.model.batch_size if cfg.model.batch_size >= 1 else 1
+        read_start = max(0, start - context)
+        read_start -= read_start % size
+        if stop is not None:
+            read_stop = -(-stop // size) * size
 
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_input(input_path))
@@ -319,21 +365,25 @@ def matte_video(
             settings={"batch_size": cfg.model.batch_size, "trimap_band_px": matter.band_px,
                       "temporal": cfg.temporal.enabled, "temporal_strength": cfg.temporal.strength,
                       "refine": cfg.model.refine, "tiling": cfg.model.tiling, "output_kind": cfg.output.kind,
-                      "frame_range": list(frame_range) if frame_range else None},
+                      "frame_range": list(frame_range) if frame_range else None,
+                      "context": context},
         )
         total = info.frame_count
         if total is not None and frame_range is not None:
             total = max(0, min(total, stop) - start)
         tick = time.perf_counter()
-        for batch in reader.iter_batches(cfg.model.batch_size, start=start, stop=stop):
+        for batch in reader.iter_batches(cfg.model.batch_size, start=read_start, stop=read_stop):
             seconds["decode"] += time.perf_counter() - tick
             out = matter.process(batch)
             tick = time.perf_counter()
-            writer.write(out)
+            if read_start != start or read_stop != stop:  # drop warm-up / alignment frames
+                out = _select(out, start, stop)
+            if len(out):
+                writer.write(out)
             now = time.perf_counter()
             seconds["encode"] += now - tick
             tick = now
-            report.frames += len(batch)
+            report.frames += len(out)
             if progress is not None:
                 progress(report.frames, total)
         if report.frames == 0:

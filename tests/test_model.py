@@ -261,7 +261,7 @@ def test_load_strips_wrapper_prefixes_and_accepts_bare_state_dicts(tmp_path):
     torch.save(model.state_dict(), tmp_path / "bare.pt")
     loaded, meta = load_generator(tmp_path / "bare.pt", variant="tiny")
     assert (meta.variant, meta.norm, meta.extra) == ("tiny", "gn", {})
-    with pytest.raises(CheckpointError, match=r"does not say which generator variant it holds; pass variant="):
+    with pytest.raises(CheckpointError, match=r"does not say which generator variant it holds; pass --variant"):
         load_generator(tmp_path / "bare.pt")
 
 

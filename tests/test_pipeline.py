@@ -84,6 +84,24 @@ def test_frame_range_keeps_original_pts(tmp_path, tiny_checkpoint):
     assert tb == clip.time_base and pts == clip.pts[2:5]
 
 
+def test_frame_range_copies_only_the_audio_of_those_frames(tmp_path, tiny_checkpoint):
+    clip, mask = clip_with_masks(tmp_path, frames=12, audio_streams=1)
+    out = tmp_path / "part.mov"
+    run_ok(clip.path, "-o", out, "--checkpoint", tiny_checkpoint, "--mask", mask, "--frames", "4-7", *FAST)
+    source = read_packets(clip.path, "audio")
+    copied = read_packets(str(out), "audio")
+    first = Fraction(clip.pts[4]) * clip.time_base
+    end = Fraction(clip.pts[7]) * clip.time_base + Fraction(1, 24)
+    with av.open(clip.path) as c:
+        audio_tb = c.streams.audio[0].time_base
+    # Byte-identical packets, a contiguous run of the source's, all overlapping frames 4..7.
+    assert copied and len(copied) < len(source)
+    start_at = source.index(copied[0])
+    assert source[start_at : start_at + len(copied)] == copied
+    assert all(p[1] * audio_tb <= end for p in copied)
+    assert all(p[1] * audio_tb + Fraction(1024) * audio_tb > first for p in copied)
+
+
 # ----------------------------------------------------------------------------- alpha
 
 def test_trimap_known_regions_are_exact_in_prores_4444(tmp_path, tiny_checkpoint):

@@ -27,7 +27,8 @@ Codec choices for ``.mov`` (``OutputConfig.codec``):
   noisy test content), alpha stored as the 10-bit value shifted left (opaque decodes as
   65472/65535 = 0.999, not 1.0), no odd widths, and no vendor/alpha_bits options.
 - prores422hq (default for mattes): matte in luma, Y = 64 + 876 a, neutral chroma; within
-  ~1/255 on real mattes (lossy on noise), 0 and 1 exact.
+  ~1/255 on real mattes (lossy on noise); DCT ringing can move 0 and 1 by up to ~3 10-bit
+  levels within a few pixels of soft edges, so use ``--codec png`` or ``.mkv`` for an exact matte.
 - png: PNG-in-MOV, lossless 16-bit. ``.mkv`` = FFV1 lossless 16-bit. ``.mp4`` = H.264
   yuv420p (lossy; crf 16 for colour, crf 12 for mattes), no alpha, even sizes only.
 
@@ -334,6 +335,7 @@ class OutputWriter:
         self._container: Optional[av.container.OutputContainer] = None
         self._stream = None
         self._audio: Optional[_AudioCopier] = None
+        self._video_end: Optional[Fraction] = None
         self._image_ctx: Optional[av.CodecContext] = None
         self._seq_files: list[str] = []
         self._check_target()
@@ -510,6 +512,14 @@ class OutputWriter:
         frame = self._make_video_frame(color, alpha)
         frame.pts = pts
         frame.time_base = tb
+        if self.cfg.trim_audio and self._audio is not None and pts is not None:
+            # Audio for a frame range: drop packets that end before the first frame and
+            # (at close) those that start after the last frame ends.
+            start = pts * tb
+            if self._audio.start is None:
+                self._audio.start = start
+            duration = 1 / self.info.frame_rate if self.info.frame_rate else Fraction(0)
+            self._video_end = start + duration
         try:
             packets = self._stream.encode(frame)
         except av.FFmpegError as e:
@@ -610,7 +620,7 @@ class OutputWriter:
             raise EncoderError(f"flushing {self.plan.encoder} for {self.path}: {_reason(e)}") \
                 from None
         if self._audio is not None:
-            self._audio.mux_until(None)
+            self._audio.mux_until(self._video_end if self.cfg.trim_audio else None)
             self._audio.close()
             self._audio = None
         container, self._container = self._container, None
@@ -689,6 +699,8 @@ class _AudioCopier:
         self._pending: Optional[av.Packet] = None
         self._out = out
         self._done = False
+        # Seconds; packets ending at or before it are skipped (set for frame-range outputs).
+        self.start: Optional[Fraction] = None
 
     def _next(self) -> Optional[av.Packet]:
         while not self._done:
@@ -700,6 +712,8 @@ class _AudioCopier:
             except av.FFmpegError as e:
                 raise InputMediaError(f"corrupt audio in {self.src}: {_reason(e)}") from None
             if p.dts is None:  # demuxer flush packet, carries no data
+                continue
+            if self.start is not None and (p.pts + (p.duration or 0)) * p.time_base <= self.start:
                 continue
             return p
         return None

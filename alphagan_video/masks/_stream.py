@@ -68,7 +68,7 @@ class MediaInStep:
             has = f"has {count} frame(s)" if count else f"has fewer than {needed + 1} frames"
             raise MaskSourceError(
                 f"{self.what}: {self.path} {has} but frame {needed} is needed; "
-                f"supply a mask/plate at least as long as the video (or a single image)"
+                f"supply one at least as long as the video (or a single image)"
             )
         scale = 255.0 if batch.rgb.dtype == np.uint8 else 65535.0
         for i, rgb in zip(batch.index, batch.rgb):

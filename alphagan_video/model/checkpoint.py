@@ -297,8 +297,8 @@ def load_generator(
     chosen = file_variant or variant
     if chosen is None:
         raise CheckpointError(
-            f"checkpoint {path} does not say which generator variant it holds; pass variant= "
-            f"(one of {', '.join(sorted(GENERATOR_VARIANTS))})"
+            f"checkpoint {path} does not say which generator variant it holds; pass --variant "
+            f"on the command line or variant= in Python (one of {', '.join(sorted(GENERATOR_VARIANTS))})"
         )
     if chosen not in GENERATOR_VARIANTS:
         raise CheckpointError(
