@@ -116,16 +116,23 @@ def main() -> None:
 @click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
 @click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
 @click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
+@click.option("--compile", "compile_model", is_flag=True, default=None,
+              help="torch.compile the generator (faster on GPU after a slow first batch per shape).")
+@click.option("--overlap/--no-overlap", default=None,
+              help="Decode, matte and encode concurrently (default on; same output either way).")
 @click.option("--frames", "frame_range", default=None, metavar="A-B",
               help="Process only frames A..B (0-based, inclusive); their original timestamps are kept.")
+@click.option("--context", "context", type=int, default=None, metavar="K",
+              help="Chunk mode for render farms: warm up on K frames before A (temporal state, mask "
+                   "propagation) and align batches with an unchunked run; only A..B are written.")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio streams.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write what was done as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def run_command(input_path: str, output_path: str, overwrite: bool, output_kind, codec, background, mask_source,
                 sam_checkpoint, sam_model, box, points, prompts_json, trimap_path, trimap_band, checkpoint,
-                variant, batch_size, device, no_amp, tiling, refine, temporal, temporal_strength, frame_range, no_audio, quiet,
-                json_report, debug) -> None:
+                variant, batch_size, device, no_amp, tiling, refine, temporal, temporal_strength, compile_model, overlap,
+                frame_range, context, no_audio, quiet, json_report, debug) -> None:
     """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
     try:
         cfg = _build_config(
@@ -134,12 +141,13 @@ def run_command(input_path: str, output_path: str, overwrite: bool, output_kind,
             points=tuple(_parse_point(p) for p in points), prompts_json=prompts_json, trimap_path=trimap_path,
             trimap_band=trimap_band, checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
             no_amp=no_amp, tiling=tiling, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
-            no_audio=no_audio,
+            no_audio=no_audio, compile_model=compile_model, overlap=overlap,
         )
         frames = _parse_frame_range(frame_range)
     except click.BadParameter as exc:
         _fail(str(exc), 2, debug)
-    _run(input_path, output_path, cfg, frames=frames, quiet=quiet, json_report=json_report, debug=debug)
+    _run(input_path, output_path, cfg, frames=frames, quiet=quiet, json_report=json_report, debug=debug,
+         context=context)
 
 
 def _build_config(**opts) -> PipelineConfig:
@@ -154,11 +162,17 @@ def _build_config(**opts) -> PipelineConfig:
     model = set_fields(ModelConfig(), checkpoint=opts["checkpoint"], variant=opts.get("variant"),
                        batch_size=opts["batch_size"],
                        device=opts["device"], refine=opts["refine"], tiling=opts.get("tiling"),
-                       mixed_precision=False if opts["no_amp"] else None)
+                       mixed_precision=False if opts["no_amp"] else None,
+                       compile=True if opts.get("compile_model") else None,
+                       # An explicit --batch-size wins over sizing batches from free GPU memory.
+                       auto_batch=False if opts["batch_size"] is not None else None)
     temporal = set_fields(TemporalConfig(), enabled=opts["temporal"], strength=opts["temporal_strength"])
     output = set_fields(OutputConfig(), kind=opts["output_kind"], codec=opts["codec"], background=opts["background"],
                         overwrite=True if opts["overwrite"] else None, copy_audio=False if opts["no_audio"] else None)
-    return PipelineConfig(mask=mask, trimap=trimap, model=model, temporal=temporal, output=output)
+    cfg = PipelineConfig(mask=mask, trimap=trimap, model=model, temporal=temporal, output=output)
+    if opts.get("overlap") is not None:
+        cfg = dataclasses.replace(cfg, overlap=opts["overlap"])
+    return cfg
 
 
 def _parse_frame_range(value: Optional[str]) -> Optional[tuple[int, int]]:
@@ -174,7 +188,7 @@ def _parse_frame_range(value: Optional[str]) -> Optional[tuple[int, int]]:
 
 
 def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Optional[tuple[int, int]], quiet: bool,
-         json_report: Optional[Path], debug: bool) -> None:
+         json_report: Optional[Path], debug: bool, context: Optional[int] = None) -> None:
     from alphagan_video.pipeline import matte_video
 
     bar = None
@@ -192,7 +206,8 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
         # Checked first: a report that cannot be written must not fail the run after the output exists.
         if json_report is not None and not json_report.parent.is_dir():
             raise UserInputError(f"--json-report {json_report}: directory {json_report.parent} does not exist")
-        report = matte_video(input_path, output_path, cfg, progress=progress, frame_range=frames)
+        report = matte_video(input_path, output_path, cfg, progress=progress, frame_range=frames,
+                             context=context)
         if bar is not None:
             bar.close()
         if json_report is not None:
@@ -325,9 +340,12 @@ def pipe_command(size, rate, pix_fmt, output_kind, background, mask_source, sam_
         if show_progress:
             click.echo(f"\ralphagan-video pipe: {done} frame(s)", err=True, nl=False)
 
-    stdout = click.get_binary_stream("stdout")
+    stdin, stdout = click.get_binary_stream("stdin"), click.get_binary_stream("stdout")
+    if stdin.isatty():
+        _fail("pipe reads raw frames from stdin, which is a terminal; pipe ffmpeg into it "
+              "(ffmpeg -i IN -f rawvideo -pix_fmt rgb24 - | alphagan-video pipe ...)", 2, debug)
     try:
-        run_pipe(click.get_binary_stream("stdin"), stdout, width, height, frame_rate, cfg, pix_fmt=pix_fmt,
+        run_pipe(stdin, stdout, width, height, frame_rate, cfg, pix_fmt=pix_fmt,
                  progress=progress)
         if show_progress:
             click.echo("", err=True)
@@ -463,3 +481,255 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, o
     if not quiet:
         click.echo(f"wrote {report.timeline}: {len(report.processed)} clip(s) matted, {len(report.skipped)} skipped",
                    err=True)
+
+
+# --------------------------------------------------------------------------- farm (issue 6)
+
+FARM_HELP = """\b
+Split one shot into frame-range chunks for render farms and clusters, and join the
+segments losslessly (ProRes stream copy) into exactly the file one machine writes.
+  farm openjd   INPUT -o OUT --chunk-size N [run options] > template.json   (Deadline Cloud)
+  farm opencue  INPUT -o OUT --chunk-size N [run options] > job.xml         (OpenCue)
+  farm ray      INPUT -o OUT --address auto|local --chunk-size N [run options]
+  farm local    INPUT -o OUT --chunk-size N [run options]   (all chunks here, resumable)
+  farm chunk    JOB --frames A-B      the task command every farm runs (Tractor, Flamenco...)
+  farm assemble --job JOB             join verified segments, copy audio/timecode/tags
+  farm prepass  INPUT -o prompts.json --mask sam ...   per-frame SAM boxes (sam only)
+The job manifest OUT.alphagan-job.json and the segments in OUT.alphagan-segments/ make
+reruns resume: verified segments (sha256) are kept, missing or corrupt ones redone.
+"""
+
+# Options of ``run`` that farm commands do not take (they set them per chunk themselves).
+_FARM_SKIP = frozenset({"input_path", "output_path", "frame_range", "context", "quiet", "json_report", "debug"})
+
+
+def _with_run_options(command):
+    """Give a farm command every pipeline option of ``run`` (same names, same help)."""
+    command.params.extend(p for p in run_command.params if p.name not in _FARM_SKIP)
+    return command
+
+
+def _farm_config(opts: dict) -> PipelineConfig:
+    run_opts = {p.name: opts[p.name] for p in run_command.params if p.name in opts}
+    run_opts["box"] = _parse_box(run_opts.get("box"))
+    run_opts["points"] = tuple(_parse_point(p) for p in run_opts.get("points") or ())
+    return _build_config(**run_opts)
+
+
+def _farm_guard(debug: bool, action) -> object:
+    """Run ``action()``; map errors to exit codes like ``run`` does."""
+    try:
+        return action()
+    except click.BadParameter as exc:
+        _fail(str(exc), 2, debug)
+    except KeyboardInterrupt:
+        _fail("interrupted; finished segments are kept, rerun to resume", 130, debug)
+    except UserInputError as exc:
+        _fail(str(exc), 2, debug)
+    except AlphaGANVideoError as exc:
+        _fail(str(exc), 1, debug)
+    except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
+        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
+
+
+def _make_job(input_path: str, output_path: str, chunk_size: int, context: Optional[int], opts: dict):
+    from alphagan_video.farm import create_job
+
+    return create_job(input_path, output_path, _farm_config(opts), chunk_size=chunk_size, context=context)
+
+
+def _executable(value: str) -> list[str]:
+    import shlex
+
+    parts = shlex.split(value)
+    if not parts:
+        raise click.BadParameter("--executable must name a command, e.g. alphagan-video")
+    return parts
+
+
+_job_options = [
+    click.option("-o", "--output", "output_path", required=True, type=str, help="Final output (.mov)."),
+    click.option("--chunk-size", type=int, default=48, show_default=True, help="Frames per task."),
+    click.option("--context", type=int, default=None, metavar="K",
+                 help="Warm-up frames before each chunk (default: what temporal smoothing needs, 0 with --no-temporal)."),
+    click.option("--debug", is_flag=True, help="Show tracebacks on errors."),
+]
+
+
+def _job_command(func):
+    for option in reversed(_job_options):
+        func = option(func)
+    return click.argument("input_path", metavar="INPUT", type=str)(func)
+
+
+@main.group("farm", epilog=FARM_HELP)
+def farm_group() -> None:
+    """Render farms and clusters: chunked jobs (OpenJD, OpenCue, Ray), resumable, lossless assembly."""
+
+
+@_with_run_options
+@farm_group.command("local")
+@_job_command
+def farm_local_command(input_path, output_path, chunk_size, context, debug, **opts) -> None:
+    """Run every chunk of the job on this machine, then assemble (rerun to resume)."""
+    from alphagan_video.farm import assemble_job, run_local
+
+    def action():
+        job = _make_job(input_path, output_path, chunk_size, context, opts)
+        results = run_local(job)
+        report = assemble_job(job)
+        ran = sum(1 for _, r in results if r)
+        click.echo(f"wrote {output_path}: {report.frames} frame(s) from {len(results)} segment(s) "
+                   f"({ran} matted, {len(results) - ran} reused)", err=True)
+
+    _farm_guard(debug, action)
+
+
+@farm_group.command("chunk")
+@click.argument("job_path", metavar="JOB", type=click.Path(path_type=Path))
+@click.option("--frames", "frames", required=True, metavar="A-B", help="Frames of this task (0-based, inclusive).")
+@click.option("-q", "--quiet", is_flag=True, help="No message when done.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def farm_chunk_command(job_path, frames, quiet, debug) -> None:
+    """Make the segment for frames A-B of a job (skipped when a verified segment exists)."""
+    from alphagan_video.farm import load_job, parse_frames, run_chunk
+
+    def action():
+        job = load_job(job_path)
+        first, last = parse_frames(frames)
+        record, ran = run_chunk(job, first, last)
+        if not quiet:
+            click.echo(f"{'wrote' if ran else 'verified, kept'} {job.segment_path(first, last)} "
+                       f"(frames {first}-{last}, sha256 {record.sha256[:12]})", err=True)
+
+    _farm_guard(debug, action)
+
+
+@farm_group.command("assemble")
+@click.option("--job", "job_path", type=click.Path(path_type=Path), default=None, help="Job manifest (OUT.alphagan-job.json).")
+@click.option("--input", "input_path", type=str, default=None, help="Original input (without --job).")
+@click.option("-o", "--output", "output_path", type=str, default=None, help="Final output (without --job).")
+@click.argument("segments", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--no-audio", is_flag=True, help="Do not copy the input's audio (without --job).")
+@click.option("--remove-segments", is_flag=True, help="Delete the segments after a successful assembly (with --job).")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def farm_assemble_command(job_path, input_path, output_path, segments, overwrite, no_audio, remove_segments, debug) -> None:
+    """Join segments by stream copy with the input's audio, timecode and tags.
+
+    Either --job JOB (verified segments that tile the clip) or --input INPUT -o OUT SEGMENT...
+    """
+    from alphagan_video.farm import assemble_job, assemble_segments, load_job
+
+    def action():
+        if job_path is not None:
+            if segments or input_path or output_path:
+                raise click.BadParameter("give either --job JOB or --input INPUT -o OUT SEGMENT..., not both")
+            report = assemble_job(load_job(job_path), overwrite=True if overwrite else None,
+                                  remove_segments=remove_segments)
+        else:
+            if not (input_path and output_path and segments):
+                raise click.BadParameter("give --job JOB, or --input INPUT -o OUT and the segment files in order")
+            report = assemble_segments(input_path, [str(s) for s in segments], output_path, overwrite=overwrite,
+                                       copy_audio=not no_audio)
+        click.echo(f"wrote {report.output}: {report.frames} frame(s) from {len(report.segments)} segment(s), "
+                   f"{report.audio_streams} audio stream(s) copied", err=True)
+
+    _farm_guard(debug, action)
+
+
+@_with_run_options
+@farm_group.command("openjd")
+@_job_command
+@click.option("--template", "template_path", type=click.Path(path_type=Path), default=None,
+              help="Write the template here instead of stdout.")
+@click.option("--executable", default="alphagan-video", show_default=True, help="How workers start alphagan-video.")
+@click.option("--num-gpus", type=int, default=0, help="GPUs each worker must have (host requirement).")
+@click.option("--num-cpus", type=int, default=0, help="vCPUs each worker must have (host requirement).")
+def farm_openjd_command(input_path, output_path, chunk_size, context, debug, template_path, executable, num_gpus,
+                        num_cpus, **opts) -> None:
+    """Write the job manifest and print an Open Job Description template (TASK_CHUNKING)."""
+    from alphagan_video.farm.openjd import openjd_template
+
+    def action():
+        job = _make_job(input_path, output_path, chunk_size, context, opts)
+        text = json.dumps(openjd_template(job, executable=_executable(executable), gpus=num_gpus, cpus=num_cpus),
+                          indent=2) + "\n"
+        if template_path is not None:
+            template_path.write_text(text)
+        else:
+            click.echo(text, nl=False)
+
+    _farm_guard(debug, action)
+
+
+@_with_run_options
+@farm_group.command("opencue")
+@_job_command
+@click.option("--xml", "xml_path", type=click.Path(path_type=Path), default=None, help="Write the job spec here instead of stdout.")
+@click.option("--executable", default="alphagan-video", show_default=True, help="How render nodes start alphagan-video.")
+@click.option("--show", default="testing", show_default=True, help="OpenCue show.")
+@click.option("--shot", default="default", show_default=True, help="OpenCue shot.")
+@click.option("--user", default=None, help="OpenCue user (default: you).")
+@click.option("--cores", type=float, default=2.0, show_default=True, help="Cores per matting frame chunk.")
+@click.option("--gpus", type=int, default=0, help="GPUs per matting chunk.")
+def farm_opencue_command(input_path, output_path, chunk_size, context, debug, xml_path, executable, show, shot, user,
+                         cores, gpus, **opts) -> None:
+    """Write the job manifest and print the OpenCue job spec (offline; submit with cuerun)."""
+    from alphagan_video.farm.opencue import build_outline, serialize_outline
+
+    def action():
+        job = _make_job(input_path, output_path, chunk_size, context, opts)
+        ol = build_outline(job, executable=_executable(executable), show=show, shot=shot, user=user, cores=cores,
+                           gpus=gpus)
+        text = serialize_outline(ol)
+        if xml_path is not None:
+            xml_path.write_text(text)
+        else:
+            click.echo(text)
+
+    _farm_guard(debug, action)
+
+
+@_with_run_options
+@farm_group.command("ray")
+@_job_command
+@click.option("--address", default="auto", show_default=True,
+              help="auto (running cluster) | local (private Ray on this machine) | HOST:PORT | ray://HOST:10001.")
+@click.option("--num-gpus-per-task", type=float, default=0, show_default=True, help="GPUs each chunk task requests.")
+@click.option("--num-cpus-per-task", type=float, default=1, show_default=True, help="CPUs each chunk task requests.")
+@click.option("--max-retries", type=int, default=3, show_default=True, help="Retries of a chunk whose worker died.")
+def farm_ray_command(input_path, output_path, chunk_size, context, debug, address, num_gpus_per_task,
+                     num_cpus_per_task, max_retries, **opts) -> None:
+    """Run the chunks as Ray tasks, then assemble (rerun to resume)."""
+    from alphagan_video.farm import assemble_job
+    from alphagan_video.farm.ray_backend import run_ray
+
+    def action():
+        job = _make_job(input_path, output_path, chunk_size, context, opts)
+        results = run_ray(job, address=address, num_gpus=num_gpus_per_task, num_cpus=num_cpus_per_task,
+                          max_retries=max_retries)
+        report = assemble_job(job)
+        ran = sum(1 for r in results if r["ran"])
+        click.echo(f"wrote {output_path}: {report.frames} frame(s) from {len(results)} Ray task(s) "
+                   f"({ran} matted, {len(results) - ran} reused)", err=True)
+
+    _farm_guard(debug, action)
+
+
+@_with_run_options
+@farm_group.command("prepass")
+@click.argument("input_path", metavar="INPUT", type=str)
+@click.option("-o", "--output", "output_path", required=True, type=str, help="Prompts JSON to write.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def farm_prepass_command(input_path, output_path, debug, **opts) -> None:
+    """Run the coarse-mask source serially and write per-frame box prompts (for --mask sam on farms)."""
+    from alphagan_video.farm.prepass import run_prepass
+
+    def action():
+        cfg = _farm_config(opts)
+        report = run_prepass(input_path, output_path, cfg, overwrite=cfg.output.overwrite)
+        click.echo(f"wrote {output_path}: boxes for {report.boxes} of {report.frames} frame(s)"
+                   + (f"; no subject on frames {report.empty[:10]}" if report.empty else ""), err=True)
+
+    _farm_guard(debug, action)

@@ -51,6 +51,11 @@ class ModelConfig:
     refine: bool = True  # matting-Laplacian solve with the generator's alpha as prior
     # "auto": tile the unknown band when tiles cover < 60% of the frame; "on": always; "off": full frame.
     tiling: str = "off"
+    # torch.compile the generator (``--compile``); pays compilation on the first batches.
+    compile: bool = False
+    # On CUDA, size frame batches from free GPU memory (pipeline.cuda_batch_size) instead of
+    # batch_size; the CLI turns this off when --batch-size is given. No effect on the CPU.
+    auto_batch: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,3 +93,6 @@ class PipelineConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    # Run decode, matting, foreground and encode concurrently (threads + bounded queues);
+    # False = one after the other (same output; for debugging and comparison).
+    overlap: bool = True

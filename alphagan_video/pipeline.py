@@ -19,10 +19,15 @@ import torch
 from alphagan_video.config import PipelineConfig
 from alphagan_video.device import autocast_for, resolve_device
 from alphagan_video.errors import InputMediaError, UserInputError
-from alphagan_video.foreground import estimate_foreground
+from alphagan_video.stream import Stages
+from alphagan_video.foreground import estimate_foreground_band
 from alphagan_video.temporal import TemporalState, smooth_alpha, stabilize_mask
 from alphagan_video.tiling import infer_alpha
 from alphagan_video.types import FrameBatch, OutputBatch, VideoInfo
+
+#: Batches waiting between two overlapped stages (memory: about 3 stages x (QUEUE_SIZE + 1)
+#: batches of frames in flight, independent of clip length).
+QUEUE_SIZE = 2
 
 ProgressCallback = Callable[[int, Optional[int]], None]
 """Called after each batch with (frames done, total frames or None when unknown)."""
@@ -56,7 +61,39 @@ def frames_to_tensor(batch: FrameBatch, device: torch.device) -> torch.Tensor:
     scale = 255.0 if batch.rgb.dtype == np.uint8 else 65535.0
     if array.dtype == torch.uint16:  # torch has limited uint16 ops: widen first
         array = array.to(torch.int32)
+    if device.type == "cuda":
+        # Pinned (page-locked) staging memory lets the copy run asynchronously; the integer
+        # frames travel (1-4 bytes/sample, not 4) and become float on the GPU. The caching host
+        # allocator keeps the pinned block alive until the copy has finished.
+        array = array.pin_memory().to(device, non_blocking=True)
+        return (array.permute(0, 3, 1, 2).float() / scale).contiguous(memory_format=torch.channels_last)
     return (array.to(device).permute(0, 3, 1, 2).float() / scale).contiguous()
+
+
+#: Peak GPU bytes per frame pixel assumed when sizing CUDA batches: a float32 CPU forward of
+#: the resnet18 generator peaks at ~630 bytes/pixel (measured on 768x768, RSS), fp16 autocast
+#: about halves the activations; the rest covers the other stages' full-resolution tensors
+#: (image, trimap, alpha, foreground, temporal state). Not measured on a GPU.
+CUDA_BYTES_PER_PIXEL = 700
+#: Most frames per automatically sized CUDA batch (latency and host memory stay bounded).
+MAX_AUTO_BATCH = 16
+
+
+def cuda_batch_size(device: torch.device, height: int, width: int, fraction: float = 0.5) -> int:
+    """Frames per batch that fit in ``fraction`` of the GPU's free memory, in [1, MAX_AUTO_BATCH]."""
+    free, _total = torch.cuda.mem_get_info(device)
+    per_frame = CUDA_BYTES_PER_PIXEL * height * width
+    return int(max(1, min(MAX_AUTO_BATCH, (free * fraction) // per_frame)))
+
+
+def compile_model(model: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile`` the generator (``--compile``). Shapes vary (tiles, last short batch,
+    full frames), so dynamic shapes are allowed; the first batches of each shape pay the
+    compilation. Attributes such as ``stride`` stay readable through the wrapper."""
+    try:
+        return torch.compile(model, dynamic=True)
+    except Exception as e:  # noqa: BLE001 - compilation is optional; report why it is unavailable
+        raise UserInputError(f"--compile: torch.compile is unavailable here ({e}); run without --compile") from None
 
 
 def parse_background(spec: str, height: int, width: int) -> np.ndarray:
@@ -206,6 +243,16 @@ class FrameMatter:
             ).permute(2, 0, 1)[None].to(self.device)
         self.model, self.meta = load_generator(cfg.model.checkpoint, variant=cfg.model.variant)
         self.model = self.model.to(self.device).eval()
+        if self.device.type == "cuda":
+            # Tensor cores prefer NHWC; frames_to_tensor hands over channels-last images too.
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.model.compile:
+            self.model = compile_model(self.model)
+        #: Frames per batch: ``cfg.model.batch_size``, or on CUDA with ``auto_batch`` what free
+        #: GPU memory holds (see ``cuda_batch_size``).
+        self.batch_size = cfg.model.batch_size
+        if self.device.type == "cuda" and cfg.model.auto_batch:
+            self.batch_size = cuda_batch_size(self.device, info.height, info.width)
         self.band_px = cfg.trimap.band_px or default_band_px(info.height, info.width)
         if self.band_px < 1:
             raise UserInputError(f"--trimap-band {self.band_px}: must be at least 1 pixel")
@@ -218,6 +265,9 @@ class FrameMatter:
             self._mask_source = build_mask_source(cfg.mask, info, self.device)
             self.mask_description = describe_mask_source(cfg.mask)
         self.state = TemporalState()
+        #: Set (by ``matte_video``) when the writer takes 10-bit 4:4:4 planes: ``render`` then
+        #: converts RGB(A) -> YCbCr(A) on the device (CUDA only) instead of in the writer.
+        self.device_planes = False
         self.seconds = {"mask": 0.0, "model": 0.0, "refine": 0.0, "temporal": 0.0, "foreground": 0.0}
 
     @property
@@ -242,12 +292,42 @@ class FrameMatter:
 
     def process(self, batch: FrameBatch) -> OutputBatch:
         image, alpha = self._matte(batch)
+        return self.render(batch, image, alpha)
+
+    def matte(self, batch: FrameBatch) -> tuple[FrameBatch, torch.Tensor, torch.Tensor]:
+        """First half of ``process``: masks, trimap, model, refine and temporal smoothing
+        (everything that carries state from batch to batch). Returns (batch, image (B,3,H,W),
+        alpha (B,1,H,W)) for ``render``; ``render(*matte(b)) == process(b)``."""
+        image, alpha = self._matte(batch)
+        return batch, image, alpha
+
+    def render(self, batch: FrameBatch, image: torch.Tensor, alpha: torch.Tensor) -> OutputBatch:
+        """Second half of ``process``: foreground colour and the output arrays. Stateless, so it
+        can run in another thread, one batch behind ``matte``.
+
+        image: (B,3,H,W) float [0,1]; alpha: (B,1,H,W) float [0,1] (from ``matte``)."""
         tick = time.perf_counter()
         needs_foreground = self.kind in ("rgba", "foreground", "composite")
-        foreground = estimate_foreground(image, alpha) if needs_foreground else None
+        foreground = estimate_foreground_band(image, alpha) if needs_foreground else None
+        if self.device_planes and self.kind != "alpha":
+            planes = self._device_planes(alpha, foreground)
+            self._lap("foreground", tick)
+            return OutputBatch(None, None, batch.pts, batch.index, batch.time_base, planes=planes)
         color, out_alpha = render_output(self.kind, image, alpha, foreground, self.background)
         self._lap("foreground", tick)
         return OutputBatch(color, out_alpha, batch.pts, batch.index, batch.time_base)
+
+    def _device_planes(self, alpha: torch.Tensor, foreground: torch.Tensor) -> np.ndarray:
+        """Output colour (+ alpha) as 10-bit YCbCr(A) codes converted on the device; only int16
+        planes cross to the host. -> (B, 3|4, H, W) uint16."""
+        from alphagan_video.io.colour import rgb_to_ycc10_torch
+
+        if self.kind == "composite":
+            color = alpha * foreground + (1 - alpha) * self.background
+        else:
+            color = foreground
+        codes = rgb_to_ycc10_torch(color, alpha if self.kind == "rgba" else None)
+        return codes.cpu().numpy().view(np.uint16)  # codes are 0..1023: same bits
 
     def _matte(self, batch: FrameBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames -> (image (B,3,H,W), final alpha (B,1,H,W)), advancing the temporal state."""
@@ -298,6 +378,7 @@ def _select(out: OutputBatch, start: int, stop: Optional[int]) -> OutputBatch:
         out.color[keep] if out.color is not None else None,
         out.alpha[keep] if out.alpha is not None else None,
         [out.pts[i] for i in keep], [out.index[i] for i in keep], out.time_base,
+        planes=out.planes[keep] if out.planes is not None else None,
     )
 
 
@@ -371,21 +452,55 @@ def matte_video(
         total = info.frame_count
         if total is not None and frame_range is not None:
             total = max(0, min(total, stop) - start)
-        tick = time.perf_counter()
-        for batch in reader.iter_batches(cfg.model.batch_size, start=read_start, stop=read_stop):
-            seconds["decode"] += time.perf_counter() - tick
-            out = matter.process(batch)
+        # On CUDA the RGB -> 10-bit YCbCr conversion runs on the GPU when the writer can take it.
+        matter.device_planes = matter.device.type == "cuda" and writer.accepts_planes(4 if matter.has_alpha else 3)
+        # Chunked runs keep the configured batch grid (context alignment above relies on it).
+        batch_size = cfg.model.batch_size if context is not None else matter.batch_size
+        report.settings["batch_size"] = batch_size
+        report.settings["overlap"] = cfg.overlap
+
+        def decoded():
             tick = time.perf_counter()
+            for batch in reader.iter_batches(batch_size, start=read_start, stop=read_stop):
+                seconds["decode"] += time.perf_counter() - tick
+                yield batch
+                tick = time.perf_counter()
+
+        def matte_stage(batch: FrameBatch):
+            if batch.index[-1] < start:  # pure warm-up batch: advance the state, write nothing
+                matter.warm_up(batch)
+                return None
+            return matter.matte(batch)
+
+        def render_stage(matted) -> Optional[OutputBatch]:
+            if matted is None:
+                return None
+            out = matter.render(*matted)
             if read_start != start or read_stop != stop:  # drop warm-up / alignment frames
                 out = _select(out, start, stop)
-            if len(out):
-                writer.write(out)
-            now = time.perf_counter()
-            seconds["encode"] += now - tick
-            tick = now
-            report.frames += len(out)
-            if progress is not None:
-                progress(report.frames, total)
+            return out
+
+        # Overlap (cfg.overlap): decode | masks+model+temporal | foreground+render each run in a
+        # thread, joined by bounded queues, while this thread encodes; every stateful stage
+        # stays in one thread, so the output is the sequential output. Leaving the ``with``
+        # (normally, on an error or Ctrl-C) stops and joins the threads before the writer
+        # aborts or closes.
+        with (Stages(maxsize=QUEUE_SIZE) if cfg.overlap else contextlib.nullcontext()) as stages:
+            if stages is not None:
+                outputs = stages.map(render_stage, stages.map(matte_stage, stages.source(decoded(), "decode"),
+                                                              "matte"), "render")
+            else:
+                outputs = (render_stage(matte_stage(batch)) for batch in decoded())
+            for out in outputs:
+                if out is None:
+                    continue
+                tick = time.perf_counter()
+                if len(out):
+                    writer.write(out)
+                seconds["encode"] += time.perf_counter() - tick
+                report.frames += len(out)
+                if progress is not None:
+                    progress(report.frames, total)
         if report.frames == 0:
             raise InputMediaError(f"{input_path}: no video frames could be decoded"
                                   + (f" in the range {start}-{stop - 1}" if frame_range else ""))

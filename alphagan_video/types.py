@@ -85,6 +85,10 @@ class OutputBatch:
     pts: list[Optional[int]]
     index: list[int]
     time_base: Fraction
+    # (B, 3|4, H, W) uint16 10-bit codes: BT.709 limited-range Y, Cb, Cr (+ alpha 0..1023),
+    # converted on the device (io.colour.rgb_to_ycc10_torch). When set, color/alpha may be None
+    # and 4:4:4 10-bit ProRes writers fill their planes from it directly.
+    planes: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.index)

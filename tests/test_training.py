@@ -256,14 +256,16 @@ def test_train_smoke_resume_and_export(tmp_path, capsys):
     from training.train import main
 
     out = tmp_path / "run"
-    assert main(["--config", str(TINY), "--out", str(out), "--steps", "3", "--no-progress", "--threads", "1"]) == 0
+    exp = tmp_path / "g.safetensors"
+    assert main(["--config", str(TINY), "--out", str(out), "--steps", "3", "--no-progress", "--threads", "1",
+                 "--export-path", str(exp)]) == 0
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+    assert exp.is_file()  # the first validation always improves on "no model yet"
     ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     assert ck["step"] == 3 and ck["samples"] == 6
     rows = _read_log(out / "log.csv")
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     # Resume: the step counter advances from 3, the GAN is on (adv_start_step=1), losses finite.
-    exp = tmp_path / "g.safetensors"
     assert main(["--resume", str(out / "last.pt"), "--config", str(TINY), "--steps", "5", "--no-progress",
                  "--threads", "1", "--export-path", str(exp)]) == 0
     ck2 = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
@@ -276,7 +278,6 @@ def test_train_smoke_resume_and_export(tmp_path, capsys):
         assert float(r["l_adv"]) > 0 and float(r["loss_d"]) > 0
     assert not torch.equal(ck["generator"]["decoder.head.weight"], ck2["generator"]["decoder.head.weight"])
     # Export (best-so-far during training and the explicit export mode) loads as a generator.
-    assert exp.is_file()
     g, meta = load_generator(exp)
     assert meta.variant == "tiny"
     assert main(["--export-from", str(out / "last.pt"), "--export-to", str(tmp_path / "e.safetensors")]) == 0

@@ -330,6 +330,44 @@ def rgb_to_yuv10_frame(
     return frame
 
 
+def rgb_to_ycc10_torch(rgb, alpha=None):
+    """Straight RGB(+alpha) -> BT.709 limited-range 10-bit Y, Cb, Cr (+ alpha) codes, in torch,
+    on the tensors' own device (the GPU path of :func:`rgb_to_yuv10_frame`).
+
+    rgb: (B, 3, H, W) float in [0, 1]; alpha: (B, 1, H, W) float in [0, 1] or None.
+    Returns (B, 3 or 4, H, W) int16 codes (Y 64..940, Cb/Cr 64..960, alpha 0..1023 full range),
+    rounded to nearest from float32, so within one 10-bit level of the exact float64 conversion
+    (in practice off by one only where float32 rounding lands on .5). Same device as ``rgb``:
+    on a GPU the int16 planes are what crosses to the host (2 bytes a sample, not 4).
+    On one CPU core it costs about what the cv2 path does (~45 vs ~34 ms at 1080p), so the
+    pipeline uses it on CUDA only.
+    """
+    import torch
+
+    m = torch.as_tensor(_RGB16_TO_YCC10[:, :3] * 65535.0, dtype=torch.float32, device=rgb.device)
+    offset = torch.as_tensor(_RGB16_TO_YCC10[:, 3], dtype=torch.float32, device=rgb.device)
+    ycc = torch.einsum("ij,bjhw->bihw", m, rgb.float().clamp(0.0, 1.0)) + offset[None, :, None, None]
+    channels = 3 if alpha is None else 4
+    out = torch.empty((rgb.shape[0], channels, *rgb.shape[2:]), dtype=torch.int16, device=rgb.device)
+    out[:, :3] = ycc.round_()
+    if alpha is not None:
+        out[:, 3:] = (alpha.float().clamp(0.0, 1.0) * 1023.0).round_()
+    return out
+
+
+def planes_to_yuv10_frame(planes: np.ndarray, pix_fmt: str) -> VideoFrame:
+    """(3|4, H, W) uint16 10-bit codes (from :func:`rgb_to_ycc10_torch`) -> a tagged
+    yuv444p10le / yuva444p10le frame (no conversion, one copy per plane)."""
+    n = 4 if pix_fmt.startswith("yuva") else 3
+    if pix_fmt not in ("yuv444p10le", "yuva444p10le") or planes.shape[0] != n:
+        raise ValueError(f"{planes.shape[0]} planes cannot fill a {pix_fmt} frame")
+    frame = VideoFrame(planes.shape[2], planes.shape[1], pix_fmt)
+    for k in range(n):
+        fill_plane(frame, k, planes[k])
+    tag_bt709(frame)
+    return frame
+
+
 def _rgb16_to_ycc10() -> np.ndarray:
     """3x4 affine: RGB 0..65535 -> BT.709 limited-range 10-bit Y, Cb, Cr codes."""
     kr, kb = _KR, _KB

@@ -57,6 +57,7 @@ from alphagan_video.io.colour import (
     BT709,
     RANGE_MPEG,
     matte_to_yuv_frame,
+    planes_to_yuv10_frame,
     rgb8_to_yuv_frame,
     rgb_to_yuv10_frame,
     to_uint8,
@@ -439,8 +440,12 @@ class OutputWriter:
             cc.color_trc = BT709
             cc.colorspace = BT709
             cc.color_range = RANGE_MPEG
-        # Slice threads keep packets in order and cost nothing with intra codecs.
-        cc.thread_type = "SLICE" if plan.encoder.startswith("prores") else "AUTO"
+        # Slice threads keep packets in order and cost nothing with intra codecs. prores_aw has
+        # no slice threading (only frame threads): without FRAME it encodes on one core.
+        if plan.encoder == "prores_aw":
+            cc.thread_type = "FRAME"
+        else:
+            cc.thread_type = "SLICE" if plan.encoder.startswith("prores") else "AUTO"
         self._stream = s
         # Must precede the first mux of any stream or it is silently dropped (ecosystem §1.4).
         if info.rotation:
@@ -465,18 +470,38 @@ class OutputWriter:
         if self._closed:
             raise OutputError(f"writer for {self.path} is already closed")
         self._check_batch(batch)
+        planes = batch.planes if self._takes_planes(batch) else None
         for i in range(len(batch)):
             color = batch.color[i] if batch.color is not None else None
             alpha = batch.alpha[i] if batch.alpha is not None else None
             pts = batch.pts[i] if batch.pts[i] is not None else batch.index[i]
-            if self.plan.target == "video":
+            if planes is not None:
+                self._encode_frame(planes_to_yuv10_frame(planes[i], self.plan.pix_fmt), pts, batch.time_base)
+            elif self.plan.target == "video":
                 self._write_video_frame(color, alpha, pts, batch.time_base)
             else:
                 self._write_image(color, alpha, batch.index[i])
             self.frames_written += 1
 
+    def accepts_planes(self, channels: int) -> bool:
+        """True when ``OutputBatch.planes`` with ``channels`` 10-bit YCbCr(A) planes can fill this
+        output's frames directly (ProRes 4444 / 4444 XQ video: 4 with alpha, 3 without)."""
+        if self.plan.target != "video" or self.plan.layout == "matte":
+            return False
+        return {"yuva444p10le": 4, "yuv444p10le": 3}.get(self.plan.pix_fmt) == channels
+
+    def _takes_planes(self, batch: OutputBatch) -> bool:
+        return batch.planes is not None and batch.planes.ndim == 4 and self.accepts_planes(batch.planes.shape[1])
+
     def _check_batch(self, batch: OutputBatch) -> None:
         n, h, w = len(batch), self.info.height, self.info.width
+        if self._takes_planes(batch):
+            if batch.planes.shape != (n, batch.planes.shape[1], h, w) or batch.planes.dtype != np.uint16:
+                raise ValueError(f"planes must be ({n}, C, {h}, {w}) uint16, got {batch.planes.shape} "
+                                 f"{batch.planes.dtype}")
+            if len(batch.pts) != n:
+                raise ValueError(f"batch has {n} indices but {len(batch.pts)} pts")
+            return
         if self.has_color:
             if batch.color is None or batch.color.shape != (n, h, w, 3):
                 got = None if batch.color is None else batch.color.shape
@@ -509,7 +534,9 @@ class OutputWriter:
     def _write_video_frame(
         self, color: Optional[np.ndarray], alpha: Optional[np.ndarray], pts: int, tb: Fraction
     ) -> None:
-        frame = self._make_video_frame(color, alpha)
+        self._encode_frame(self._make_video_frame(color, alpha), pts, tb)
+
+    def _encode_frame(self, frame: av.VideoFrame, pts: int, tb: Fraction) -> None:
         frame.pts = pts
         frame.time_base = tb
         if self.cfg.trim_audio and self._audio is not None and pts is not None:

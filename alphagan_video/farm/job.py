@@ -1,0 +1,516 @@
+"""The farm job description, chunk planning, segment records and the chunk runner.
+
+One job = one INPUT matted into one OUTPUT by many chunk tasks::
+
+    job = create_job("shot.mp4", "shot_matte.mov", cfg, chunk_size=48)   # writes the job file
+    for first, last in job.chunks():                                     # any order, any machine
+        run_chunk(job, first, last)                                      # skips verified segments
+    assemble_job(job)                                                     # farm/assemble.py
+
+Files, all next to OUTPUT (a shared filesystem is assumed, as on every render farm):
+
+- ``OUTPUT.alphagan-job.json``: the job manifest. Input, output, exact frame count, chunk size,
+  context, the full ``PipelineConfig`` and a settings digest; after assembly also every segment
+  used with its sha256. Written once by ``create_job`` (atomically) and read by every task.
+- ``OUTPUT.alphagan-segments/seg_AAAAAA-BBBBBB.mov``: one segment per chunk (frames A..B with
+  their original timestamps, no audio), written atomically by the pipeline's writer
+  (temporary file + rename), and ``seg_AAAAAA-BBBBBB.json`` beside it, the segment's record
+  (frames, byte size, sha256, settings digest), written atomically after the segment.
+  One record per segment means concurrent tasks never write the same file: no locking, which
+  network filesystems do badly.
+
+A segment counts as finished only when its record exists, names the job's settings digest and
+its frames, and the segment's sha256 matches. ``run_chunk`` redoes anything else (missing,
+half-written after a crash, corrupt, made with other settings) and skips what verifies, so
+rerunning a job -- or a farm retrying a task -- is idempotent.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from alphagan_video.config import (
+    MaskConfig,
+    ModelConfig,
+    OutputConfig,
+    PipelineConfig,
+    TemporalConfig,
+    TrimapConfig,
+)
+from alphagan_video.errors import AlphaGANVideoError, UserInputError
+
+JOB_FORMAT = "alphagan-video-job"
+JOB_VERSION = 1
+JOB_SUFFIX = ".alphagan-job.json"
+SEGMENTS_SUFFIX = ".alphagan-segments"
+#: Encoders whose packets are all intra frames: segments of them join by stream copy.
+INTRA_ENCODERS = frozenset({"prores_ks", "prores_aw", "png"})
+
+_SEGMENT_RE = re.compile(r"^seg_(\d{6,})-(\d{6,})\.json$")
+
+
+class FarmError(AlphaGANVideoError):
+    """A farm job cannot proceed (missing segments, a job file of another job, ...)."""
+
+
+class FarmUsageError(FarmError, UserInputError):
+    """Bad farm options or files the user can fix."""
+
+
+def missing_extra(package: str, what: str) -> FarmUsageError:
+    """The error raised when an optional farm dependency is not installed."""
+    return FarmUsageError(
+        f"{what} needs the Python package {package!r}, which is not installed; "
+        f"pip install 'alphagan-video[farm]' (or pip install {package})"
+    )
+
+
+# --------------------------------------------------------------------------- config <-> JSON
+
+_PATH_FIELDS = {
+    "mask": ("sam_checkpoint", "prompts_json"),
+    "trimap": ("trimap_path",),
+    "model": ("checkpoint",),
+}
+_SECTIONS = {
+    "mask": MaskConfig,
+    "trimap": TrimapConfig,
+    "model": ModelConfig,
+    "temporal": TemporalConfig,
+    "output": OutputConfig,
+}
+
+
+def config_to_dict(cfg: PipelineConfig) -> dict:
+    """PipelineConfig -> plain JSON-able dict (paths made absolute: tasks run elsewhere)."""
+    out: dict = {}
+    for name in _SECTIONS:
+        section = dataclasses.asdict(getattr(cfg, name))
+        for key in _PATH_FIELDS.get(name, ()):
+            if section.get(key) is not None:
+                section[key] = os.path.abspath(os.fspath(section[key]))
+        out[name] = section
+    return json.loads(json.dumps(out))  # tuples -> lists, exactly what a reader gets back
+
+
+def config_from_dict(data: dict) -> PipelineConfig:
+    """Inverse of ``config_to_dict``. Unknown keys are an error (a job from a newer version)."""
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        values = dict(data.get(name, {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise FarmUsageError(
+                f"job settings [{name}] have unknown fields {unknown}; the job was made by another "
+                "alphagan-video version: recreate it with this one"
+            )
+        for key in _PATH_FIELDS.get(name, ()):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        if name == "mask":
+            if values.get("box") is not None:
+                values["box"] = tuple(values["box"])
+            values["points"] = tuple(tuple(p) for p in values.get("points", ()))
+        sections[name] = cls(**values)
+    return PipelineConfig(**sections)
+
+
+# --------------------------------------------------------------------------- frames
+
+def count_frames(path: str | os.PathLike) -> int:
+    """Exact number of frames the reader will decode from INPUT.
+
+    Video: counts the video packets with a timestamp (demux only, no decoding: seconds for
+    an hour of 1080p). Images and sequences: the file count.
+    """
+    import av
+
+    from alphagan_video.io import open_input
+
+    with open_input(path) as reader:
+        info = reader.info
+    if info.kind != "video":
+        return int(info.frame_count or 1)
+    count = 0
+    with av.open(os.fspath(path)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.size and (packet.pts is not None or packet.dts is not None):
+                count += 1
+    return count
+
+
+def parse_frames(value: str) -> tuple[int, int]:
+    """``"A-B"`` or ``"A"`` (0-based, inclusive; OpenJD and OpenCue write both) -> (A, B)."""
+    text = value.strip()
+    try:
+        if "-" in text:
+            first, last = (int(v) for v in text.split("-"))
+        else:
+            first = last = int(text)
+    except ValueError:
+        raise FarmUsageError(f"--frames {value!r}: expected A-B or A with 0-based frame numbers") from None
+    if first < 0 or last < first:
+        raise FarmUsageError(f"--frames {value!r}: expected 0 <= A <= B")
+    return first, last
+
+
+def plan_chunks(frame_count: int, chunk_size: int, batch_size: int = 1) -> list[tuple[int, int]]:
+    """Split frames 0..frame_count-1 into inclusive ranges of ``chunk_size`` frames.
+
+    ``chunk_size`` is rounded up to a multiple of ``batch_size`` so chunk edges fall on the
+    batch grid of an unchunked run (the chunk runner then decodes no extra alignment frames).
+    """
+    if frame_count < 1:
+        raise FarmUsageError(f"the input has {frame_count} frames; nothing to split")
+    if chunk_size < 1:
+        raise FarmUsageError(f"--chunk-size {chunk_size}: must be at least 1 frame")
+    size = max(1, batch_size)
+    chunk = -(-chunk_size // size) * size
+    return [(a, min(a + chunk, frame_count) - 1) for a in range(0, frame_count, chunk)]
+
+
+# --------------------------------------------------------------------------- the job
+
+@dataclass(frozen=True)
+class FarmJob:
+    """What every task of a farm job needs; stored as ``OUTPUT.alphagan-job.json``.
+
+    input/output: absolute paths. frame_count: exact. chunk_size: frames per task (already a
+    multiple of the batch size). context: warm-up frames before each chunk
+    (``matte_video(context=...)``). config: the full pipeline settings.
+    settings_sha256: digest of everything that changes the pixels (input identity, config,
+    context, package version); segment records must carry it.
+    """
+
+    input: str
+    output: str
+    frame_count: int
+    chunk_size: int
+    context: int
+    config: PipelineConfig
+    settings_sha256: str
+    job_path: str
+
+    @property
+    def segments_dir(self) -> str:
+        return self.output + SEGMENTS_SUFFIX
+
+    @property
+    def suffix(self) -> str:
+        return os.path.splitext(self.output)[1].lower()
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """This job's own plan (OpenJD may cut other ranges; any contiguous ranges work)."""
+        return plan_chunks(self.frame_count, self.chunk_size, self.config.model.batch_size)
+
+    def segment_path(self, first: int, last: int) -> str:
+        return os.path.join(self.segments_dir, f"seg_{first:06d}-{last:06d}{self.suffix}")
+
+    def record_path(self, first: int, last: int) -> str:
+        return os.path.join(self.segments_dir, f"seg_{first:06d}-{last:06d}.json")
+
+    def to_dict(self) -> dict:
+        return {
+            "format": JOB_FORMAT, "version": JOB_VERSION, "input": self.input, "output": self.output,
+            "frame_count": self.frame_count, "chunk_size": self.chunk_size, "context": self.context,
+            "settings_sha256": self.settings_sha256, "config": config_to_dict(self.config),
+        }
+
+
+def job_path_for(output: str | os.PathLike) -> str:
+    return os.path.abspath(os.fspath(output)) + JOB_SUFFIX
+
+
+def _input_identity(path: str) -> dict:
+    st = os.stat(path) if os.path.exists(path) else None
+    return {"path": path, "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None}
+
+
+def settings_digest(input_path: str, cfg: PipelineConfig, context: int) -> str:
+    from alphagan_video import __version__
+
+    cfg_dict = config_to_dict(cfg)
+    # Overwriting and audio belong to the final file, not to the segments' pixels.
+    cfg_dict["output"].pop("overwrite", None)
+    cfg_dict["output"].pop("copy_audio", None)
+    text = json.dumps({"input": _input_identity(input_path), "config": cfg_dict, "context": context,
+                       "version": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_context(cfg: PipelineConfig) -> int:
+    """Warm-up frames per chunk: what temporal smoothing needs (0 with --no-temporal)."""
+    from alphagan_video.temporal import context_frames_needed
+
+    return context_frames_needed(cfg.temporal)
+
+
+def check_farmable(output: str, cfg: PipelineConfig) -> None:
+    """Segments must be joinable by stream copy: a .mov with an intra-only codec."""
+    from alphagan_video.io.writer import _kind_flags, _plan
+
+    suffix = os.path.splitext(output)[1].lower()
+    if suffix != ".mov":
+        raise FarmUsageError(
+            f"farm output {output}: segments are joined by stream copy, which needs an intra-only "
+            "codec in .mov (ProRes or PNG); write .mov. (Image sequences need no farm assembly: "
+            "run chunks with --frames A-B straight to the pattern, files are numbered by frame.)"
+        )
+    color, alpha = _kind_flags(cfg.output.kind)
+    plan = _plan(output, cfg.output, color, alpha)
+    if plan.encoder not in INTRA_ENCODERS:
+        raise FarmUsageError(
+            f"farm output {output}: codec {plan.encoder} is not intra-only, so segments cannot be "
+            "joined losslessly; use --codec prores4444 (default), prores422hq, prores_aw or png"
+        )
+    if cfg.trimap.trimap_path is None and cfg.mask.source.strip().lower() == "sam":
+        if cfg.mask.prompts_json is None:
+            raise FarmUsageError(
+                "--mask sam propagates from the first frame, which a chunk does not have; run "
+                "'alphagan-video farm prepass INPUT -o prompts.json --mask sam ...' first and "
+                "pass --prompts prompts.json (per-frame boxes) instead of --box/--point"
+            )
+
+
+def create_job(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    cfg: PipelineConfig,
+    chunk_size: int,
+    context: Optional[int] = None,
+    frame_count: Optional[int] = None,
+) -> FarmJob:
+    """Describe a farm job and write (or reuse) ``OUTPUT.alphagan-job.json``.
+
+    An existing job file with the same settings digest is reused as is (resume); one with other
+    settings is an error unless ``cfg.output.overwrite`` (its segments are then ignored, since
+    their records carry the old digest). The output itself must not exist without overwrite.
+    """
+    input_abs = os.path.abspath(os.fspath(input_path))
+    output_abs = os.path.abspath(os.fspath(output_path))
+    if not os.path.exists(input_abs):
+        raise FarmUsageError(f"input not found: {input_path}")
+    if not os.path.isdir(os.path.dirname(output_abs)):
+        raise FarmUsageError(f"output directory {os.path.dirname(output_abs)} does not exist; create it first")
+    if os.path.exists(output_abs) and not cfg.output.overwrite:
+        raise FarmUsageError(f"output exists: {output_path}; pass --overwrite or choose another name")
+    check_farmable(output_abs, cfg)
+    if context is None:
+        context = default_context(cfg)
+    if context < 0:
+        raise FarmUsageError(f"--context {context}: must be 0 or more frames")
+    digest = settings_digest(input_abs, cfg, context)
+    path = job_path_for(output_abs)
+    if os.path.exists(path):
+        existing = load_job(path)
+        if existing.settings_sha256 == digest:
+            return existing
+        if not cfg.output.overwrite:
+            raise FarmUsageError(
+                f"{path} describes a job with other settings (or another input); pass --overwrite to "
+                "replace it (its segments will be redone) or choose another output name"
+            )
+    count = count_frames(input_abs) if frame_count is None else frame_count
+    plan_chunks(count, chunk_size, cfg.model.batch_size)  # validates
+    batch = max(1, cfg.model.batch_size)
+    size = -(-chunk_size // batch) * batch
+    job = FarmJob(input_abs, output_abs, count, size, context, cfg, digest, path)
+    os.makedirs(job.segments_dir, exist_ok=True)
+    write_json_atomic(path, job.to_dict())
+    return job
+
+
+def load_job(path: str | os.PathLike) -> FarmJob:
+    """Read a job file written by ``create_job``."""
+    path = os.path.abspath(os.fspath(path))
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise FarmUsageError(f"job file not found: {path}; create it with 'alphagan-video farm openjd|opencue|ray|local'") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FarmUsageError(f"job file {path} is not valid JSON ({exc}); recreate it") from None
+    if not isinstance(data, dict) or data.get("format") != JOB_FORMAT:
+        raise FarmUsageError(f"{path} is not an alphagan-video job file")
+    if data.get("version") != JOB_VERSION:
+        raise FarmUsageError(f"job file {path} has version {data.get('version')}, this alphagan-video reads {JOB_VERSION}; recreate it")
+    try:
+        return FarmJob(
+            input=data["input"], output=data["output"], frame_count=int(data["frame_count"]),
+            chunk_size=int(data["chunk_size"]), context=int(data["context"]),
+            config=config_from_dict(data["config"]), settings_sha256=data["settings_sha256"], job_path=path,
+        )
+    except KeyError as exc:
+        raise FarmUsageError(f"job file {path} lacks the field {exc}; recreate it") from None
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    """Write JSON to a temporary file beside ``path``, fsync, rename: readers see old or new."""
+    tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- segments
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """A finished segment: frames first..last, file name (in the segments dir), size, sha256."""
+
+    first: int
+    last: int
+    file: str
+    bytes: int
+    sha256: str
+    settings_sha256: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def read_record(job: FarmJob, first: int, last: int) -> Optional[SegmentRecord]:
+    try:
+        with open(job.record_path(first, last), encoding="utf-8") as fh:
+            return SegmentRecord(**json.load(fh))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, TypeError):
+        return None
+
+
+def verify_segment(job: FarmJob, first: int, last: int) -> Optional[SegmentRecord]:
+    """The record of a finished, intact segment for first..last made with this job's settings,
+    else None (missing, half-written, corrupt, or made with other settings)."""
+    record = read_record(job, first, last)
+    path = job.segment_path(first, last)
+    if record is None or record.settings_sha256 != job.settings_sha256 or (record.first, record.last) != (first, last):
+        return None
+    if not os.path.isfile(path) or os.path.getsize(path) != record.bytes:
+        return None
+    return record if sha256_file(path) == record.sha256 else None
+
+
+def iter_records(job: FarmJob) -> Iterator[SegmentRecord]:
+    """Every segment record in the segments dir (not verified), sorted by first frame."""
+    if not os.path.isdir(job.segments_dir):
+        return
+    found = []
+    for name in os.listdir(job.segments_dir):
+        m = _SEGMENT_RE.match(name)
+        if m:
+            record = read_record(job, int(m.group(1)), int(m.group(2)))
+            if record is not None:
+                found.append(record)
+    yield from sorted(found, key=lambda r: (r.first, -r.last))
+
+
+ChunkProgress = Callable[[int, Optional[int]], None]
+
+
+def run_chunk(
+    job: FarmJob,
+    first: int,
+    last: int,
+    progress: Optional[ChunkProgress] = None,
+) -> tuple[SegmentRecord, bool]:
+    """Make the segment for frames first..last unless a verified one exists.
+
+    Returns (record, ran): ran False when a verified segment was reused. The segment is written
+    atomically by the pipeline's writer; the record is written after it, so a task killed at
+    any point leaves either nothing, a segment without a record (redone next time) or both.
+    """
+    from alphagan_video.pipeline import matte_video
+
+    if first < 0 or last < first or last >= job.frame_count:
+        raise FarmUsageError(
+            f"--frames {first}-{last} is outside the job's frames 0-{job.frame_count - 1} ({job.job_path})"
+        )
+    record = verify_segment(job, first, last)
+    if record is not None:
+        return record, False
+    os.makedirs(job.segments_dir, exist_ok=True)
+    segment = job.segment_path(first, last)
+    try:
+        os.remove(job.record_path(first, last))  # a stale record must not vouch for the new file
+    except FileNotFoundError:
+        pass
+    cfg = job.config
+    cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, overwrite=True, copy_audio=False))
+    matte_video(job.input, segment, cfg, progress=progress, frame_range=(first, last), context=job.context)
+    record = SegmentRecord(first, last, os.path.basename(segment), os.path.getsize(segment),
+                           sha256_file(segment), job.settings_sha256)
+    write_json_atomic(job.record_path(first, last), record.to_dict())
+    return record, True
+
+
+def job_status(job: FarmJob) -> dict:
+    """{"done": [(first, last), ...], "todo": [...]} for the job's own chunk plan (verifies checksums)."""
+    done, todo = [], []
+    for first, last in job.chunks():
+        (done if verify_segment(job, first, last) else todo).append((first, last))
+    return {"done": done, "todo": todo}
+
+
+def run_local(job: FarmJob, progress: Optional[Callable[[int, int, bool], None]] = None) -> list[tuple[SegmentRecord, bool]]:
+    """Run every chunk of the job's plan here, one after the other (skipping verified ones).
+
+    progress(chunk number, chunk count, ran) after each chunk."""
+    results = []
+    chunks = job.chunks()
+    for n, (first, last) in enumerate(chunks):
+        results.append(run_chunk(job, first, last))
+        if progress is not None:
+            progress(n + 1, len(chunks), results[-1][1])
+    return results
+
+
+__all__ = [
+    "FarmError",
+    "FarmJob",
+    "FarmUsageError",
+    "SegmentRecord",
+    "check_farmable",
+    "config_from_dict",
+    "config_to_dict",
+    "count_frames",
+    "create_job",
+    "default_context",
+    "iter_records",
+    "job_path_for",
+    "job_status",
+    "load_job",
+    "missing_extra",
+    "parse_frames",
+    "plan_chunks",
+    "run_chunk",
+    "run_local",
+    "settings_digest",
+    "sha256_file",
+    "verify_segment",
+]

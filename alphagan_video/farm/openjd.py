@@ -1,0 +1,79 @@
+"""Open Job Description template (AWS Deadline Cloud's job format) for a farm job.
+
+Two steps: ``Matte`` -- a ``CHUNK[INT]`` task parameter ``Frame`` over ``0-(N-1)`` with the
+``TASK_CHUNKING`` extension (contiguous chunks of ``chunk_size`` frames; the scheduler passes
+each task its range as ``"A-B"``) running ``alphagan-video farm chunk JOB --frames A-B`` -- and
+``Assemble``, after all of ``Matte``, running ``alphagan-video farm assemble --job JOB``.
+Chunk ranges chosen by the scheduler need not match the job's own plan: every contiguous range
+works (the chunk runner aligns batches) and assembly picks verified segments that tile the clip.
+
+Run it locally with ``openjd run template.json --step Assemble --run-dependencies``
+(``pip install openjd-cli``); submit to Deadline Cloud as a job bundle (``deadline bundle
+submit DIR`` with the template as ``DIR/template.json``). Shared storage between workers is
+assumed (segments and the job file live next to the output).
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from alphagan_video.farm.job import FarmJob
+
+SPECIFICATION_VERSION = "jobtemplate-2023-09"
+
+
+def openjd_template(
+    job: FarmJob,
+    *,
+    executable: Sequence[str] = ("alphagan-video",),
+    gpus: int = 0,
+    cpus: int = 0,
+) -> dict:
+    """The job template as a dict (``json.dump`` it). ``executable``: command and leading
+    arguments that start alphagan-video on a worker. gpus/cpus > 0 add host requirements
+    (``amount.worker.gpu`` / ``amount.worker.vcpu``)."""
+    exe = list(executable)
+    chunk_args = exe[1:] + ["farm", "chunk", "{{Param.JobFile}}", "--frames", "{{Task.Param.Frame}}"]
+    matte = {
+        "name": "Matte",
+        "parameterSpace": {
+            "taskParameterDefinitions": [{
+                "name": "Frame",
+                "type": "CHUNK[INT]",
+                "range": f"0-{job.frame_count - 1}",
+                "chunks": {"defaultTaskCount": job.chunk_size, "rangeConstraint": "CONTIGUOUS"},
+            }],
+        },
+        "script": {"actions": {"onRun": {"command": exe[0], "args": chunk_args}}},
+    }
+    amounts = []
+    if gpus:
+        amounts.append({"name": "amount.worker.gpu", "min": gpus})
+    if cpus:
+        amounts.append({"name": "amount.worker.vcpu", "min": cpus})
+    if amounts:
+        matte["hostRequirements"] = {"amounts": amounts}
+    assemble = {
+        "name": "Assemble",
+        "dependencies": [{"dependsOn": "Matte"}],
+        "script": {"actions": {"onRun": {
+            "command": exe[0], "args": exe[1:] + ["farm", "assemble", "--job", "{{Param.JobFile}}"],
+        }}},
+    }
+    return {
+        "specificationVersion": SPECIFICATION_VERSION,
+        "extensions": ["TASK_CHUNKING"],
+        "name": f"alphagan-video {os.path.basename(job.output)}",
+        "parameterDefinitions": [{
+            "name": "JobFile",
+            "type": "PATH",
+            "objectType": "FILE",
+            "dataFlow": "INOUT",
+            "default": job.job_path,
+            "description": "alphagan-video job manifest (settings, frame count, chunk size)",
+        }],
+        "steps": [matte, assemble],
+    }
+
+
+__all__ = ["openjd_template"]

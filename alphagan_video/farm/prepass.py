@@ -1,0 +1,125 @@
+"""Serial coarse-mask pre-pass: per-frame prompts so chunks need no history.
+
+Which mask sources need it:
+
+- ``person``, ``chroma``, ``plate:PATH``, ``file:PATH`` and ``--trimap``: every frame's mask
+  depends on that frame only. Chunks need nothing.
+- ``sam``: propagates from the prompted first frame (previous mask's box + logits), so a chunk
+  starting at frame 4000 has nothing to start from. Run this pre-pass once, serially, over the
+  whole clip: it runs the SAM source exactly as a normal run would and writes, for every frame,
+  the bounding box of that frame's mask in the prompts-JSON format ``--prompts`` reads
+  (``{"<frame>": {"box": [x0, y0, x1, y1]}}``). The farm job then uses ``--mask sam --prompts
+  FILE``: every frame is prompted with its own box, independent of every other frame, so
+  chunked and unchunked runs with that file are identical. (It is a different, history-free
+  way of prompting than the propagation of a plain run: masks can differ slightly from a plain
+  single-machine run without the file.)
+
+The pre-pass costs one mask pass (SAM's image encoder per frame; no matting model, no
+encoding), serially: it is the part of a SAM job a farm cannot split.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from alphagan_video.config import PipelineConfig
+from alphagan_video.farm.job import FarmUsageError, write_json_atomic
+
+#: Mask sources whose masks depend on earlier frames (need the pre-pass on a farm).
+STATEFUL_MASK_SOURCES = frozenset({"sam"})
+
+
+@dataclass
+class PrepassReport:
+    output: str
+    frames: int
+    boxes: int
+    empty: list[int]
+
+
+def needs_prepass(cfg: PipelineConfig) -> bool:
+    """True when the configured coarse-mask source carries state from frame to frame."""
+    from alphagan_video.masks import parse_mask_spec
+
+    if cfg.trimap.trimap_path is not None:
+        return False
+    name, _ = parse_mask_spec(cfg.mask.source)
+    return name in STATEFUL_MASK_SOURCES
+
+
+def mask_box(mask: torch.Tensor, threshold: float, margin: float = 0.0) -> Optional[list[float]]:
+    """Bounding box [x0, y0, x1, y1] (pixels, x1/y1 exclusive) of ``mask`` (H,W) float > threshold,
+    grown by ``margin`` times its size on each side and clipped; None when empty."""
+    from alphagan_video.masks.sam import padded_box
+
+    box = padded_box(mask > threshold, margin)
+    return None if box is None else [round(v, 2) for v in box]
+
+
+def run_prepass(
+    input_path: str | os.PathLike,
+    output_json: str | os.PathLike,
+    cfg: PipelineConfig,
+    *,
+    overwrite: bool = False,
+    progress: Optional[Callable[[int, Optional[int]], None]] = None,
+) -> PrepassReport:
+    """Run ``cfg.mask`` serially over INPUT and write per-frame box prompts to ``output_json``.
+
+    Frames whose mask is empty get no entry (the SAM source then propagates into them from the
+    previous frame, as in a plain run, or fails with SubjectLostError naming the frame).
+    User prompts from ``cfg.mask.prompts_json`` are kept verbatim for their frames.
+    """
+    from alphagan_video.device import resolve_device
+    from alphagan_video.io import open_input
+    from alphagan_video.masks import build_mask_source
+    from alphagan_video.pipeline import frames_to_tensor
+
+    output_json = os.fspath(output_json)
+    if os.path.exists(output_json) and not overwrite:
+        raise FarmUsageError(f"output exists: {output_json}; pass --overwrite or choose another name")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(output_json))):
+        raise FarmUsageError(f"output directory of {output_json} does not exist; create it first")
+    user_entries: dict = {}
+    if cfg.mask.prompts_json is not None:
+        with open(cfg.mask.prompts_json, encoding="utf-8") as fh:
+            user_entries = {int(k): v for k, v in json.load(fh).items()}
+    device = resolve_device(cfg.model.device)
+    boxes: dict[int, list[float]] = {}
+    empty: list[int] = []
+    frames = 0
+    with open_input(input_path) as reader:
+        info = reader.info
+        source = build_mask_source(cfg.mask, info, device)
+        try:
+            for batch in reader.iter_batches(1):
+                index = batch.index[0]
+                frames += 1
+                with torch.inference_mode():
+                    mask = source(frames_to_tensor(batch, device), batch.index)
+                box = mask_box(mask[0, 0], cfg.mask.threshold)
+                if box is None:
+                    empty.append(index)
+                else:
+                    boxes[index] = box
+                if progress is not None:
+                    progress(frames, info.frame_count)
+        finally:
+            source.close()
+    entries: dict[str, dict] = {}
+    for index in range(frames):
+        if index in user_entries:
+            entries[str(index)] = user_entries[index]
+        elif index in boxes:
+            entries[str(index)] = {"box": boxes[index]}
+    if not entries:
+        raise FarmUsageError(f"the mask pre-pass found the subject on no frame of {input_path}; check the prompts")
+    write_json_atomic(output_json, entries)
+    return PrepassReport(output_json, frames, len(boxes), empty)
+
+
+__all__ = ["PrepassReport", "STATEFUL_MASK_SOURCES", "mask_box", "needs_prepass", "run_prepass"]

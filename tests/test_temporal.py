@@ -1,0 +1,208 @@
+"""Motion-compensated temporal smoothing and mask stabilisation (alphagan_video.temporal).
+
+Scenes are made here: a textured background (smooth random field) and a textured square
+foreground with an exact alpha; the per-frame "model" alpha is the GT plus noise, which is
+what flicker looks like.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from alphagan_video.config import TemporalConfig
+from alphagan_video.errors import UserInputError
+from alphagan_video.metrics import dtssd
+from alphagan_video.temporal import (
+    TemporalState,
+    context_frames_needed,
+    estimate_motion,
+    smooth_alpha,
+    stabilize_mask,
+)
+from alphagan_video.trimap import make_trimap
+
+H, W = 64, 80
+
+
+def _texture(seed: int, h: int = H, w: int = W, cells: int = 8) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, cells, cells * w // h, generator=g)
+    return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def _scene(frames: int, speed: float = 0.0, noise_seed: int = 0, bg_seed: int = 1, size: int = 24,
+           image_noise: float = 0.005):
+    """(image (T,3,H,W), gt alpha (T,1,H,W), noisy alpha (T,1,H,W), trimap (T,1,H,W) all unknown
+    inside a band around the square). The square moves ``speed`` px/frame to the right."""
+    bg = _texture(bg_seed, H, W + 64)
+    fg_tex = _texture(bg_seed + 10, size, size, cells=4) * 0.6 + 0.4
+    g = torch.Generator().manual_seed(noise_seed)
+    images, gts = [], []
+    for t in range(frames):
+        x0 = int(round(8 + speed * t))
+        alpha = torch.zeros(1, 1, H, W)
+        alpha[..., 20 : 20 + size, x0 : x0 + size] = 1.0
+        img = bg[..., :W].clone()
+        img[..., 20 : 20 + size, x0 : x0 + size] = fg_tex
+        img = (img + image_noise * torch.randn(img.shape, generator=g)).clamp(0, 1)
+        images.append(img)
+        gts.append(alpha)
+    image, gt = torch.cat(images), torch.cat(gts)
+    noisy = (gt + 0.15 * torch.randn(gt.shape, generator=g)).clamp(0, 1)
+    band = F.max_pool2d(gt, 9, 1, 4) - (-F.max_pool2d(-gt, 9, 1, 4))
+    trimap = torch.where(band > 0, torch.full_like(gt, 0.5), gt)
+    noisy = torch.where(trimap == 0.5, noisy, trimap)
+    return image, gt, noisy, trimap
+
+
+def _run(alpha, image, trimap, cfg, state=None, batch=4):
+    state = state or TemporalState()
+    outs = []
+    for i in range(0, alpha.shape[0], batch):
+        out, state = smooth_alpha(alpha[i : i + batch], image[i : i + batch], trimap[i : i + batch], state, cfg)
+        outs.append(out)
+    return torch.cat(outs), state
+
+
+CFG = TemporalConfig(enabled=True, strength=0.7)
+
+
+def test_state_object_is_carried_and_batching_does_not_matter():
+    image, _, noisy, trimap = _scene(10, speed=1.0)
+    whole, state = _run(noisy, image, trimap, CFG, batch=10)
+    parts, state2 = _run(noisy, image, trimap, CFG, batch=3)
+    assert torch.equal(whole, parts)
+    assert state.frames == state2.frames == 10 and state.cuts == 0
+    assert torch.equal(state.prev_alpha, whole[-1:]) and torch.equal(state.prev_image, image[-1:])
+    # The input state is not modified: running from it again gives the same result.
+    first, s1 = smooth_alpha(noisy[:2], image[:2], trimap[:2], TemporalState(), CFG)
+    again, _ = smooth_alpha(noisy[2:4], image[2:4], trimap[2:4], s1, CFG)
+    again2, _ = smooth_alpha(noisy[2:4], image[2:4], trimap[2:4], s1, CFG)
+    assert torch.equal(again, again2)
+
+
+def test_static_flicker_is_reduced_and_known_pixels_untouched():
+    image, gt, noisy, trimap = _scene(12, speed=0.0)
+    out, _ = _run(noisy, image, trimap, CFG)
+    tri8 = (trimap[:, 0].numpy() * 255).round().astype(np.uint8)
+    tri8[tri8 == 127] = 128
+    raw = dtssd(noisy[:, 0].numpy(), gt[:, 0].numpy(), tri8)
+    smoothed = dtssd(out[:, 0].numpy(), gt[:, 0].numpy(), tri8)
+    assert smoothed < 0.5 * raw
+    known = trimap != 0.5
+    assert torch.equal(out[known], noisy[known])
+    # and closer to the noise-free signal, not just steadier (mid-grey signal: noise not clipped)
+    signal = 0.3 + 0.4 * gt
+    g = torch.Generator().manual_seed(5)
+    noisy_mid = torch.where(trimap == 0.5, signal + 0.1 * torch.randn(gt.shape, generator=g), trimap)
+    out_mid, _ = _run(noisy_mid, image, trimap, CFG)
+    unknown = ~known
+    unknown[:3] = False  # the recursive filter needs a few frames to settle
+    assert (out_mid - signal).abs()[unknown].mean() < 0.6 * (noisy_mid - signal).abs()[unknown].mean()
+
+
+def test_moving_edge_is_not_ghosted():
+    # 5 px/frame: an unwarped blend would leave a trail of the square behind it.
+    image, gt, _, trimap = _scene(9, speed=5.0)
+    clean = gt.clone()  # a perfect per-frame model: smoothing must not damage it
+    out, state = _run(clean, image, trimap, TemporalConfig(enabled=True, strength=1.0))
+    assert state.cuts == 0
+    err = (out - gt).abs()
+    # The trailing region: where the square was one frame earlier but is not now.
+    trail = (gt[:-1] > 0.5) & (gt[1:] < 0.5)
+    assert float(err[1:][trail].mean()) < 0.05
+    assert float(err.max()) < 0.5
+    # Without motion compensation (zero flow) the trail would carry up to 0.9 of the old alpha:
+    # check the flow found the motion.
+    motion = estimate_motion(image[3:4], image[4:5])
+    inside = motion.flow[24:40, 32:48, 0]  # square interior in frame 4 (flow scale = full: 64 px < 180)
+    assert abs(float(np.median(inside)) + 5.0) < 1.0  # backward flow: came from 5 px to the left
+
+
+def test_cuts_reset_and_pans_do_not():
+    image_a, _, noisy_a, trimap_a = _scene(4, speed=0.0, bg_seed=1)
+    image_b, _, noisy_b, trimap_b = _scene(4, speed=0.0, bg_seed=5, noise_seed=3)
+    # shot B is a different photo and its square sits elsewhere
+    image_b = torch.flip(image_b, dims=[-1, -2])
+    image = torch.cat([image_a, image_b])
+    alpha = torch.cat([noisy_a, noisy_b])
+    trimap = torch.full_like(alpha, 0.5)
+    out, state = _run(alpha, image, trimap, CFG)
+    assert state.cuts == 1
+    assert torch.equal(out[4], alpha[4])  # first frame of the new shot is used as is
+    assert not torch.equal(out[5], alpha[5])  # ... and smoothing resumes after it
+    # A fast pan of the whole frame is not a cut.
+    wide = _texture(7, H, W + 200)
+    pan = torch.cat([wide[..., 10 * t : 10 * t + W] for t in range(6)])
+    _, pan_state = _run(torch.rand(6, 1, H, W), pan, torch.full((6, 1, H, W), 0.5), CFG)
+    assert pan_state.cuts == 0
+    # A frame-size change restarts without error.
+    small = F.interpolate(image[:2], size=(32, 40), mode="area")
+    out_small, st = smooth_alpha(alpha[:2, :, :32, :40], small, trimap[:2, :, :32, :40], state, CFG)
+    assert torch.equal(out_small[0], alpha[0, :, :32, :40])
+
+
+def test_chunked_run_matches_whole_run_after_warm_up():
+    frames, k = 30, 18
+    image, _, noisy, trimap = _scene(frames, speed=0.7, noise_seed=4)
+    masks = (F.avg_pool2d(noisy, 5, 1, 2) > 0.5).float()
+    cfg = TemporalConfig(enabled=True, strength=0.5)
+    c = context_frames_needed(cfg)
+    assert c == 8 and k - c >= 0
+
+    def run(start, stop, keep_from):
+        """Frames [start, stop) in batches of 4; returns the outputs of frames >= keep_from."""
+        state = TemporalState()
+        out_alpha, out_mask = [], []
+        for i in range(start, stop, 4):
+            j = min(i + 4, stop)
+            m, state = stabilize_mask(masks[i:j], image[i:j], state, cfg)
+            a, state = smooth_alpha(noisy[i:j], image[i:j], trimap[i:j], state, cfg)
+            out_alpha.append(a)
+            out_mask.append(m)
+        skip = keep_from - start
+        return torch.cat(out_alpha)[skip:], torch.cat(out_mask)[skip:]
+
+    whole_a, whole_m = run(0, frames, k)
+    chunk_a, chunk_m = run(k - c, frames, k)
+    assert chunk_a.shape[0] == frames - k
+    assert float((chunk_a - whole_a).abs().max()) <= 1.0 / 255.0
+    assert torch.equal(chunk_m, whole_m)
+    # Without warm-up the first chunk frames differ (the test can fail).
+    cold_a, _ = run(k, frames, k)
+    assert float((cold_a - whole_a).abs().max()) > 1.0 / 255.0
+
+
+def test_trimap_is_stable_on_a_static_subject():
+    frames = 12
+    image, gt, _, _ = _scene(frames, speed=0.0)
+    g = torch.Generator().manual_seed(9)
+    # A segmenter's jitter: the soft mask edge wobbles by about a pixel from frame to frame.
+    soft = F.avg_pool2d(gt, 5, 1, 2)
+    masks = (soft + 0.25 * (torch.rand(soft.shape, generator=g) - 0.5)).clamp(0, 1)
+    cfg = TemporalConfig(enabled=True, strength=0.7)
+    stable, state = stabilize_mask(masks, image, TemporalState(), cfg)
+    raw_tri = make_trimap(masks, 6)
+    stable_tri = make_trimap(stable, 6)
+    raw_flips = float((raw_tri[1:] != raw_tri[:-1]).float().mean())
+    stable_flips = float((stable_tri[1:] != stable_tri[:-1]).float().mean())
+    assert raw_flips > 0.005
+    assert stable_flips < 0.2 * raw_flips
+    assert state.prev_mask_binary is not None and set(stable.unique().tolist()) <= {0.0, 1.0}
+    # still follows the subject: the stable mask agrees with the GT almost everywhere
+    assert float(((stable > 0.5) != (gt > 0.5)).float().mean()) < 0.02
+    # off: unchanged
+    same, _ = stabilize_mask(masks, image, TemporalState(), TemporalConfig(enabled=False))
+    assert torch.equal(same, masks)
+
+
+def test_context_frames_needed_and_bad_shapes():
+    assert context_frames_needed(TemporalConfig(enabled=False)) == 0
+    assert context_frames_needed(TemporalConfig(strength=0.0)) == 0
+    assert context_frames_needed(TemporalConfig(strength=1.0)) > context_frames_needed(TemporalConfig(strength=0.3))
+    with pytest.raises(UserInputError, match=r"trimap expected \(B,1,H,W\)"):
+        smooth_alpha(torch.zeros(2, 1, 8, 8), torch.zeros(2, 3, 8, 8), torch.zeros(1, 1, 8, 8), TemporalState(), CFG)
+    with pytest.raises(UserInputError, match=r"image expected \(B,3,H,W\)"):
+        stabilize_mask(torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8), TemporalState(), CFG)
