@@ -112,7 +112,7 @@ def main() -> None:
 @click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
 @click.option("--tiling", type=click.Choice(["auto", "on", "off"]), default=None,
               help="Run the generator only on tiles covering the unknown band (on), the full frame (off, default), "
-                   "or tiles when they cover < 60%% of the frame (auto).")
+                   "or tiles when they cover < 60% of the frame (auto).")
 @click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
 @click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
 @click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
@@ -653,8 +653,9 @@ def farm_openjd_command(input_path, output_path, chunk_size, context, debug, tem
 
     def action():
         job = _make_job(input_path, output_path, chunk_size, context, opts)
-        text = json.dumps(openjd_template(job, executable=_executable(executable), gpus=num_gpus, cpus=num_cpus),
-                          indent=2) + "\n"
+        template_dir = str(template_path.resolve().parent) if template_path is not None else None
+        text = json.dumps(openjd_template(job, executable=_executable(executable), gpus=num_gpus, cpus=num_cpus,
+                                          template_dir=template_dir), indent=2) + "\n"
         if template_path is not None:
             template_path.write_text(text)
         else:

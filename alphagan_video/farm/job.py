@@ -313,7 +313,8 @@ def create_job(
     if os.path.exists(path):
         existing = load_job(path)
         if existing.settings_sha256 == digest:
-            return existing
+            # Same pixels; this invocation's --overwrite / --no-audio apply to the final file.
+            return dataclasses.replace(existing, config=cfg)
         if not cfg.output.overwrite:
             raise FarmUsageError(
                 f"{path} describes a job with other settings (or another input); pass --overwrite to "

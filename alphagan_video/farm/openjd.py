@@ -15,7 +15,7 @@ assumed (segments and the job file live next to the output).
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 from alphagan_video.farm.job import FarmJob
 
@@ -28,10 +28,17 @@ def openjd_template(
     executable: Sequence[str] = ("alphagan-video",),
     gpus: int = 0,
     cpus: int = 0,
+    template_dir: Optional[str] = None,
 ) -> dict:
     """The job template as a dict (``json.dump`` it). ``executable``: command and leading
     arguments that start alphagan-video on a worker. gpus/cpus > 0 add host requirements
-    (``amount.worker.gpu`` / ``amount.worker.vcpu``)."""
+    (``amount.worker.gpu`` / ``amount.worker.vcpu``).
+
+    The ``JobFile`` parameter (type PATH, so farms can map it between mounts) defaults to the
+    job file relative to ``template_dir`` (OpenJD requires relative PATH defaults, joined to the
+    template's directory); None = the current directory (``... > template.json`` here).
+    Override it with ``-p JobFile=/abs/path/OUT.alphagan-job.json``.
+    """
     exe = list(executable)
     chunk_args = exe[1:] + ["farm", "chunk", "{{Param.JobFile}}", "--frames", "{{Task.Param.Frame}}"]
     matte = {
@@ -69,7 +76,7 @@ def openjd_template(
             "type": "PATH",
             "objectType": "FILE",
             "dataFlow": "INOUT",
-            "default": job.job_path,
+            "default": os.path.relpath(job.job_path, template_dir or os.getcwd()),
             "description": "alphagan-video job manifest (settings, frame count, chunk size)",
         }],
         "steps": [matte, assemble],

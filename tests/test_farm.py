@@ -1,0 +1,314 @@
+"""Render farms (issue 6): chunks with context, lossless assembly, resumable jobs, job files.
+
+Every run uses the tiny seeded generator and the clip's true masks (``file:`` source, per frame)
+with --no-refine; the clip has 12 frames of 64x48 and one audio stream.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from alphagan_video.config import MaskConfig, PipelineConfig
+from alphagan_video.farm import (
+    FarmError,
+    FarmUsageError,
+    choose_segments,
+    create_job,
+    load_job,
+    parse_frames,
+    plan_chunks,
+    run_chunk,
+    verify_segment,
+)
+from tests.e2e import (  # noqa: F401 - tiny_checkpoint is a fixture
+    cli,
+    clip_with_masks,
+    error_lines,
+    prores_alpha,
+    run_ok,
+    tiny_checkpoint,
+)
+from tests.media import read_packets
+
+FAST = ("--no-refine", "--batch-size", "2", "-q")
+CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def video_packets(path) -> list[tuple[int, str]]:
+    """(pts, md5 of the payload) of every video packet, in file order."""
+    with av.open(str(path)) as c:
+        return [(p.pts, hashlib.md5(bytes(p)).hexdigest()) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+def codec_tag(path) -> str:
+    with av.open(str(path)) as c:
+        return c.streams.video[0].codec_context.codec_tag
+
+
+@pytest.fixture
+def shot(tmp_path, tiny_checkpoint):
+    """(clip, options for run/farm commands without --temporal choice)."""
+    clip, spec = clip_with_masks(tmp_path, frames=12, audio_streams=1)
+    return clip, ["--checkpoint", tiny_checkpoint, "--mask", spec, "--no-refine", "--batch-size", "2"]
+
+
+def unchunked(tmp_path, clip, opts, *extra, name="full.mov") -> Path:
+    out = tmp_path / name
+    run_ok(clip.path, "-o", out, *opts, *extra, "-q")
+    return out
+
+
+def assert_same_file_content(a, b) -> None:
+    """Frame payloads byte for byte, pts, fourcc and the decoded alpha equal."""
+    assert video_packets(a) == video_packets(b)
+    assert codec_tag(a) == codec_tag(b) == "ap4h"
+    np.testing.assert_array_equal(prores_alpha(str(a)), prores_alpha(str(b)))
+
+
+# --------------------------------------------------------------------------- chunks
+
+def test_plan_and_parse():
+    assert plan_chunks(12, 5, batch_size=2) == [(0, 5), (6, 11)]  # rounded up to the batch grid
+    assert plan_chunks(10, 4) == [(0, 3), (4, 7), (8, 9)]
+    assert parse_frames("4-7") == (4, 7) and parse_frames("9") == (9, 9)
+    with pytest.raises(FarmUsageError, match=r"--frames '7-4': expected 0 <= A <= B"):
+        parse_frames("7-4")
+    with pytest.raises(FarmUsageError, match=r"--chunk-size 0: must be at least 1 frame"):
+        plan_chunks(12, 0)
+
+
+def test_context_chunk_writes_only_its_frames_with_original_pts(tmp_path, shot):
+    clip, opts = shot
+    full = unchunked(tmp_path, clip, opts, "--no-temporal")
+    seg = tmp_path / "seg.mov"
+    # A=5 is off the batch grid (2): warm-up starts at 2, the last batch ends at 9 (discarded).
+    run_ok(clip.path, "-o", seg, *opts, "--no-temporal", "--frames", "5-8", "--context", "3", "--no-audio", "-q")
+    assert video_packets(seg) == video_packets(full)[5:9]
+    assert [p for p, _ in video_packets(seg)] == clip.pts[5:9]
+    with av.open(str(seg)) as c:
+        assert len(c.streams.audio) == 0
+
+
+# --------------------------------------------------------------------------- chunked == unchunked
+
+def test_chunked_equals_unchunked_byte_for_byte(tmp_path, shot):
+    """--no-temporal: every frame depends on itself only, so identity is guaranteed."""
+    clip, opts = shot
+    full = unchunked(tmp_path, clip, opts, "--no-temporal")
+    out = tmp_path / "farm.mov"
+    result = run_ok("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *opts, "--no-temporal")
+    assert "3 segment(s) (3 matted, 0 reused)" in result.stderr
+    assert_same_file_content(full, out)
+    assert [p for p, _ in video_packets(out)] == clip.pts
+    assert read_packets(str(out)) == read_packets(clip.path)  # the source's audio, copied
+    manifest = json.loads(Path(str(out) + ".alphagan-job.json").read_text())
+    assert [(s["first"], s["last"]) for s in manifest["segments"]] == [(0, 3), (4, 7), (8, 11)]
+    assert manifest["context"] == 0 and manifest["frame_count"] == 12
+    assert manifest["assembled"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    for s in manifest["segments"]:
+        seg = out.parent / (out.name + ".alphagan-segments") / s["file"]
+        assert hashlib.sha256(seg.read_bytes()).hexdigest() == s["sha256"]
+
+
+def test_chunked_with_temporal_context_matches_within_tolerance(tmp_path, shot):
+    """Temporal smoothing is recursive: finite context matches to within half an 8-bit step
+    by design (temporal.context_frames_needed); on this clip it is exact."""
+    clip, opts = shot
+    full = unchunked(tmp_path, clip, opts)
+    out = tmp_path / "farm.mov"
+    run_ok("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *opts)
+    job = load_job(str(out) + ".alphagan-job.json")
+    assert job.context >= 8  # default: what strength 0.5 needs
+    diff = np.abs(prores_alpha(str(full)) - prores_alpha(str(out)))
+    assert diff.max() <= 1.0 / 255
+    assert video_packets(out) == video_packets(full)  # measured: exact here
+
+
+# --------------------------------------------------------------------------- resumable
+
+def test_resume_after_sigkill_mid_chunk(tmp_path, shot):
+    clip, opts = shot
+    full = unchunked(tmp_path, clip, opts, "--no-temporal")
+    out = tmp_path / "farm.mov"
+    cfg_opts = [*opts, "--no-temporal"]
+    run_ok("farm", "openjd", clip.path, "-o", out, "--chunk-size", "4", *cfg_opts, "--template", tmp_path / "t.json")
+    job = load_job(str(out) + ".alphagan-job.json")
+    run_chunk(job, 0, 3)
+    kept = os.stat(job.segment_path(0, 3)).st_mtime_ns
+    seg_dir = Path(job.segments_dir)
+    # A real worker process; killed with SIGKILL as soon as it has started writing (temp file).
+    proc = subprocess.Popen([sys.executable, "-m", "alphagan_video", "farm", "chunk", job.job_path, "--frames", "4-7"],
+                            env=CHILD_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.name.startswith(".seg_000004-000007.tmp-") for p in seg_dir.iterdir()):
+            assert proc.poll() is None, "the worker ended before it started writing"
+            assert time.monotonic() < deadline, "the worker never started writing"
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not os.path.exists(job.segment_path(4, 7)) and verify_segment(job, 4, 7) is None
+    with pytest.raises(FarmError, match=r"frames 4-11 of .* have no finished, intact segment"):
+        choose_segments(job)
+    result = run_ok("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *cfg_opts)
+    assert "(2 matted, 1 reused)" in result.stderr
+    assert os.stat(job.segment_path(0, 3)).st_mtime_ns == kept
+    assert_same_file_content(full, out)
+
+
+def test_corrupt_segment_is_detected_and_redone(tmp_path, shot):
+    clip, opts = shot
+    out = tmp_path / "farm.mov"
+    args = ("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *opts, "--no-temporal")
+    run_ok(*args)
+    reference = out.read_bytes()
+    job = load_job(str(out) + ".alphagan-job.json")
+    seg = Path(job.segment_path(4, 7))
+    original = seg.read_bytes()
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in a frame payload: same size, other checksum
+    seg.write_bytes(bytes(data))
+    assert verify_segment(job, 4, 7) is None and verify_segment(job, 0, 3) is not None
+    result = cli("farm", "assemble", "--job", job.job_path, "--overwrite")
+    assert result.exit_code == 1
+    assert error_lines(result) == [
+        f"alphagan-video: error: frames 4-7 of {job.input} have no finished, intact segment in "
+        f"{job.segments_dir}; rerun the job (finished segments are kept) and assemble again"
+    ]
+    result = run_ok(*args, "--overwrite")
+    assert "(1 matted, 2 reused)" in result.stderr
+    assert seg.read_bytes() == original  # redone, deterministically
+    assert out.read_bytes() == reference
+
+
+def test_job_with_other_settings_is_refused_and_segments_of_old_settings_ignored(tmp_path, shot):
+    clip, opts = shot
+    out = tmp_path / "farm.mov"
+    run_ok("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *opts, "--no-temporal")
+    result = cli("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *opts, "--no-temporal",
+                 "--trimap-band", "5")
+    assert result.exit_code == 2
+    assert "pass --overwrite or choose another name" in error_lines(result)[0]
+
+
+# --------------------------------------------------------------------------- errors and masks
+
+def test_farm_refuses_outputs_that_cannot_be_joined_losslessly(tmp_path, shot):
+    clip, opts = shot
+    result = cli("farm", "local", clip.path, "-o", tmp_path / "o.mp4", *opts, "--output-kind", "alpha")
+    assert result.exit_code == 2
+    assert "segments are joined by stream copy, which needs an intra-only codec in .mov" in error_lines(result)[0]
+    result = cli("farm", "local", clip.path, "-o", tmp_path / "o.mov", *opts, "--output-kind", "alpha", "--codec", "h264")
+    assert result.exit_code == 2
+    assert "codec libx264 is not intra-only" in error_lines(result)[0]
+
+
+def test_sam_needs_the_prepass_and_the_prepass_writes_prompts_json(tmp_path, shot):
+    import torch
+
+    from alphagan_video.farm.prepass import needs_prepass, run_prepass
+    from alphagan_video.masks.sam import build_tiny_sam, read_prompts_json
+
+    clip, _ = shot
+    ckpt = tmp_path / "tiny_sam.pth"
+    torch.save(build_tiny_sam(seed=1).state_dict(), ckpt)
+    sam = MaskConfig(source="sam", sam_model="test_tiny", sam_checkpoint=ckpt, box=(0, 12, 20, 30))
+    cfg = PipelineConfig(mask=sam)
+    assert needs_prepass(cfg) and not needs_prepass(PipelineConfig(mask=MaskConfig(source="chroma")))
+    with pytest.raises(FarmUsageError, match=r"--mask sam propagates from the first frame.*farm prepass"):
+        create_job(clip.path, tmp_path / "o.mov", cfg, chunk_size=4)
+    report = run_prepass(clip.path, tmp_path / "prompts.json", cfg)
+    assert report.frames == 12
+    prompts = read_prompts_json(tmp_path / "prompts.json", 64, 48)  # the format --prompts reads
+    assert sorted(prompts) == [i for i in range(12) if i not in report.empty]
+    assert len(prompts) == report.boxes >= 1
+    for p in prompts.values():
+        x0, y0, x1, y1 = p.box
+        assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 48
+
+
+# --------------------------------------------------------------------------- job files
+
+def test_openjd_template_runs_locally_with_openjd_cli(tmp_path, shot):
+    openjd = Path(sys.executable).parent / "openjd"
+    if not openjd.exists():
+        pytest.skip("openjd-cli is not installed (pip install 'alphagan-video[test]')")
+    from openjd.model import create_job as openjd_create_job
+    from openjd.model import decode_job_template
+
+    clip, opts = shot
+    full = unchunked(tmp_path, clip, opts, "--no-temporal")
+    out = tmp_path / "farm.mov"
+    template_path = tmp_path / "template.json"
+    run_ok("farm", "openjd", clip.path, "-o", out, "--chunk-size", "6", *opts, "--no-temporal",
+           "--executable", f"{sys.executable} -m alphagan_video", "--template", template_path)
+    template = json.loads(template_path.read_text())
+    assert template["parameterDefinitions"][0]["default"] == "farm.mov.alphagan-job.json"  # relative
+    assert template["extensions"] == ["TASK_CHUNKING"]
+    decoded = decode_job_template(template=template, supported_extensions=["TASK_CHUNKING"])
+    assert [s.name for s in openjd_create_job(job_template=decoded, job_parameter_values={}).steps] == ["Matte", "Assemble"]
+    run = subprocess.run([str(openjd), "run", str(template_path), "--step", "Assemble", "--run-dependencies"],
+                         env=CHILD_ENV, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert_same_file_content(full, out)
+    assert read_packets(str(out)) == read_packets(clip.path)
+
+
+def test_opencue_outline_serialises_offline(tmp_path, shot, monkeypatch):
+    pytest.importorskip("outline", reason="opencue-pyoutline is not installed (pip install 'alphagan-video[test]')")
+    from alphagan_video.farm.opencue import SESSION_ENV
+
+    monkeypatch.setenv(SESSION_ENV, str(tmp_path / "cue-sessions"))
+    clip, opts = shot
+    out = tmp_path / "farm.mov"
+    result = run_ok("farm", "opencue", clip.path, "-o", out, "--chunk-size", "4", *opts, "--no-temporal",
+                    "--show", "vfx", "--shot", "sh010", "--user", "artist", "--gpus", "1")
+    xml = result.stdout
+    assert "<show>vfx</show>" in xml and "<shot>sh010</shot>" in xml
+    assert '<layer name="matte" type="Render">' in xml and "<range>0-11</range><chunk>4</chunk>" in xml
+    assert '<layer name="assemble"' in xml
+    assert '<deplayer>assemble</deplayer><onjob>' in xml and "<onlayer>matte</onlayer>" in xml
+    # The layers render nodes execute: one 'farm chunk' per chunk with the chunk's range.
+    import outline.io
+
+    from alphagan_video.farm.opencue import build_outline
+
+    ran = []
+    monkeypatch.setattr(outline.io, "system", lambda cmd, ignore_error=False, frame=None: ran.append(cmd))
+    ol = build_outline(load_job(str(out) + ".alphagan-job.json"), executable=["alphagan-video"])
+    ol.get_layer("matte")._execute([4, 5, 6, 7])
+    ol.get_layer("assemble")._execute([0])
+    job_file = str(out) + ".alphagan-job.json"
+    assert ran == [["alphagan-video", "farm", "chunk", job_file, "--frames", "4-7"],
+                   ["alphagan-video", "farm", "assemble", "--job", job_file]]
+
+
+def test_assemble_explicit_segments(tmp_path, shot):
+    clip, opts = shot
+    full = unchunked(tmp_path, clip, opts, "--no-temporal")
+    segs = []
+    for a, b in [(0, 5), (6, 11)]:
+        seg = tmp_path / f"s{a}.mov"
+        run_ok(clip.path, "-o", seg, *opts, "--no-temporal", "--frames", f"{a}-{b}", "--context", "0", "--no-audio", "-q")
+        segs.append(seg)
+    out = tmp_path / "joined.mov"
+    run_ok("farm", "assemble", "--input", clip.path, "-o", out, *segs)
+    assert_same_file_content(full, out)
+    result = cli("farm", "assemble", "--input", clip.path, "-o", tmp_path / "bad.mov", segs[1], segs[0])
+    assert result.exit_code == 2
+    assert "overlapping or out-of-order segments" in error_lines(result)[0]
+    assert not (tmp_path / "bad.mov").exists()
