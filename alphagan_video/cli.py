@@ -114,8 +114,8 @@ def main() -> None:
               help="Run the generator only on tiles covering the unknown band (on), the full frame (off, default), "
                    "or tiles when they cover < 60% of the frame (auto).")
 @click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
-@click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
-@click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
+@click.option("--temporal/--no-temporal", default=None, help="Motion-compensated temporal smoothing of alpha and stable trimaps (default on); off: every frame is matted on its own (flickers, slightly faster).")
+@click.option("--temporal-strength", type=float, default=None, help="0..1 (default 0.5): memory of the temporal filter (0.5 ~ 6 frames, 1 ~ 33). Higher: steadier mattes, more lag on low-contrast moving edges, longer warm-up for chunked runs.")
 @click.option("--compile", "compile_model", is_flag=True, default=None,
               help="torch.compile the generator (faster on GPU after a slow first batch per shape).")
 @click.option("--overlap/--no-overlap", default=None,
@@ -311,8 +311,8 @@ Progress and errors go to stderr; a truncated last frame exits 2, a closed stdou
 @click.option("--tiling", type=click.Choice(["auto", "on", "off"]), default=None,
               help="Generator on tiles covering the unknown band (on), the full frame (off), or auto.")
 @click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
-@click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
-@click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
+@click.option("--temporal/--no-temporal", default=None, help="Motion-compensated temporal smoothing of alpha and stable trimaps (default on); off: every frame is matted on its own (flickers, slightly faster).")
+@click.option("--temporal-strength", type=float, default=None, help="0..1 (default 0.5): memory of the temporal filter (0.5 ~ 6 frames, 1 ~ 33). Higher: steadier mattes, more lag on low-contrast moving edges, longer warm-up for chunked runs.")
 @click.option("--progress", "show_progress", is_flag=True, help="Show a progress counter on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def pipe_command(size, rate, pix_fmt, output_kind, background, mask_source, sam_checkpoint, sam_model, box, points,
@@ -417,8 +417,8 @@ reported and skipped (exit 0 if at least one clip was processed, 2 if none was).
 @click.option("--tiling", type=click.Choice(["auto", "on", "off"]), default=None,
               help="Generator on tiles covering the unknown band (on), the full frame (off), or auto.")
 @click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
-@click.option("--temporal/--no-temporal", default=None, help="Temporal smoothing of alpha (default on).")
-@click.option("--temporal-strength", type=float, default=None, help="0..1, how strongly static regions follow the previous frame.")
+@click.option("--temporal/--no-temporal", default=None, help="Motion-compensated temporal smoothing of alpha and stable trimaps (default on); off: every frame is matted on its own (flickers, slightly faster).")
+@click.option("--temporal-strength", type=float, default=None, help="0..1 (default 0.5): memory of the temporal filter (0.5 ~ 6 frames, 1 ~ 33). Higher: steadier mattes, more lag on low-contrast moving edges, longer warm-up for chunked runs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write the per-clip results as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
@@ -492,6 +492,7 @@ segments losslessly (ProRes stream copy) into exactly the file one machine write
   farm opencue  INPUT -o OUT --chunk-size N [run options] > job.xml         (OpenCue)
   farm ray      INPUT -o OUT --address auto|local --chunk-size N [run options]
   farm local    INPUT -o OUT --chunk-size N [run options]   (all chunks here, resumable)
+  farm plan     INPUT -o OUT --chunk-size N [run options]   (job file + chunk list)
   farm chunk    JOB --frames A-B      the task command every farm runs (Tractor, Flamenco...)
   farm assemble --job JOB             join verified segments, copy audio/timecode/tags
   farm prepass  INPUT -o prompts.json --mask sam ...   per-frame SAM boxes (sam only)
@@ -581,6 +582,27 @@ def farm_local_command(input_path, output_path, chunk_size, context, debug, **op
         ran = sum(1 for _, r in results if r)
         click.echo(f"wrote {output_path}: {report.frames} frame(s) from {len(results)} segment(s) "
                    f"({ran} matted, {len(results) - ran} reused)", err=True)
+
+    _farm_guard(debug, action)
+
+
+@_with_run_options
+@farm_group.command("plan")
+@_job_command
+@click.option("--json", "as_json", is_flag=True, help="Print the job file's path and the chunks as JSON.")
+def farm_plan_command(input_path, output_path, chunk_size, context, debug, as_json, **opts) -> None:
+    """Write the job manifest and print its chunks, one 'A-B' per line (for any scheduler)."""
+
+    def action():
+        job = _make_job(input_path, output_path, chunk_size, context, opts)
+        chunks = job.chunks()
+        if as_json:
+            click.echo(json.dumps({"job": job.job_path, "frame_count": job.frame_count, "context": job.context,
+                                   "chunks": [f"{a}-{b}" for a, b in chunks]}, indent=2))
+        else:
+            for a, b in chunks:
+                click.echo(f"{a}-{b}")
+            click.echo(f"job file: {job.job_path}", err=True)
 
     _farm_guard(debug, action)
 

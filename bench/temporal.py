@@ -8,14 +8,15 @@ reader; only ``TemporalConfig`` differs. Metrics (``alphagan_video.metrics``): d
 with the TCVOM conventions (alpha in [0,1], sum over frame t's unknown region of the GT trimap,
 unnormalised, forward difference, last frame counts as 0; MESSDdt uses the generator's known
 motion), mean per-frame SAD (/1000) and MSE (raw, printed x1e3) with the DIM conventions over
-the unknown region. fps = frames / wall time of ``FrameMatter.process`` (model included).
+the unknown region. fps = frames / wall time of ``FrameMatter.process`` (model included, first batch
+not timed; the machine is shared, so fps is noisy -- "tmp ms/f" is the temporal stage alone).
 
 A second table measures trimap stability on mask-derived trimaps: coarse masks = the GT alpha
 thresholded after per-frame jitter (blur + smooth random field, like a segmenter's noise),
 trimaps from ``make_trimap`` with and without ``stabilize_mask``; "band flips" = fraction of
 pixels whose trimap label changes between consecutive frames (static clip: ideally ~0).
 
-    OMP_NUM_THREADS=1 python bench/temporal.py [--strength 0.5] [--clips static_GT25,fast_GT15]
+    OMP_NUM_THREADS=1 python bench/temporal.py [--strength 0.5[,0.75,...]] [--clips static_GT25,fast_GT15]
         [--checkpoint PATH] [--refine] [--frames 32] [--cache DIR] [--data DIR]
 """
 from __future__ import annotations
@@ -37,23 +38,27 @@ from alphagan_video.config import ModelConfig, OutputConfig, PipelineConfig, Tem
 from alphagan_video.io import open_input  # noqa: E402
 from alphagan_video.metrics import score_video  # noqa: E402
 from alphagan_video.pipeline import FrameMatter  # noqa: E402
-from alphagan_video.temporal import TemporalState, stabilize_mask  # noqa: E402
+from alphagan_video.temporal import TemporalState, max_blend, stabilize_mask  # noqa: E402
 from alphagan_video.trimap import make_trimap, trimap_to_uint8  # noqa: E402
 from bench.temporal_clips import DEFAULT_CLIPS, DEFAULT_DATA, EvalClip, make_clip  # noqa: E402
 
 
 def run_pipeline(clip: EvalClip, cfg: PipelineConfig) -> tuple[np.ndarray, float, float]:
-    """-> (alpha (T,H,W) float32, seconds in FrameMatter.process, seconds in the temporal stage)."""
+    """-> (alpha (T,H,W) float32, frames per second of FrameMatter.process, temporal-stage
+    seconds per frame). The first batch is not timed (one-off allocations and warm-up)."""
     alphas = []
-    seconds = 0.0
+    seconds, timed, temporal_seconds = 0.0, 0, 0.0
     with open_input(str(clip.video)) as reader, FrameMatter(reader.info, cfg) as matter:
-        for batch in reader.iter_batches(cfg.model.batch_size):
+        for k, batch in enumerate(reader.iter_batches(cfg.model.batch_size)):
+            before = matter.seconds["temporal"]
             tick = time.perf_counter()
             out = matter.process(batch)
-            seconds += time.perf_counter() - tick
+            if k:
+                seconds += time.perf_counter() - tick
+                temporal_seconds += matter.seconds["temporal"] - before
+                timed += len(batch)
             alphas.append(out.alpha)
-        temporal_seconds = matter.seconds["temporal"]
-    return np.concatenate(alphas, 0), seconds, temporal_seconds
+    return np.concatenate(alphas, 0), timed / max(seconds, 1e-9), temporal_seconds / max(timed, 1)
 
 
 def jittered_masks(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -83,9 +88,41 @@ def band_flips(clip: EvalClip, temporal: TemporalConfig, band_px: int = 10) -> f
     return float((t[1:] != t[:-1]).mean())
 
 
+def _pct(off: float, on: float) -> str:
+    return f"{100.0 * (on - off) / off:+.1f}%" if off else "n/a"
+
+
+def print_table(strength: float, rows: list) -> None:
+    """rows: (clip name, off (scores, fps, temporal s/frame), on (...))."""
+    print(f"\n--temporal-strength {strength} (max blend weight {max_blend(strength):.3f}) vs --no-temporal")
+    header = (f"{'clip':<12} | {'dtSSD off':>9} {'on':>7} {'chg':>7} | {'MESSDdt off':>11} {'on':>8} {'chg':>7} | "
+              f"{'SAD off':>7} {'on':>7} {'chg':>6} | {'MSEe3 off':>9} {'on':>6} | {'fps off':>7} {'on':>5} "
+              f"{'tmp ms/f':>8}")
+    print(header)
+    print("-" * len(header))
+    keys = ("dt0", "dt1", "me0", "me1", "sad0", "sad1", "mse0", "mse1", "fps0", "fps1", "tms")
+    means: dict[str, list] = {k: [] for k in keys}
+
+    def line(name, v):
+        print(f"{name:<12} | {v['dt0']:9.3f} {v['dt1']:7.3f} {_pct(v['dt0'], v['dt1']):>7} | {v['me0']:11.3f} "
+              f"{v['me1']:8.3f} {_pct(v['me0'], v['me1']):>7} | {v['sad0']:7.3f} {v['sad1']:7.3f} "
+              f"{_pct(v['sad0'], v['sad1']):>6} | {1e3 * v['mse0']:9.2f} {1e3 * v['mse1']:6.2f} | {v['fps0']:7.2f} "
+              f"{v['fps1']:5.2f} {1e3 * v['tms']:8.1f}")
+
+    for name, (s0, f0, _), (s1, f1, tms) in rows:
+        v = dict(dt0=s0.dtssd, dt1=s1.dtssd, me0=s0.messddt, me1=s1.messddt, sad0=s0.sad, sad1=s1.sad,
+                 mse0=s0.mse, mse1=s1.mse, fps0=f0, fps1=f1, tms=tms)
+        line(name, v)
+        for k in keys:
+            means[k].append(v[k])
+    print("-" * len(header))
+    line("mean", {k: float(np.mean(v)) for k, v in means.items()})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--strength", type=float, default=TemporalConfig().strength)
+    parser.add_argument("--strength", default=str(TemporalConfig().strength),
+                        help="one strength or a comma list (each is a separate pipeline run)")
     parser.add_argument("--clips", default=",".join(c.name for c in DEFAULT_CLIPS))
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--refine", action="store_true", help="also run the matting-Laplacian refine (slow)")
@@ -95,14 +132,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    strengths = [float(v) for v in args.strength.split(",")]
 
+    import shutil
+    import tempfile
+
+    from alphagan_video.model import load_generator
+
+    # Snapshot the weights: a training run may rewrite the shipped file while the bench runs,
+    # and every row must use the same weights.
+    meta = load_generator(args.checkpoint)[1]
+    snapshot = Path(tempfile.mkdtemp(prefix="temporal_bench_")) / Path(meta.path).name
+    shutil.copyfile(meta.path, snapshot)
+    args.checkpoint = snapshot
+    sha = load_generator(snapshot)[1].sha256
     names = args.clips.split(",")
     specs = [s for s in DEFAULT_CLIPS if s.name in names]
     if args.frames:
         specs = [replace(s, frames=args.frames) for s in specs]
-    rows = []
+    results: dict[float, list] = {s: [] for s in strengths}
     flips = []
-    sha = ""
     for spec in specs:
         clip = make_clip(spec, args.cache, args.data)
         base = PipelineConfig(
@@ -111,52 +160,27 @@ def main(argv: list[str] | None = None) -> int:
                               device="cpu"),
             output=OutputConfig(kind="alpha"),
         )
-        result = {}
-        for label, temporal in (("off", TemporalConfig(enabled=False)),
-                                ("on", TemporalConfig(enabled=True, strength=args.strength))):
-            alpha, seconds, t_seconds = run_pipeline(clip, replace(base, temporal=temporal))
-            scores = score_video(alpha, clip.alpha, clip.trimaps, clip.flows)
-            result[label] = (scores, len(alpha) / seconds, t_seconds / len(alpha))
-        rows.append((spec.name, result))
+
+        def measure(temporal: TemporalConfig):
+            alpha, fps, t_per_frame = run_pipeline(clip, replace(base, temporal=temporal))
+            return score_video(alpha, clip.alpha, clip.trimaps, clip.flows), fps, t_per_frame
+
+        off = measure(TemporalConfig(enabled=False))
+        for strength in strengths:
+            results[strength].append((spec.name, off, measure(TemporalConfig(enabled=True, strength=strength))))
         flips.append((spec.name, band_flips(clip, TemporalConfig(enabled=False)),
-                      band_flips(clip, TemporalConfig(enabled=True, strength=args.strength))))
-        if not sha:
-            from alphagan_video.model import load_generator
-
-            sha = load_generator(args.checkpoint)[1].sha256
-
-    def pct(off: float, on: float) -> str:
-        return f"{100.0 * (on - off) / off:+.1f}%" if off else "n/a"
-
-    print(f"weights sha256 {sha}, strength {args.strength}, refine {args.refine}, "
-          f"{specs[0].width}x{specs[0].height}, {specs[0].frames} frames/clip, H.264 crf {specs[0].crf}")
-    header = (f"{'clip':<12} | {'dtSSD off':>9} {'on':>7} {'chg':>7} | {'MESSDdt off':>11} {'on':>7} {'chg':>7} | "
-              f"{'SAD off':>7} {'on':>7} {'chg':>6} | {'MSEe3 off':>9} {'on':>6} | {'fps off':>7} {'on':>5} "
-              f"{'ms/f tmp':>8}")
-    print(header)
-    print("-" * len(header))
-    means = {k: [] for k in ("dt0", "dt1", "me0", "me1", "sad0", "sad1", "mse0", "mse1", "fps0", "fps1", "tms")}
-    for name, r in rows:
-        s0, f0, _ = r["off"]
-        s1, f1, tms = r["on"]
-        print(f"{name:<12} | {s0.dtssd:9.3f} {s1.dtssd:7.3f} {pct(s0.dtssd, s1.dtssd):>7} | {s0.messddt:11.4f} "
-              f"{s1.messddt:7.4f} {pct(s0.messddt, s1.messddt):>7} | {s0.sad:7.3f} {s1.sad:7.3f} "
-              f"{pct(s0.sad, s1.sad):>6} | {1e3 * s0.mse:9.2f} {1e3 * s1.mse:6.2f} | {f0:7.2f} {f1:5.2f} "
-              f"{1e3 * tms:8.1f}")
-        for key, v in (("dt0", s0.dtssd), ("dt1", s1.dtssd), ("me0", s0.messddt), ("me1", s1.messddt),
-                       ("sad0", s0.sad), ("sad1", s1.sad), ("mse0", s0.mse), ("mse1", s1.mse), ("fps0", f0),
-                       ("fps1", f1), ("tms", tms)):
-            means[key].append(v)
-    m = {k: float(np.mean(v)) for k, v in means.items()}
-    print("-" * len(header))
-    print(f"{'mean':<12} | {m['dt0']:9.3f} {m['dt1']:7.3f} {pct(m['dt0'], m['dt1']):>7} | {m['me0']:11.4f} "
-          f"{m['me1']:7.4f} {pct(m['me0'], m['me1']):>7} | {m['sad0']:7.3f} {m['sad1']:7.3f} "
-          f"{pct(m['sad0'], m['sad1']):>6} | {1e3 * m['mse0']:9.2f} {1e3 * m['mse1']:6.2f} | {m['fps0']:7.2f} "
-          f"{m['fps1']:5.2f} {1e3 * m['tms']:8.1f}")
+                      band_flips(clip, TemporalConfig(enabled=True, strength=strengths[0]))))
+    print(f"weights {meta.path} sha256 {sha} (snapshot), "
+          f"refine {args.refine}, {specs[0].width}x{specs[0].height}, {specs[0].frames} frames/clip, "
+          f"H.264 crf {specs[0].crf}, GT trimaps (radius {specs[0].trimap_radius}), CPU 1 thread")
+    print("dtSSD, MESSDdt: TCVOM (alpha in [0,1], sum over frame t's unknown, not normalised); SAD /1000 and "
+          "MSE x1e3: DIM, unknown region, per-frame mean")
+    for strength in strengths:
+        print_table(strength, results[strength])
     print()
-    print("trimap stability, mask-derived trimaps (jittered GT masks, band 10 px): fraction of pixels whose")
-    print("trimap label changes between consecutive frames")
-    print(f"{'clip':<12} | {'no stabilise':>12} | {'stabilise_mask':>14}")
+    print(f"trimap stability at strength {strengths[0]}, mask-derived trimaps (jittered GT masks, band 10 px):")
+    print("fraction of pixels whose trimap label changes between consecutive frames (moving clips: real motion counts)")
+    print(f"{'clip':<12} | {'no stabilise':>12} | {'stabilize_mask':>14}")
     for name, off, on in flips:
         print(f"{name:<12} | {off:12.4f} | {on:14.4f}")
     return 0

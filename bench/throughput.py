@@ -13,7 +13,8 @@ run on the same frames:
 - ``alphagan-video`` end to end (``matte_video``: decode, trimap, generator, clamp, temporal,
   foreground, ProRes 4444 encode, overlapped) with the default (shipped) generator: tiled and
   full-frame, refine off and on (refine on: tiled only -- the matting-Laplacian refinement runs
-  on the full-frame alpha whatever produced it, so its cost adds the same to both);
+  on the full-frame alpha whatever produced it, so its cost adds the same to both), and tiled
+  without overlap (``overlap=False``: the stages one after the other);
   fps = frames / wall time of the call (model loading included: what a user waits for);
 - the I/O floor: decode + trimap + ProRes encode of the frames with a constant alpha, same
   encoder, same overlap machinery (alphagan_video.stream.Stages);
@@ -62,11 +63,12 @@ def _subject_sprite(height: int, rng: np.random.Generator) -> tuple[np.ndarray, 
     h = int(height * 0.8)
     w = int(h * 0.8)
     ss = 2  # supersampling for anti-aliased edges
-    canvas = np.zeros((h * ss, w * ss), np.float32)
+    body = np.zeros((h * ss, w * ss), np.float32)
     cx, head_cy, head_r = w * ss // 2, int(h * ss * 0.3), int(h * ss * 0.17)
-    cv2.ellipse(canvas, (cx, head_cy), (int(head_r * 0.85), head_r), 0, 0, 360, 1.0, -1, cv2.LINE_AA)
-    cv2.rectangle(canvas, (cx - head_r // 3, head_cy), (cx + head_r // 3, int(h * ss * 0.55)), 1.0, -1)
-    cv2.ellipse(canvas, (cx, h * ss), (int(w * ss * 0.45), int(h * ss * 0.48)), 0, 180, 360, 1.0, -1, cv2.LINE_AA)
+    cv2.ellipse(body, (cx, head_cy), (int(head_r * 0.85), head_r), 0, 0, 360, 1.0, -1, cv2.LINE_AA)
+    cv2.rectangle(body, (cx - head_r // 3, head_cy), (cx + head_r // 3, int(h * ss * 0.55)), 1.0, -1)
+    cv2.ellipse(body, (cx, h * ss), (int(w * ss * 0.45), int(h * ss * 0.48)), 0, 180, 360, 1.0, -1, cv2.LINE_AA)
+    canvas = body.copy()
     # Hair: curved anti-aliased strands leaving the top half of the head.
     thickness = max(1, round(height / 1080))
     for _ in range(300):
@@ -82,7 +84,12 @@ def _subject_sprite(height: int, rng: np.random.Generator) -> tuple[np.ndarray, 
                       thickness * ss, cv2.LINE_AA, shift=2)
     alpha = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA)
     alpha = cv2.GaussianBlur(alpha, (0, 0), 0.7 * max(1.0, height / 1080)).clip(0, 1)
-    texture = cv2.resize(data.astronaut(), (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+    solid = cv2.resize(body, (w, h), interpolation=cv2.INTER_AREA)
+    # The astronaut photo cropped so her face sits in the head ellipse; strands are brown hair.
+    texture = cv2.resize(data.astronaut()[9:479, 32:408], (w, h), interpolation=cv2.INTER_CUBIC)
+    texture = texture.astype(np.float32) / 255
+    hair = np.array([0.30, 0.20, 0.12], np.float32) * rng.uniform(0.7, 1.3, (h, w, 1)).astype(np.float32)
+    texture = np.where((solid < 0.5)[..., None], hair, texture).clip(0, 1)
     return texture, alpha
 
 
@@ -145,7 +152,7 @@ def make_clip(directory: Path, width: int, height: int, frames: int, seed: int =
 # ----------------------------------------------------------------------------- rows
 
 def run_pipeline(clip: str, trimap: str, out: Path, *, tiling: str, refine: bool, codec, checkpoint=None,
-                 batch_size: int = 2) -> tuple[float, int]:
+                 batch_size: int = 2, overlap: bool = True) -> tuple[float, int]:
     from alphagan_video.config import ModelConfig, OutputConfig, PipelineConfig, TrimapConfig
     from alphagan_video.pipeline import matte_video
 
@@ -153,6 +160,7 @@ def run_pipeline(clip: str, trimap: str, out: Path, *, tiling: str, refine: bool
         trimap=TrimapConfig(trimap_path=Path(trimap)),
         model=ModelConfig(checkpoint=checkpoint, tiling=tiling, refine=refine, batch_size=batch_size, device="cpu"),
         output=OutputConfig(codec=codec, overwrite=True),
+        overlap=overlap,
     )
     t = time.perf_counter()
     report = matte_video(clip, out, cfg)
@@ -329,12 +337,13 @@ def main() -> None:
         for codec, tag in ((None, "prores_ks"), ("prores_aw", "prores_aw")):
             sec, got = run_io_floor(clip, trimap, d / f"floor_{tag}.mov", codec, batch)
             measured[("floor", tag)] = (got / sec, sec / got)
-        configs = [("tiled", False, None), ("tiled", True, None), ("full", False, None), ("tiled", False, "prores_aw")]
+        configs = [("tiled", False, None), ("tiled", True, None), ("full", False, None), ("tiled", False, "prores_aw"),
+                   ("tiled, no overlap", False, None)]
         for mode, refine, codec in configs:
             tag = codec or "prores_ks"
-            sec, got = run_pipeline(clip, trimap, d / f"e2e_{mode}_{refine}_{tag}.mov",
-                                    tiling="on" if mode == "tiled" else "off", refine=refine, codec=codec,
-                                    batch_size=batch)
+            sec, got = run_pipeline(clip, trimap, d / f"e2e_{mode.replace(', ', '_')}_{refine}_{tag}.mov",
+                                    tiling="off" if mode == "full" else "on", refine=refine, codec=codec,
+                                    batch_size=batch, overlap=mode != "tiled, no overlap")
             measured[(mode, refine, tag)] = (got / sec, sec / got)
         cf_fps = 1.0 / cf
         table = [("closed-form estimate_alpha_cf (alpha only)", cf_fps, cf, None)]

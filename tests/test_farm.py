@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +40,6 @@ from tests.e2e import (  # noqa: F401 - tiny_checkpoint is a fixture
 )
 from tests.media import read_packets
 
-FAST = ("--no-refine", "--batch-size", "2", "-q")
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -133,6 +131,10 @@ def test_chunked_with_temporal_context_matches_within_tolerance(tmp_path, shot):
     diff = np.abs(prores_alpha(str(full)) - prores_alpha(str(out)))
     assert diff.max() <= 1.0 / 255
     assert video_packets(out) == video_packets(full)  # measured: exact here
+    # Without warm-up the chunks' first frames start the recursive filter afresh: visibly different.
+    cold = tmp_path / "cold.mov"
+    run_ok("farm", "local", clip.path, "-o", cold, "--chunk-size", "4", "--context", "0", *opts)
+    assert np.abs(prores_alpha(str(full)) - prores_alpha(str(cold))).max() > 8.0 / 255
 
 
 # --------------------------------------------------------------------------- resumable
@@ -168,6 +170,7 @@ def test_resume_after_sigkill_mid_chunk(tmp_path, shot):
     assert "(2 matted, 1 reused)" in result.stderr
     assert os.stat(job.segment_path(0, 3)).st_mtime_ns == kept
     assert_same_file_content(full, out)
+    assert not [p.name for p in seg_dir.iterdir() if ".tmp-" in p.name]  # the killed worker's temporary
 
 
 def test_corrupt_segment_is_detected_and_redone(tmp_path, shot):
@@ -199,10 +202,13 @@ def test_job_with_other_settings_is_refused_and_segments_of_old_settings_ignored
     clip, opts = shot
     out = tmp_path / "farm.mov"
     run_ok("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *opts, "--no-temporal")
-    result = cli("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *opts, "--no-temporal",
-                 "--trimap-band", "5")
+    other = ("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *opts, "--no-temporal", "--trimap-band", "5")
+    result = cli(*other)
     assert result.exit_code == 2
     assert "pass --overwrite or choose another name" in error_lines(result)[0]
+    result = run_ok(*other, "--overwrite")
+    assert "(3 matted, 0 reused)" in result.stderr  # the old segments' records carry the old settings
+    assert load_job(str(out) + ".alphagan-job.json").config.trimap.band_px == 5
 
 
 # --------------------------------------------------------------------------- errors and masks
@@ -269,10 +275,11 @@ def test_openjd_template_runs_locally_with_openjd_cli(tmp_path, shot):
 
 
 def test_opencue_outline_serialises_offline(tmp_path, shot, monkeypatch):
-    pytest.importorskip("outline", reason="opencue-pyoutline is not installed (pip install 'alphagan-video[test]')")
     from alphagan_video.farm.opencue import SESSION_ENV
 
+    # pyoutline reads its configuration when first imported: set the session dir before that.
     monkeypatch.setenv(SESSION_ENV, str(tmp_path / "cue-sessions"))
+    pytest.importorskip("outline", reason="opencue-pyoutline is not installed (pip install 'alphagan-video[test]')")
     clip, opts = shot
     out = tmp_path / "farm.mov"
     result = run_ok("farm", "opencue", clip.path, "-o", out, "--chunk-size", "4", *opts, "--no-temporal",
@@ -280,8 +287,12 @@ def test_opencue_outline_serialises_offline(tmp_path, shot, monkeypatch):
     xml = result.stdout
     assert "<show>vfx</show>" in xml and "<shot>sh010</shot>" in xml
     assert '<layer name="matte" type="Render">' in xml and "<range>0-11</range><chunk>4</chunk>" in xml
+    assert "<cores>2.0</cores><gpus>1</gpus>" in xml
     assert '<layer name="assemble"' in xml
     assert '<deplayer>assemble</deplayer><onjob>' in xml and "<onlayer>matte</onlayer>" in xml
+    # The outline session (read by every render node through pycuerun) went where it was told.
+    sessions = list((tmp_path / "cue-sessions").glob("vfx-sh010-artist_*/*/outline.yaml"))
+    assert len(sessions) == 1 and str(sessions[0]) in xml
     # The layers render nodes execute: one 'farm chunk' per chunk with the chunk's range.
     import outline.io
 
@@ -312,3 +323,95 @@ def test_assemble_explicit_segments(tmp_path, shot):
     assert result.exit_code == 2
     assert "overlapping or out-of-order segments" in error_lines(result)[0]
     assert not (tmp_path / "bad.mov").exists()
+
+
+def test_sam_job_with_prepass_prompts_equals_unchunked(tmp_path, shot, tiny_checkpoint):
+    """With the pre-pass's per-frame prompts every SAM mask depends on its own frame only."""
+    import torch
+
+    from alphagan_video.config import ModelConfig, TemporalConfig
+    from alphagan_video.farm import assemble_job, run_local
+    from alphagan_video.farm.prepass import run_prepass
+    from alphagan_video.masks.sam import build_tiny_sam
+    from alphagan_video.pipeline import matte_video
+
+    clip, _ = shot
+    ckpt = tmp_path / "tiny_sam.pth"
+    torch.save(build_tiny_sam(seed=1).state_dict(), ckpt)
+    sam = MaskConfig(source="sam", sam_model="test_tiny", sam_checkpoint=ckpt, box=(0, 12, 20, 30))
+    report = run_prepass(clip.path, tmp_path / "prompts.json", PipelineConfig(mask=sam))
+    assert report.empty == [] and report.boxes == 12
+    cfg = PipelineConfig(
+        mask=MaskConfig(source="sam", sam_model="test_tiny", sam_checkpoint=ckpt, prompts_json=tmp_path / "prompts.json"),
+        model=ModelConfig(checkpoint=Path(tiny_checkpoint), refine=False, batch_size=2),
+        temporal=TemporalConfig(enabled=False),
+    )
+    full = tmp_path / "full.mov"
+    matte_video(clip.path, full, cfg)
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({k: v for k, v in json.loads((tmp_path / "prompts.json").read_text()).items()
+                                   if k != "7"}))
+    with pytest.raises(FarmUsageError, match=r"has no prompt for 1 frame\(s\) \(first: \[7\]\)"):
+        create_job(clip.path, tmp_path / "farm.mov", PipelineConfig(mask=MaskConfig(
+            source="sam", sam_model="test_tiny", sam_checkpoint=ckpt, prompts_json=partial)), chunk_size=4)
+    job = create_job(clip.path, tmp_path / "farm.mov", cfg, chunk_size=4)
+    run_local(job)
+    assemble_job(job)
+    assert_same_file_content(full, job.output)
+
+
+def test_config_round_trips_through_the_job_file(tmp_path, monkeypatch):
+    from alphagan_video.config import ModelConfig
+    from alphagan_video.farm.job import config_from_dict, config_to_dict
+
+    cfg = PipelineConfig(
+        mask=MaskConfig(source="sam", box=(1.0, 2.0, 30.0, 40.0), points=((5.0, 6.0, 1), (7.0, 8.0, 0)),
+                        sam_checkpoint=tmp_path / "s.pth", prompts_json=tmp_path / "p.json"),
+        model=ModelConfig(checkpoint=tmp_path / "g.safetensors", batch_size=3, refine=False),
+    )
+    back = config_from_dict(json.loads(json.dumps(config_to_dict(cfg))))
+    assert back == cfg
+    # Paths inside option strings are made absolute too: farm tasks run in other directories.
+    monkeypatch.chdir(tmp_path)
+    rel = PipelineConfig(mask=MaskConfig(source="file:masks/m_%04d.png"))
+    assert config_to_dict(rel)["mask"]["source"] == f"file:{tmp_path}/masks/m_%04d.png"
+    assert config_to_dict(PipelineConfig(mask=MaskConfig(source="chroma")))["mask"]["source"] == "chroma"
+    with pytest.raises(FarmUsageError, match=r"job settings \[model\] have unknown fields \['warp_speed'\]"):
+        config_from_dict({**config_to_dict(cfg), "model": {"warp_speed": 9}})
+
+
+def test_assembly_keeps_timecode_tags_and_audio_of_the_input(tmp_path, shot):
+    clip, opts = shot
+    src = tmp_path / "tc.mov"
+    with av.open(clip.path) as inp:
+        tb = inp.streams.video[0].time_base
+        with av.open(str(src), "w", options={"movie_timescale": str(tb.denominator)}) as out:
+            streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+            streams[inp.streams.video[0].index].metadata["timecode"] = "01:00:10:05"
+            out.metadata["title"] = "Shot 10"
+            for p in inp.demux():
+                if p.dts is not None:
+                    p.stream = streams[p.stream_index]
+                    out.mux(p)
+    out = tmp_path / "farm.mov"
+    run_ok("farm", "local", src, "-o", out, "--chunk-size", "6", *opts, "--no-temporal")
+    with av.open(str(out)) as c:
+        assert c.metadata.get("title") == "Shot 10"
+        assert c.streams.video[0].metadata.get("timecode") == "01:00:10:05"
+        assert [s.metadata.get("timecode") for s in c.streams.data] == ["01:00:10:05"]  # QuickTime tmcd track
+    assert read_packets(str(out)) == read_packets(str(src))
+
+
+def test_plan_lists_chunks_and_chunk_outside_the_job_is_refused(tmp_path, shot):
+    clip, opts = shot
+    out = tmp_path / "farm.mov"
+    result = run_ok("farm", "plan", clip.path, "-o", out, "--chunk-size", "5", *opts)
+    assert result.stdout.split() == ["0-5", "6-11"]  # 5 rounded up to the batch grid (2)
+    job_file = str(out) + ".alphagan-job.json"
+    assert json.loads(run_ok("farm", "plan", clip.path, "-o", out, "--chunk-size", "5", *opts, "--json").stdout) == {
+        "job": job_file, "frame_count": 12, "context": load_job(job_file).context, "chunks": ["0-5", "6-11"]}
+    result = cli("farm", "chunk", job_file, "--frames", "10-12")
+    assert result.exit_code == 2
+    assert error_lines(result) == [f"alphagan-video: error: --frames 10-12 is outside the job's frames 0-11 ({job_file})"]
+    result = cli("farm", "chunk", tmp_path / "nope.json", "--frames", "0-3")
+    assert result.exit_code == 2 and "job file not found" in error_lines(result)[0]

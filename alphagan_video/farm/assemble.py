@@ -115,7 +115,9 @@ def assemble_segments(
     out = None
     try:
         out = av.open(tmp, "w", options={"movie_timescale": str(time_base.denominator)})
-        vs = out.add_stream_from_template(template)
+        # The frame rate is not part of the template's codec parameters; the muxer needs it for
+        # the stream's average rate and to write a timecode (tmcd) track.
+        vs = out.add_stream_from_template(template, rate=template.average_rate)
         vs.time_base = time_base
         # The template does not carry the fourcc; without it the mov muxer tags ProRes 4444 as
         # 'apch' (422 HQ) and decoders then take the 4444 frames for 10-bit 422 HQ ones.
@@ -247,6 +249,13 @@ def assemble_job(job: FarmJob, *, overwrite: Optional[bool] = None, remove_segme
     data["assembled"] = {"output": job.output, "frames": report.frames, "sha256": report.sha256,
                          "audio_streams": report.audio_streams, "timecode": report.timecode}
     write_json_atomic(job.job_path, data)
+    # Temporaries of killed workers (``.seg_*.tmp-*``): every segment is done, so they are stale.
+    for name in os.listdir(job.segments_dir):
+        if name.startswith(".seg_") and ".tmp-" in name:
+            try:
+                os.remove(os.path.join(job.segments_dir, name))
+            except OSError:
+                pass
     if remove_segments:
         import shutil
 

@@ -36,14 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from alphagan_video.config import (
-    MaskConfig,
-    ModelConfig,
-    OutputConfig,
-    PipelineConfig,
-    TemporalConfig,
-    TrimapConfig,
-)
+from alphagan_video.config import PipelineConfig
 from alphagan_video.errors import AlphaGANVideoError, UserInputError
 
 JOB_FORMAT = "alphagan-video-job"
@@ -79,32 +72,56 @@ _PATH_FIELDS = {
     "trimap": ("trimap_path",),
     "model": ("checkpoint",),
 }
-_SECTIONS = {
-    "mask": MaskConfig,
-    "trimap": TrimapConfig,
-    "model": ModelConfig,
-    "temporal": TemporalConfig,
-    "output": OutputConfig,
-}
+def _sections() -> dict[str, type]:
+    """PipelineConfig fields that are nested config dataclasses, by name."""
+    defaults = PipelineConfig()
+    return {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(PipelineConfig)
+            if dataclasses.is_dataclass(getattr(defaults, f.name))}
 
 
 def config_to_dict(cfg: PipelineConfig) -> dict:
     """PipelineConfig -> plain JSON-able dict (paths made absolute: tasks run elsewhere)."""
     out: dict = {}
-    for name in _SECTIONS:
-        section = dataclasses.asdict(getattr(cfg, name))
-        for key in _PATH_FIELDS.get(name, ()):
-            if section.get(key) is not None:
-                section[key] = os.path.abspath(os.fspath(section[key]))
-        out[name] = section
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+            for key in _PATH_FIELDS.get(f.name, ()):
+                if value.get(key) is not None:
+                    value[key] = os.path.abspath(os.fspath(value[key]))
+            if f.name == "mask":
+                value["source"] = _absolute_mask_spec(value["source"])
+            if f.name == "output" and value.get("background") and os.path.isfile(value["background"]):
+                value["background"] = os.path.abspath(value["background"])  # an image, not a colour
+        out[f.name] = value
     return json.loads(json.dumps(out))  # tuples -> lists, exactly what a reader gets back
 
 
+def _absolute_mask_spec(spec: str) -> str:
+    """``plate:PATH`` / ``file:PATH`` with PATH made absolute (farm tasks run in other directories)."""
+    name, sep, arg = spec.partition(":")
+    if sep and name.strip().lower() in ("plate", "file") and arg:
+        return f"{name}:{os.path.abspath(arg)}"
+    return spec
+
+
 def config_from_dict(data: dict) -> PipelineConfig:
-    """Inverse of ``config_to_dict``. Unknown keys are an error (a job from a newer version)."""
-    sections = {}
-    for name, cls in _SECTIONS.items():
-        values = dict(data.get(name, {}))
+    """Inverse of ``config_to_dict``. Unknown keys are an error (a job from another version)."""
+    sections = _sections()
+    top = {f.name for f in dataclasses.fields(PipelineConfig)}
+    unknown = sorted(set(data) - top)
+    if unknown:
+        raise FarmUsageError(
+            f"job settings have unknown fields {unknown}; the job was made by another alphagan-video "
+            "version: recreate it with this one"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        if name not in sections:
+            kwargs[name] = value
+            continue
+        cls = sections[name]
+        values = dict(value)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -119,8 +136,8 @@ def config_from_dict(data: dict) -> PipelineConfig:
             if values.get("box") is not None:
                 values["box"] = tuple(values["box"])
             values["points"] = tuple(tuple(p) for p in values.get("points", ()))
-        sections[name] = cls(**values)
-    return PipelineConfig(**sections)
+        kwargs[name] = cls(**values)
+    return PipelineConfig(**kwargs)
 
 
 # --------------------------------------------------------------------------- frames
@@ -281,6 +298,23 @@ def check_farmable(output: str, cfg: PipelineConfig) -> None:
             )
 
 
+def _check_prompts_cover(cfg: PipelineConfig, frame_count: int) -> None:
+    """SAM on a farm: every frame needs its own prompt, or a chunk could start without one."""
+    if cfg.trimap.trimap_path is not None or cfg.mask.source.strip().lower() != "sam" or cfg.mask.prompts_json is None:
+        return
+    try:
+        with open(cfg.mask.prompts_json, encoding="utf-8") as fh:
+            keys = {int(k) for k in json.load(fh)}
+    except (OSError, ValueError, TypeError) as exc:
+        raise FarmUsageError(f"--prompts {cfg.mask.prompts_json}: cannot read it ({exc}); rerun farm prepass") from None
+    missing = [i for i in range(frame_count) if i not in keys]
+    if missing:
+        raise FarmUsageError(
+            f"--prompts {cfg.mask.prompts_json} has no prompt for {len(missing)} frame(s) (first: {missing[:5]}); "
+            "every chunk needs per-frame prompts: add boxes for them or rerun 'alphagan-video farm prepass'"
+        )
+
+
 def create_job(
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
@@ -321,6 +355,7 @@ def create_job(
                 "replace it (its segments will be redone) or choose another output name"
             )
     count = count_frames(input_abs) if frame_count is None else frame_count
+    _check_prompts_cover(cfg, count)
     plan_chunks(count, chunk_size, cfg.model.batch_size)  # validates
     batch = max(1, cfg.model.batch_size)
     size = -(-chunk_size // batch) * batch

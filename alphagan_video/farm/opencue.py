@@ -5,6 +5,10 @@ Built with ``opencue-pyoutline`` and serialised offline to OpenCue's job-spec XM
 module does not contact. pyoutline keeps a per-job session directory (``outline.yaml``, read by
 every render node through ``pycuerun``); unless ``OUTLINE_OUTLINE_SESSION_DIR`` is set it is put
 beside the job file (``OUTPUT.alphagan-opencue``), i.e. on the same shared storage.
+The layer commands pyoutline writes call its ``opencue_wrap_frame`` wrapper and ``pycuerun``
+from this machine's pyoutline installation (``outline.cfg`` ``wrapper_dir``/``bin_dir``, or
+``OUTLINE_OUTLINE_WRAPPER_DIR``/``OUTLINE_OUTLINE_BIN_DIR``): render nodes need pyoutline and
+alphagan-video installed there too, as usual for pyoutline jobs.
 """
 from __future__ import annotations
 

@@ -11,9 +11,10 @@ Errors from bad input or options are not retried (they would fail again).
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable, Optional
 
-from alphagan_video.farm.job import FarmError, FarmJob, missing_extra
+from alphagan_video.farm.job import FarmError, FarmJob, FarmUsageError, missing_extra
 
 
 def _chunk_task(job_path: str, first: int, last: int) -> dict:
@@ -49,11 +50,18 @@ def run_ray(
         kwargs = dict(init_kwargs or {})
         kwargs.setdefault("include_dashboard", False)
         kwargs.setdefault("log_to_driver", False)
-        if address == "local":
-            kwargs.setdefault("_node_ip_address", "127.0.0.1")
-            ray.init(**kwargs)
-        else:
-            ray.init(address=address, **kwargs)
+        kwargs.setdefault("logging_level", logging.WARNING)
+        try:
+            if address == "local":
+                kwargs.setdefault("_node_ip_address", "127.0.0.1")
+                ray.init(**kwargs)
+            else:
+                ray.init(address=address, **kwargs)
+        except ConnectionError as exc:
+            raise FarmUsageError(
+                f"--address {address}: no Ray cluster reachable ({exc}); start one with 'ray start --head' "
+                "or use --address local"
+            ) from None
         started = True
     try:
         task = ray.remote(_chunk_task).options(
