@@ -66,6 +66,22 @@ def _parse_point(value: str) -> tuple[float, float, int]:
     raise click.BadParameter(f"--point {value!r}: expected x,y or x,y,label with label 1 (foreground) or 0 (background)")
 
 
+def _parse_chroma_key(value: Optional[str]) -> Optional[tuple[float, float, float]]:
+    """``R,G,B`` in 0..1 or ``#RRGGBB`` -> (r, g, b) floats in [0, 1] (range checked by the keyer)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        if text.startswith("#") and len(text) == 7:
+            return tuple(int(text[i:i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
+        r, g, b = (float(v) for v in text.split(","))
+        return (r, g, b)
+    except ValueError:
+        raise click.BadParameter(
+            f"--chroma-key {value!r}: expected R,G,B with each value in 0..1 (e.g. 0.1,0.7,0.2) or #RRGGBB"
+        ) from None
+
+
 def _fail(message: str, code: int, debug: bool) -> None:
     if debug:
         traceback.print_exc()
@@ -101,6 +117,9 @@ def main() -> None:
 @click.option("--point", "points", multiple=True, metavar="X,Y[,LABEL]", help="SAM point prompt on the first frame (repeatable).")
 @click.option("--prompts", "prompts_json", type=click.Path(path_type=Path), default=None,
               help='SAM prompts JSON keyed by frame index: {"0": {"box": [x0,y0,x1,y1], "points": [[x,y,1]]}}.')
+@click.option("--chroma-key", "chroma_key", default=None, metavar="R,G,B",
+              help="--mask chroma: fixed screen colour (R,G,B in 0..1 or #RRGGBB) instead of detecting it on the "
+                   "first frame; farm jobs fix it from frame 0 themselves.")
 @click.option("--trimap", "trimap_path", type=click.Path(path_type=Path), default=None,
               help="Your own trimaps (video, sequence or image); skips mask and trimap derivation.")
 @click.option("--trimap-band", type=int, default=None, metavar="PX", help="Unknown band width in pixels (default scales with resolution).")
@@ -130,7 +149,7 @@ def main() -> None:
 @click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write what was done as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def run_command(input_path: str, output_path: str, overwrite: bool, output_kind, codec, background, mask_source,
-                sam_checkpoint, sam_model, box, points, prompts_json, trimap_path, trimap_band, checkpoint,
+                sam_checkpoint, sam_model, box, points, prompts_json, chroma_key, trimap_path, trimap_band, checkpoint,
                 variant, batch_size, device, no_amp, tiling, refine, temporal, temporal_strength, compile_model, overlap,
                 frame_range, context, no_audio, quiet, json_report, debug) -> None:
     """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
@@ -142,6 +161,7 @@ def run_command(input_path: str, output_path: str, overwrite: bool, output_kind,
             trimap_band=trimap_band, checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
             no_amp=no_amp, tiling=tiling, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
             no_audio=no_audio, compile_model=compile_model, overlap=overlap,
+            chroma_key=_parse_chroma_key(chroma_key),
         )
         frames = _parse_frame_range(frame_range)
     except click.BadParameter as exc:
@@ -157,7 +177,7 @@ def _build_config(**opts) -> PipelineConfig:
 
     mask = set_fields(MaskConfig(), source=opts["mask_source"], sam_checkpoint=opts["sam_checkpoint"],
                       sam_model=opts["sam_model"], box=opts["box"], points=opts["points"] or None,
-                      prompts_json=opts["prompts_json"])
+                      prompts_json=opts["prompts_json"], chroma_key=opts.get("chroma_key"))
     trimap = set_fields(TrimapConfig(), band_px=opts["trimap_band"], trimap_path=opts["trimap_path"])
     model = set_fields(ModelConfig(), checkpoint=opts["checkpoint"], variant=opts.get("variant"),
                        batch_size=opts["batch_size"],
@@ -514,6 +534,7 @@ def _farm_config(opts: dict) -> PipelineConfig:
     run_opts = {p.name: opts[p.name] for p in run_command.params if p.name in opts}
     run_opts["box"] = _parse_box(run_opts.get("box"))
     run_opts["points"] = tuple(_parse_point(p) for p in run_opts.get("points") or ())
+    run_opts["chroma_key"] = _parse_chroma_key(run_opts.get("chroma_key"))
     return _build_config(**run_opts)
 
 

@@ -19,6 +19,12 @@ class MaskConfig:
     points: ((x, y, label), ...) clicks on the first frame; label 1 = foreground, 0 = background.
     prompts_json: JSON file ``{"<frame index>": {"box": [...], "points": [[x, y, label], ...]}}``.
     threshold: probability above which the soft mask counts as foreground.
+    chroma_key: fixed screen colour (R, G, B) in [0, 1] (display-referred, as decoded) for
+        ``chroma``; None = detected on the first frame the source sees. Fix it when several
+        runs must key identically (farm chunks: the farm job fills it from frame 0 of the clip).
+    chroma_tolerance: CbCr distance from the key below which a pixel is pure screen (the
+        keyer's low threshold; the soft ramp above it follows from the key). None = measured
+        from the spread of the screen at the first frame's border. Farm jobs fill it too.
     """
 
     source: str = "person"
@@ -28,6 +34,8 @@ class MaskConfig:
     points: tuple[tuple[float, float, int], ...] = ()
     prompts_json: Optional[Path] = None
     threshold: float = 0.5
+    chroma_key: Optional[tuple[float, float, float]] = None
+    chroma_tolerance: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,9 @@ class ModelConfig:
     device: str = "auto"
     mixed_precision: bool = True
     refine: bool = True  # matting-Laplacian solve with the generator's alpha as prior
+    # Prior strength of that solve: (L_UU + mu I) a = -L_UK a_K + mu a_generator. 1e-5 measured
+    # best of {1e-5, 1e-4} on alphamatting-dev with the shipped weights (README, model card).
+    refine_mu: float = 1e-5
     # "auto": tile the unknown band when tiles cover < 60% of the frame; "on": always; "off": full frame.
     tiling: str = "off"
     # torch.compile the generator (``--compile``); pays compilation on the first batches.

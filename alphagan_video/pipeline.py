@@ -193,7 +193,7 @@ class _UserTrimaps:
         self._media.close()
 
 
-def _refine_batch(image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+def _refine_batch(image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor, mu: float) -> torch.Tensor:
     """Matting-Laplacian solve per frame with the generator's alpha as prior (CPU, float64)."""
     from alphagan_video.refine import refine_alpha
 
@@ -204,7 +204,7 @@ def _refine_batch(image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor
             out.append(prior[i : i + 1])
             continue
         refined = refine_alpha(
-            image[i].permute(1, 2, 0).double().cpu().numpy(), tri, prior[i, 0].double().cpu().numpy()
+            image[i].permute(1, 2, 0).double().cpu().numpy(), tri, prior[i, 0].double().cpu().numpy(), mu=mu
         )
         out.append(torch.as_tensor(refined, dtype=torch.float32)[None, None].to(prior.device))
     return torch.cat(out, 0)
@@ -350,7 +350,7 @@ class FrameMatter:
         )
         tick = self._lap("model", tick)
         if self.cfg.model.refine:
-            alpha = clamp_known(_refine_batch(image, trimap, alpha), trimap)
+            alpha = clamp_known(_refine_batch(image, trimap, alpha, self.cfg.model.refine_mu), trimap)
             tick = self._lap("refine", tick)
         alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, self.cfg.temporal)
         self._lap("temporal", tick)
@@ -433,7 +433,8 @@ def matte_video(
         # Open the writer last: every check that can fail on the input has been made, and the
         # writer refuses an existing OUTPUT before any frame is processed.
         writer = stack.enter_context(
-            open_output(output_path, info, cfg.output, has_color=matter.has_color, has_alpha=matter.has_alpha)
+            open_output(output_path, info, cfg.output, has_color=matter.has_color, has_alpha=matter.has_alpha,
+                        frame_range=frame_range)
         )
         report = RunReport(
             input=str(input_path), output=str(output_path), width=info.width, height=info.height,

@@ -402,6 +402,38 @@ def test_assembly_keeps_timecode_tags_and_audio_of_the_input(tmp_path, shot):
     assert read_packets(str(out)) == read_packets(str(src))
 
 
+def test_unchunked_run_has_the_same_metadata_as_the_assembled_job(tmp_path, shot):
+    clip, opts = shot
+    src = tmp_path / "tc.mov"
+    with av.open(clip.path) as inp:
+        v = inp.streams.video[0]
+        with av.open(str(src), "w", options={"movie_timescale": str(v.time_base.denominator)}) as out:
+            vs = out.add_stream_from_template(v, rate=v.average_rate)
+            vs.metadata["timecode"] = "10:00:00:00"
+            out.metadata["title"] = "Shot 20"
+            out.metadata["comment"] = "take 3"
+            for p in inp.demux(v):
+                if p.dts is not None:
+                    p.stream = vs
+                    out.mux(p)
+
+    def metadata(path):
+        with av.open(str(path)) as c:
+            return ({k: v for k, v in c.metadata.items() if k != "encoder"},
+                    [(s.type, s.metadata.get("timecode")) for s in c.streams])
+
+    farm = tmp_path / "farm.mov"
+    run_ok("farm", "local", src, "-o", farm, "--chunk-size", "6", *opts, "--no-temporal")
+    full = tmp_path / "full.mov"
+    run_ok(src, "-o", full, *opts, "--no-temporal", "-q")
+    assert metadata(full) == metadata(farm)
+    assert metadata(full)[1] == [("video", "10:00:00:00"), ("data", "10:00:00:00")]
+    assert metadata(full)[0]["title"] == "Shot 20" and metadata(full)[0]["comment"] == "take 3"
+    part = tmp_path / "part.mov"
+    run_ok(src, "-o", part, *opts, "--no-temporal", "--frames", "5-8", "-q")
+    assert metadata(part)[1] == [("video", "10:00:00:05"), ("data", "10:00:00:05")]
+
+
 def test_plan_lists_chunks_and_chunk_outside_the_job_is_refused(tmp_path, shot):
     clip, opts = shot
     out = tmp_path / "farm.mov"
@@ -415,3 +447,55 @@ def test_plan_lists_chunks_and_chunk_outside_the_job_is_refused(tmp_path, shot):
     assert error_lines(result) == [f"alphagan-video: error: --frames 10-12 is outside the job's frames 0-11 ({job_file})"]
     result = cli("farm", "chunk", tmp_path / "nope.json", "--frames", "0-3")
     assert result.exit_code == 2 and "job file not found" in error_lines(result)[0]
+
+
+# --------------------------------------------------------------------------- chroma across chunks
+
+def drifting_screen_video(path: str, frames: int = 12, width: int = 64, height: int = 48) -> None:
+    """FFV1 clip of a subject (soft-edged disc) over a green screen whose colour and noise drift
+    from frame to frame, so a key detected on frame 6 differs from one detected on frame 0."""
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    with av.open(path, "w") as c:
+        s = c.add_stream("ffv1", rate=24)
+        s.width, s.height, s.pix_fmt = width, height, "bgr0"
+        for i in range(frames):
+            screen = np.array([0.08 + 0.02 * i, 0.72 - 0.015 * i, 0.22 + 0.01 * i], np.float32)
+            noise = rng.normal(0, 0.01 + 0.004 * i, (height, width, 3)).astype(np.float32)
+            r = np.hypot(x - (20 + 2 * i), y - 24)
+            cover = np.clip((14 - r) / 6, 0, 1)[..., None]  # 6 px soft edge
+            img = screen * (1 - cover) + np.float32([0.85, 0.6, 0.5]) * cover + noise
+            rgb = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="bgr0")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_chunked_chroma_job_equals_unchunked_run_with_the_same_key(tmp_path, tiny_checkpoint):
+    src = str(tmp_path / "screen.mkv")
+    drifting_screen_video(src)
+    opts = ["--checkpoint", tiny_checkpoint, "--mask", "chroma", "--no-refine", "--batch-size", "2", "--no-temporal"]
+    out = tmp_path / "farm.mov"
+    run_ok("farm", "local", src, "-o", out, "--chunk-size", "6", *opts)
+    job = load_job(str(out) + ".alphagan-job.json")
+    key, tolerance = job.config.mask.chroma_key, job.config.mask.chroma_tolerance
+    assert isinstance(key, tuple) and tolerance is not None  # measured once, on frame 0, at job creation
+    assert job.config.mask.chroma_key == pytest.approx((0.08, 0.72, 0.22), abs=0.02)
+    full = tmp_path / "full.mov"
+    run_ok(src, "-o", full, *opts, "--chroma-key", ",".join(map(repr, key)), "-q")
+    assert video_packets(out) == video_packets(full)
+    # Without the fixed key a chunk keys with the colour of its own first frame: it differs.
+    own = tmp_path / "own.mov"
+    run_ok(src, "-o", own, *opts, "--frames", "6-11", "--context", "0", "-q")
+    assert video_packets(own) != video_packets(full)[6:]
+    # A user's --chroma-key is kept; only the tolerance is measured.
+    job2 = create_job(src, tmp_path / "farm2.mov", PipelineConfig(mask=MaskConfig(source="chroma", chroma_key=(0.1, 0.7, 0.2))),
+                      chunk_size=6)
+    assert job2.config.mask.chroma_key == (0.1, 0.7, 0.2) and job2.config.mask.chroma_tolerance > 0
+    result = cli(src, "-o", tmp_path / "bad.mov", "--mask", "chroma", "--chroma-key", "green")
+    assert result.exit_code == 2
+    assert error_lines(result) == ["alphagan-video: error: --chroma-key 'green': expected R,G,B with each value "
+                                   "in 0..1 (e.g. 0.1,0.7,0.2) or #RRGGBB"]

@@ -588,3 +588,102 @@ def test_describe_output():
     assert describe_output("m.mkv", OutputConfig(kind="alpha")).startswith("FFV1 lossless")
     assert "lossy" in describe_output("m.mp4", OutputConfig(kind="alpha"))
     assert describe_output("m_%04d.png", OutputConfig()).endswith("sequence")
+
+
+# ----------------------------------------------------------------------------- source metadata
+def with_timecode(src: str, dst: str, timecode, title: str = "Shot 10") -> str:
+    """Remux src's video into dst (.mov) with a start timecode (None: none) and a title tag."""
+    with av.open(src) as inp:
+        s = inp.streams.video[0]
+        with av.open(dst, "w", options={"movie_timescale": str(s.time_base.denominator)}) as out:
+            vs = out.add_stream_from_template(s, rate=s.average_rate)  # the tmcd track needs the rate
+            if timecode:
+                vs.metadata["timecode"] = timecode
+            out.metadata["title"] = title
+            for p in inp.demux(s):
+                if p.dts is not None:
+                    p.stream = vs
+                    out.mux(p)
+    return dst
+
+
+def stream_tags(path: str) -> tuple[dict, list[tuple[str, dict]]]:
+    with av.open(path) as c:
+        return dict(c.metadata), [(s.type, dict(s.metadata)) for s in c.streams]
+
+
+def write_range(src: str, dst: str, frame_range, cfg: OutputConfig = OutputConfig()) -> None:
+    with open_input(src) as r:
+        start, stop = (0, None) if frame_range is None else (frame_range[0], frame_range[1] + 1)
+        with open_output(dst, r.info, cfg, frame_range=frame_range, **RGBA) as w:
+            for b in r.iter_batches(4, start=start, stop=stop):
+                rgb = b.rgb_float()
+                w.write(OutputBatch(rgb, rgb[..., 1].copy(), b.pts, b.index, b.time_base))
+
+
+def test_offset_timecode_counts_like_ffmpeg():
+    from alphagan_video.io.writer import offset_timecode
+
+    assert offset_timecode("01:00:10:05", Fraction(24), 0) == "01:00:10:05"
+    assert offset_timecode("01:00:10:05", Fraction(24), 7) == "01:00:10:12"
+    assert offset_timecode("01:00:10:05", Fraction(24), 19) == "01:00:11:00"
+    assert offset_timecode("23:59:59:24", Fraction(25), 1) == "00:00:00:00"  # 24-hour wrap
+    # SMPTE drop-frame at 29.97: frames ;00 and ;01 are skipped each minute except every tenth
+    assert offset_timecode("00:00:59;29", Fraction(30000, 1001), 1) == "00:01:00;02"
+    assert offset_timecode("00:09:59;29", Fraction(30000, 1001), 1) == "00:10:00;00"
+    assert offset_timecode("00:00:00;00", Fraction(30000, 1001), 17982) == "00:10:00;00"
+    assert offset_timecode("00:00:00;00", Fraction(60000, 1001), 3600) == "00:01:00;04"
+    assert offset_timecode("not a timecode", Fraction(24), 5) == "not a timecode"
+
+
+def test_video_output_carries_source_timecode_and_tags(tmp_path):
+    """Same metadata as the farm assembly writes; for a --frames range the timecode of its
+    first frame, so an editor relinking by timecode lines the range up with the source."""
+    clip = make_video(str(tmp_path / "in.mp4"), frames=12)
+    src = with_timecode(clip.path, str(tmp_path / "tc.mov"), "01:00:10:05")
+    write_range(src, str(tmp_path / "full.mov"), None)
+    tags, streams = stream_tags(str(tmp_path / "full.mov"))
+    assert tags["title"] == "Shot 10"
+    assert streams == [("video", {**streams[0][1], "timecode": "01:00:10:05"}),
+                       ("data", {**streams[1][1], "timecode": "01:00:10:05"})]  # QuickTime tmcd track
+    write_range(src, str(tmp_path / "part.mov"), (5, 8))
+    _, streams = stream_tags(str(tmp_path / "part.mov"))
+    assert [s[1].get("timecode") for s in streams] == ["01:00:10:10", "01:00:10:10"]
+    write_range(src, str(tmp_path / "part.mkv"), (5, 8))
+    tags, streams = stream_tags(str(tmp_path / "part.mkv"))
+    assert tags["title"] == "Shot 10" and streams[0][1]["TIMECODE"] == "01:00:10:10"
+    # drop-frame 29.97: FFmpeg's muxer accepts the advanced timecode and reads it back
+    clip30 = make_video(str(tmp_path / "in30.mp4"), frames=4, rate=Fraction(30000, 1001))
+    src30 = with_timecode(clip30.path, str(tmp_path / "tc30.mov"), "00:00:59;29")
+    write_range(src30, str(tmp_path / "df.mov"), (1, 2))
+    assert [s[1].get("timecode") for s in stream_tags(str(tmp_path / "df.mov"))[1]] == ["00:01:00;02"] * 2
+    # no timecode in the source: none written, no tmcd track
+    plain = with_timecode(clip.path, str(tmp_path / "plain.mov"), None)
+    write_range(plain, str(tmp_path / "none.mov"), (2, 3))
+    _, streams = stream_tags(str(tmp_path / "none.mov"))
+    assert [s[0] for s in streams] == ["video"] and "timecode" not in streams[0][1]
+
+
+def test_sequence_overwrite_removes_stale_frames_of_full_runs_only(tmp_path):
+    """An older, longer sequence: a full-clip overwrite leaves exactly its own frames; a
+    --frames range (other chunks of a farm job) deletes nothing; a failed run deletes nothing."""
+    long_clip = make_video(str(tmp_path / "long.mp4"), frames=8)
+    short_clip = make_video(str(tmp_path / "short.mp4"), frames=6)
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    pattern = str(seq / "f_%04d.png")
+    write_range(long_clip.path, pattern, None)
+    (seq / "notes.txt").write_text("keep")
+    eight = [f"f_{i:04d}.png" for i in range(8)]
+    assert listing(seq) == eight + ["notes.txt"]
+    write_range(short_clip.path, pattern, (2, 3), OutputConfig(overwrite=True))
+    assert listing(seq) == eight + ["notes.txt"]
+    with pytest.raises(RuntimeError, match="boom"):
+        with open_input(short_clip.path) as r, open_output(pattern, r.info, OutputConfig(overwrite=True), **RGBA) as w:
+            b = next(r.iter_batches(6))
+            rgb = b.rgb_float()
+            w.write(OutputBatch(rgb, rgb[..., 1].copy(), b.pts, b.index, b.time_base))
+            raise RuntimeError("boom")
+    assert listing(seq) == eight + ["notes.txt"]
+    write_range(short_clip.path, pattern, None, OutputConfig(overwrite=True))
+    assert listing(seq) == [f"f_{i:04d}.png" for i in range(6)] + ["notes.txt"]

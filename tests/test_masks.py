@@ -190,6 +190,43 @@ def test_chroma_without_screen_fails():
         src(to_tensor(frame), [0])
 
 
+def test_chroma_fixed_key_does_not_depend_on_the_first_frame_seen():
+    """With chroma_key + chroma_tolerance every frame keys the same whichever frame a run (or a
+    farm chunk) starts on; detection on the first frame seen does not."""
+    from alphagan_video.masks.chroma import chroma_settings
+
+    rng = np.random.default_rng(2)
+    a, truth = screen_scene(rng, "green", cx=70)
+    b, _ = screen_scene(rng, "green", cx=90)
+    b = (np.clip(b.astype(np.float32) * [1.15, 0.9, 1.1], 0, 255)).astype(np.uint8)  # the lighting changed
+    key, tolerance = chroma_settings(to_tensor(a)[0])
+    assert key == pytest.approx(tuple(0.79 * v for v in (0.12, 0.70, 0.25)), abs=0.03)  # median lighting ~0.79
+    fixed = MaskConfig(source="chroma", chroma_key=key, chroma_tolerance=tolerance)
+    from_a = build_mask_source(fixed, info_for(160, 120), CPU)
+    from_b = build_mask_source(fixed, info_for(160, 120), CPU)
+    torch.testing.assert_close(from_a(to_tensor(np.stack([a, b])), [0, 1])[1:],
+                               from_b(to_tensor(b), [1]), rtol=0, atol=0)
+    detect_a = build_mask_source(MaskConfig(source="chroma"), info_for(160, 120), CPU)
+    detect_b = build_mask_source(MaskConfig(source="chroma"), info_for(160, 120), CPU)
+    assert not torch.equal(detect_a(to_tensor(np.stack([a, b])), [0, 1])[1:], detect_b(to_tensor(b), [1]))
+    # a fixed key without tolerance measures it on the first frame, like the farm job does
+    only_key = build_mask_source(MaskConfig(source="chroma", chroma_key=key), info_for(160, 120), CPU)
+    only_key(to_tensor(a), [0])
+    assert only_key.key.low == tolerance
+    assert iou(from_a(to_tensor(a), [0])[0, 0].numpy() > 0.5, truth) > 0.95
+    assert "fixed key colour" in describe_mask_source(fixed)
+
+
+def test_chroma_key_errors_name_the_value():
+    info = info_for(160, 120)
+    with pytest.raises(MaskSourceError, match=r"--chroma-key 0\.5,0\.5,0\.5: that colour is nearly grey"):
+        build_mask_source(MaskConfig(source="chroma", chroma_key=(0.5, 0.5, 0.5)), info, CPU)
+    with pytest.raises(MaskSourceError, match=r"--chroma-key 20,180,60: expected R,G,B with each value in 0\.\.1"):
+        build_mask_source(MaskConfig(source="chroma", chroma_key=(20, 180, 60)), info, CPU)
+    with pytest.raises(MaskSourceError, match=r"chroma_tolerance -0\.1: must be a positive CbCr distance"):
+        build_mask_source(MaskConfig(source="chroma", chroma_key=(0.1, 0.7, 0.2), chroma_tolerance=-0.1), info, CPU)
+
+
 # --------------------------------------------------------------------------- plate
 def plate_and_frames(rng: np.random.Generator, n: int = 4, h: int = 60, w: int = 80):
     """A textured plate, and frames = plate + noise with a moving square in front."""

@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import cv2
 import numpy as np
 
+from alphagan_video.config import ModelConfig
 from alphagan_video.errors import InputMediaError, UserInputError
 from alphagan_video.metrics import force_known, score_all, to_uint8
 from alphagan_video.refine import closed_form_alpha, refine_alpha, trimap_ramp_prior
@@ -204,7 +205,7 @@ def evaluate_folder(
     checkpoint: Optional[str | Path] = None,
     *,
     limit: Optional[int] = None,
-    mu: float = 1e-4,
+    mu: float = ModelConfig.refine_mu,
     threads: Optional[int] = None,
     device: str = "cpu",
     save_dir: Optional[str | Path] = None,
@@ -335,7 +336,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trimap-dir", default="trimap", help="trimap sub-folder (trimap = Trimap1, trimap2)")
     p.add_argument("--checkpoint", default=None, help="generator weights (default: shipped weights)")
     p.add_argument("--methods", default="closed_form,pymatting_cf", help=f"comma list of {','.join(METHODS)}")
-    p.add_argument("--mu", type=float, default=1e-4, help="prior strength of the refined methods")
+    p.add_argument("--mu", type=float, default=ModelConfig.refine_mu,
+                   help="prior strength of the refined methods (default: the pipeline's)")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--threads", type=int, default=None, help="torch threads for the generator")
     p.add_argument("--device", default="cpu", help="generator device: cpu, cuda, cuda:N, auto")

@@ -25,11 +25,6 @@ from alphagan_video.farm.job import (
     write_json_atomic,
 )
 
-# Container tags that describe the file itself, not the content: the muxer writes its own.
-_SKIP_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name",
-                        "vendor_id", "duration"})
-
-
 @dataclass
 class AssembleReport:
     output: str
@@ -42,29 +37,18 @@ class AssembleReport:
 
 
 def source_timecode(path: str) -> Optional[str]:
-    """The input's start timecode (container, video stream or a tmcd data stream tag), or None."""
-    import av
+    """The input's start timecode (container, video stream or a tmcd data stream tag), or None.
+    (``io.writer.read_source_metadata``, which the pipeline's writer uses too.)"""
+    from alphagan_video.io.writer import read_source_metadata
 
-    try:
-        with av.open(path) as container:
-            candidates = [container.metadata] + [s.metadata for s in container.streams]
-            for tags in candidates:
-                if tags.get("timecode"):
-                    return str(tags["timecode"])
-    except (av.FFmpegError, OSError):
-        return None
-    return None
+    return read_source_metadata(path).timecode
 
 
 def source_tags(path: str) -> dict:
     """Container-level tags of the input worth keeping (title, comment, creation_time, ...)."""
-    import av
+    from alphagan_video.io.writer import read_source_metadata
 
-    try:
-        with av.open(path) as container:
-            return {k: v for k, v in container.metadata.items() if k not in _SKIP_TAGS and k != "timecode"}
-    except (av.FFmpegError, OSError):
-        return {}
+    return read_source_metadata(path).tags
 
 
 def assemble_segments(
@@ -88,7 +72,7 @@ def assemble_segments(
     import av
 
     from alphagan_video.io import open_input
-    from alphagan_video.io.writer import _AudioCopier
+    from alphagan_video.io.writer import _AudioCopier, apply_source_metadata, read_source_metadata
 
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     segments = [os.fspath(s) for s in segments]
@@ -105,7 +89,8 @@ def assemble_segments(
     with open_input(input_path) as reader:
         info = reader.info
 
-    report = AssembleReport(output=output_path, timecode=source_timecode(input_path), tags=source_tags(input_path))
+    meta = read_source_metadata(input_path)
+    report = AssembleReport(output=output_path, tags=dict(meta.tags))
     stem, suffix = os.path.splitext(os.path.basename(output_path))
     tmp = os.path.join(out_dir, f".{stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
     first_in = av.open(segments[0])
@@ -127,10 +112,8 @@ def assemble_segments(
                 vs.codec_context.profile = template.codec_context.profile
             except (ValueError, AttributeError):
                 pass
-        if report.timecode:
-            vs.metadata["timecode"] = report.timecode
-        for key, value in report.tags.items():
-            out.metadata[key] = value
+        # The same tags and timecode as an unchunked run's writer (frame 0 is the first frame).
+        report.timecode = apply_source_metadata(out, vs, meta)
         if info.rotation:  # before the first packet of any stream is muxed (ecosystem §1.4)
             vs.set_display_rotation(info.rotation)
         if copy_audio and info.kind == "video" and info.audio_stream_count > 0:

@@ -136,6 +136,8 @@ def config_from_dict(data: dict) -> PipelineConfig:
             if values.get("box") is not None:
                 values["box"] = tuple(values["box"])
             values["points"] = tuple(tuple(p) for p in values.get("points", ()))
+            if values.get("chroma_key") is not None:
+                values["chroma_key"] = tuple(values["chroma_key"])
         kwargs[name] = cls(**values)
     return PipelineConfig(**kwargs)
 
@@ -328,6 +330,10 @@ def create_job(
     An existing job file with the same settings digest is reused as is (resume); one with other
     settings is an error unless ``cfg.output.overwrite`` (its segments are then ignored, since
     their records carry the old digest). The output itself must not exist without overwrite.
+
+    ``--mask chroma``: the key colour and tolerance not given in ``cfg.mask`` are measured once
+    on frame 0 of the clip and stored in the job's settings (``prepass.fill_chroma_key``), so
+    every chunk keys with the same screen colour as an unchunked run with that ``--chroma-key``.
     """
     input_abs = os.path.abspath(os.fspath(input_path))
     output_abs = os.path.abspath(os.fspath(output_path))
@@ -338,6 +344,9 @@ def create_job(
     if os.path.exists(output_abs) and not cfg.output.overwrite:
         raise FarmUsageError(f"output exists: {output_path}; pass --overwrite or choose another name")
     check_farmable(output_abs, cfg)
+    from alphagan_video.farm.prepass import fill_chroma_key  # prepass imports this module
+
+    cfg = fill_chroma_key(input_abs, cfg)
     if context is None:
         context = default_context(cfg)
     if context < 0:

@@ -2,8 +2,13 @@
 
 Which mask sources need it:
 
-- ``person``, ``chroma``, ``plate:PATH``, ``file:PATH`` and ``--trimap``: every frame's mask
-  depends on that frame only. Chunks need nothing.
+- ``person``, ``plate:PATH``, ``file:PATH`` and ``--trimap``: every frame's mask depends on
+  that frame only. Chunks need nothing.
+- ``chroma``: a plain run detects the screen colour on the first frame it sees, which for a
+  chunk is another frame. ``create_job`` measures the key colour and tolerance once, on frame 0
+  of the clip (``fill_chroma_key``, one decoded frame), and stores them in the job's settings
+  (``MaskConfig.chroma_key`` / ``chroma_tolerance``): every chunk then keys identically to an
+  unchunked run with ``--chroma-key`` set to that colour.
 - ``sam``: propagates from the prompted first frame (previous mask's box + logits), so a chunk
   starting at frame 4000 has nothing to start from. Run this pre-pass once, serially, over the
   whole clip: it runs the SAM source exactly as a normal run would and writes, for every frame,
@@ -49,6 +54,40 @@ def needs_prepass(cfg: PipelineConfig) -> bool:
         return False
     name, _ = parse_mask_spec(cfg.mask.source)
     return name in STATEFUL_MASK_SOURCES
+
+
+def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> PipelineConfig:
+    """``cfg`` with ``mask.chroma_key`` and ``mask.chroma_tolerance`` fixed from frame 0 of INPUT
+    when the mask source is ``chroma`` and either is unset; any other ``cfg`` unchanged.
+
+    A user's ``--chroma-key`` is kept and only the tolerance is measured around it, exactly as
+    an unchunked run with that key measures it on its first frame.
+    Raises MaskSourceError when frame 0 shows no screen at its border (as a plain run would).
+    """
+    import dataclasses
+
+    from alphagan_video.io import open_input
+    from alphagan_video.masks import parse_mask_spec
+    from alphagan_video.masks.chroma import chroma_settings, key_from_rgb
+    from alphagan_video.pipeline import frames_to_tensor
+
+    mask = cfg.mask
+    if cfg.trimap.trimap_path is not None or parse_mask_spec(mask.source)[0] != "chroma":
+        return cfg
+    if mask.chroma_key is not None and mask.chroma_tolerance is not None:
+        return cfg
+    with open_input(input_path) as reader:
+        batch = next(iter(reader.iter_batches(1, start=0, stop=1)), None)
+    if batch is None:
+        raise FarmUsageError(f"{input_path}: no video frames could be decoded")
+    frame = frames_to_tensor(batch, torch.device("cpu"))[0]
+    if mask.chroma_key is None:
+        key, tolerance = chroma_settings(frame)
+    else:
+        key = mask.chroma_key
+        tolerance = key_from_rgb(key, frame, mask.chroma_tolerance).low
+    tolerance = mask.chroma_tolerance if mask.chroma_tolerance is not None else tolerance
+    return dataclasses.replace(cfg, mask=dataclasses.replace(mask, chroma_key=tuple(key), chroma_tolerance=tolerance))
 
 
 def mask_box(mask: torch.Tensor, threshold: float, margin: float = 0.0) -> Optional[list[float]]:
@@ -122,4 +161,4 @@ def run_prepass(
     return PrepassReport(output_json, frames, len(boxes), empty)
 
 
-__all__ = ["PrepassReport", "STATEFUL_MASK_SOURCES", "mask_box", "needs_prepass", "run_prepass"]
+__all__ = ["PrepassReport", "STATEFUL_MASK_SOURCES", "fill_chroma_key", "mask_box", "needs_prepass", "run_prepass"]

@@ -16,6 +16,11 @@ Guarantees:
 - Display rotation from ``info.rotation`` is set before the first packet is muxed.
 - Audio streams of a video input are copied packet for packet (no re-encode), interleaved with
   the video as it is written, so memory stays bounded by one batch.
+- Video outputs of a video input get its container tags and start timecode (a tmcd track in
+  .mov/.mp4, a TIMECODE tag in .mkv), advanced to the first written frame for a ``--frames``
+  range; the farm assembly writes the same (``apply_source_metadata``). No timecode: none.
+- Overwriting a sequence with a full-clip run removes frames of an older, longer run after
+  success; a ``--frames`` range run never deletes frames (``OutputWriter``).
 
 Codec choices for ``.mov`` (``OutputConfig.codec``):
 - prores4444 (default with alpha): FFmpeg's ``prores_ks``, profile 4444, 16-bit alpha coding,
@@ -301,14 +306,20 @@ def open_output(
     *,
     has_color: bool,
     has_alpha: bool,
+    frame_range: Optional[tuple[int, int]] = None,
 ) -> "OutputWriter":
     """Validate OUTPUT and open a writer (use as a context manager).
+
+    frame_range: (first, last) source frame indices when only part of the clip is written
+    (``--frames A-B``), None for a full-clip run. It moves the timecode to the first written
+    frame and keeps other frames of a sequence on disk (see ``OutputWriter``).
 
     Raises OutputError before any work for: unknown extension/codec, a combination the format
     cannot hold (alpha in .mp4), a missing output directory, an existing output without
     ``cfg.overwrite``, or frame sizes the encoder cannot take.
     """
-    return OutputWriter(os.fspath(path), info, cfg, has_color=has_color, has_alpha=has_alpha)
+    return OutputWriter(os.fspath(path), info, cfg, has_color=has_color, has_alpha=has_alpha,
+                        frame_range=frame_range)
 
 
 class OutputWriter:
@@ -317,12 +328,31 @@ class OutputWriter:
     Sequence files are numbered by frame index (``OutputBatch.index``, 0-based, the input's
     decode order), so chunks of a farm job written separately land on consistent names; the
     input sequence's own start number is not reused.
+
+    Overwriting a sequence (``cfg.overwrite``): a full-clip run (``frame_range`` None) owns the
+    whole pattern, so after it has succeeded the files matching the pattern that it did not
+    write (frames of an older, longer run) are deleted. A ``--frames`` range run
+    (``frame_range`` set) deletes nothing: the other frames may be other chunks of the same job.
+    Nothing is deleted when the run fails.
+
+    Video outputs of a video source carry the source's container tags and timecode
+    (``apply_source_metadata``; for a range, the timecode of its first frame); ``timecode`` is
+    what was written (None: none).
     """
 
     def __init__(
-        self, path: str, info: VideoInfo, cfg: OutputConfig, *, has_color: bool, has_alpha: bool
+        self,
+        path: str,
+        info: VideoInfo,
+        cfg: OutputConfig,
+        *,
+        has_color: bool,
+        has_alpha: bool,
+        frame_range: Optional[tuple[int, int]] = None,
     ) -> None:
         self.path = path
+        self.frame_range = frame_range
+        self.timecode: Optional[str] = None
         self.info = info
         self.cfg = cfg
         self.has_color = has_color
@@ -450,6 +480,10 @@ class OutputWriter:
         # Must precede the first mux of any stream or it is silently dropped (ecosystem §1.4).
         if info.rotation:
             s.set_display_rotation(info.rotation)
+        if info.kind == "video":
+            first = self.frame_range[0] if self.frame_range is not None else 0
+            self.timecode = apply_source_metadata(self._container, s, read_source_metadata(info.path),
+                                                  first_frame=first)
         if self.cfg.copy_audio and info.kind == "video" and info.audio_stream_count > 0:
             self._audio = _AudioCopier(info.path, self._container)
         try:
@@ -664,11 +698,29 @@ class OutputWriter:
 
     def _publish_sequence(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
+        written = set(self._seq_files)
         for name in self._seq_files:
             os.replace(os.path.join(self._tmp_dir, name), os.path.join(directory, name))
         self._seq_files = []
         os.rmdir(self._tmp_dir)
         self._tmp_dir = None
+        if self.cfg.overwrite and self.frame_range is None:
+            self._remove_stale_frames(written)
+
+    def _remove_stale_frames(self, written: set[str]) -> None:
+        """Full-clip overwrite: delete frames of the pattern left by an older, longer run."""
+        for stale in _existing_sequence_files(self.path):
+            if os.path.basename(stale) in written:
+                continue
+            try:
+                os.remove(stale)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise OutputError(
+                    f"wrote {len(written)} frame(s) to {self.path} but cannot remove {stale}, a frame "
+                    f"of an older run: {_reason(e)}; delete it by hand"
+                ) from None
 
     def abort(self) -> None:
         """Stop writing and delete every temporary; OUTPUT is left as it was. Idempotent."""
@@ -770,6 +822,106 @@ class _AudioCopier:
             pass
 
 
+# ---------------------------------------------------------------------- source metadata
+# Container tags that describe the file itself, not the content: the muxer writes its own
+# (compared case-insensitively: Matroska stores tags in upper case).
+_SKIP_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name",
+                        "vendor_id", "duration", "timecode"})
+_TIMECODE_RE = re.compile(r"^\s*(\d+):(\d+):(\d+)([:;.,])(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class SourceMetadata:
+    """What an output inherits from its source video besides pixels and audio.
+
+    timecode: start timecode ``HH:MM:SS:FF`` (``;`` before FF = drop-frame) from the container,
+    the video stream or a QuickTime tmcd data stream, in that order; None when the source has
+    none. tags: container-level tags worth keeping (title, comment, creation_time, ...).
+    """
+
+    timecode: Optional[str] = None
+    tags: dict = field(default_factory=dict)
+
+
+def read_source_metadata(path: PathLike) -> SourceMetadata:
+    """Timecode and container tags of the video at ``path``; empty for unreadable files."""
+    try:
+        with av.open(os.fspath(path)) as container:
+            timecode = None
+            for tags in [container.metadata] + [s.metadata for s in container.streams]:
+                value = next((v for k, v in tags.items() if k.lower() == "timecode" and v), None)
+                if value:
+                    timecode = str(value)
+                    break
+            tags = {k: v for k, v in container.metadata.items() if k.lower() not in _SKIP_TAGS}
+    except (av.FFmpegError, OSError):
+        return SourceMetadata()
+    return SourceMetadata(timecode, tags)
+
+
+def offset_timecode(timecode: str, rate: Fraction, frames: int) -> str:
+    """``timecode`` advanced by ``frames`` frames at ``rate``, counted as FFmpeg counts them.
+
+    The timecode frame rate is ``rate`` rounded to an integer (29.97 -> 30), as the mov muxer
+    does for the tmcd track (it uses the video stream's average rate). A ``;`` (or ``.``/``,``)
+    before the frame field means drop-frame, valid at multiples of 30000/1001: frame numbers
+    00 and 01 (00-03 at 59.94) are skipped at every minute except each tenth
+    (libavutil/timecode.c). Hours wrap at 24. Unparseable timecodes come back unchanged
+    (the muxer then ignores them, as it would have anyway).
+    """
+    m = _TIMECODE_RE.match(timecode)
+    if m is None or frames == 0 or not rate:
+        return timecode
+    hh, mm, ss, sep, ff = int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4), int(m.group(5))
+    fps = int((rate.numerator + rate.denominator // 2) // rate.denominator)
+    if fps <= 0:
+        return timecode
+    drop = sep != ":" and fps % 30 == 0
+    start = (hh * 3600 + mm * 60 + ss) * fps + ff
+    if drop:
+        minutes = 60 * hh + mm
+        start -= (fps // 30 * 2) * (minutes - minutes // 10)
+    n = start + frames
+    if drop:
+        dropped, per_10min = fps // 30 * 2, fps // 30 * 17982
+        d, rem = divmod(n, per_10min)
+        # C's truncating division of (rem - dropped): 0 for the first frames of a 10-minute block
+        n += 9 * dropped * d + dropped * (max(0, rem - dropped) // (per_10min // 10))
+    ff = n % fps
+    ss = n // fps % 60
+    mm = n // (fps * 60) % 60
+    hh = n // (fps * 3600) % 24
+    width = 5 if fps > 10000 else 4 if fps > 1000 else 3 if fps > 100 else 2 if fps > 10 else 1
+    return f"{hh:02d}:{mm:02d}:{ss:02d}{';' if drop else ':'}{ff:0{width}d}"
+
+
+def apply_source_metadata(
+    container: "av.container.OutputContainer",
+    stream,
+    meta: SourceMetadata,
+    *,
+    first_frame: int = 0,
+) -> Optional[str]:
+    """Copy ``meta`` into an output before its header is written (``start_encoding``).
+
+    Container tags go on ``container``; the timecode goes on the video ``stream``'s metadata,
+    from which the mov/mp4 muxer writes a tmcd track and Matroska a TIMECODE tag. For an output
+    that starts at source frame ``first_frame`` (a ``--frames`` range) the timecode is advanced
+    by that many frames at the stream's rate, so an editor relinking by timecode lines the
+    output up with the source. Returns the timecode written (None: the source has none).
+    Shared by ``OutputWriter`` and the farm assembly, so both write the same metadata.
+    """
+    for key, value in meta.tags.items():
+        container.metadata[key] = value
+    if not meta.timecode:
+        return None
+    timecode = meta.timecode
+    if first_frame:
+        timecode = offset_timecode(timecode, stream.average_rate or Fraction(0), first_frame)
+    stream.metadata["timecode"] = timecode
+    return timecode
+
+
 def _existing_sequence_files(pattern: str) -> list[str]:
     directory = os.path.dirname(os.path.abspath(pattern))
     name = os.path.basename(pattern)
@@ -799,7 +951,11 @@ def _reason(e: BaseException) -> str:
 __all__ = [
     "CODEC_CHOICES",
     "OutputWriter",
+    "SourceMetadata",
+    "apply_source_metadata",
     "describe_output",
+    "offset_timecode",
     "open_output",
+    "read_source_metadata",
     "supported_output_suffixes",
 ]

@@ -70,7 +70,7 @@ def _build_sam(cfg: MaskConfig, arg: str, info: VideoInfo, device: torch.device)
 def _build_chroma(cfg: MaskConfig, arg: str, info: VideoInfo, device: torch.device) -> MaskSource:
     from alphagan_video.masks.chroma import ChromaMaskSource
 
-    return ChromaMaskSource(info, device)
+    return ChromaMaskSource(info, device, key_colour=cfg.chroma_key, tolerance=cfg.chroma_tolerance)
 
 
 def _build_plate(cfg: MaskConfig, arg: str, info: VideoInfo, device: torch.device) -> MaskSource:
@@ -151,6 +151,10 @@ def describe_mask_source(cfg: MaskConfig) -> str:
         ckpt = str(cfg.sam_checkpoint) if cfg.sam_checkpoint is not None else "no checkpoint"
         return f"sam ({cfg.sam_model}, {ckpt}; {', '.join(prompts) or 'no prompt'})"
     if name == "chroma":
+        if cfg.chroma_key is not None:
+            key = ",".join(f"{v:g}" for v in cfg.chroma_key)
+            tol = f", tolerance {cfg.chroma_tolerance:g}" if cfg.chroma_tolerance is not None else ""
+            return f"chroma (green/blue screen key, fixed key colour {key}{tol})"
         return "chroma (green/blue screen key, colour detected at the frame border)"
     if name == "plate":
         return f"plate (difference against background plate {arg})"
