@@ -311,7 +311,8 @@ def _blend_weight(prev_image: torch.Tensor, image: torch.Tensor, grid: torch.Ten
 def _check_batch(func: str, image: torch.Tensor, other: torch.Tensor, name: str) -> None:
     if image.ndim != 4 or image.shape[1] != 3:
         raise UserInputError(f"{func}: image expected (B,3,H,W), got {tuple(image.shape)}")
-    if other.ndim != 4 or other.shape[1] != 1 or other.shape[0] != image.shape[0] or other.shape[-2:] != image.shape[-2:]:
+    if (other.ndim != 4 or other.shape[1] != 1 or other.shape[0] != image.shape[0]
+            or other.shape[-2:] != image.shape[-2:]):
         raise UserInputError(
             f"{func}: {name} expected (B,1,H,W) = ({image.shape[0]},1,{image.shape[2]},{image.shape[3]}), "
             f"got {tuple(other.shape)}"

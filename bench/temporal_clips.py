@@ -30,7 +30,6 @@ import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 

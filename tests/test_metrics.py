@@ -285,6 +285,26 @@ def test_evaluate_generator_and_refined_with_tiny_checkpoint(tmp_path):
     assert ref.seconds >= gen.seconds
 
 
+def test_evaluate_pipeline_method_is_the_refined_generator(tmp_path):
+    """The ``pipeline`` method runs the product end to end (image in, 16-bit PNG matte out);
+    with the pipeline's own refine strength it must score like ``refined``."""
+    torch = pytest.importorskip("torch")
+    model_mod = pytest.importorskip("alphagan_video.model")
+    from alphagan_video.config import ModelConfig
+    from training.evaluate import evaluate_folder
+
+    torch.manual_seed(0)
+    ckpt = model_mod.save_generator(model_mod.build_generator("tiny").eval(), tmp_path / "tiny.safetensors")
+    _write_dataset(tmp_path / "data", n=1)
+    res = evaluate_folder(tmp_path / "data", "refined,pipeline", checkpoint=ckpt, threads=1,
+                          mu=ModelConfig.refine_mu)
+    refined, pipeline = res.rows
+    assert pipeline.method == "pipeline"
+    # 16-bit PNG vs float: both are quantised to 8 bits before scoring, so allow rounding flips
+    assert pipeline.sad == pytest.approx(refined.sad, rel=0.02, abs=0.002)
+    assert pipeline.mse == pytest.approx(refined.mse, rel=0.05, abs=1e-5)
+
+
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alphamatting-dev"
 
 

@@ -18,6 +18,9 @@ Methods:
   pymatting_cf  pymatting.estimate_alpha_cf (the reference closed-form implementation)
   refined_const the solve with a constant 0.5 prior (the "solve alone" row)
   refined_ramp  the solve with a prior ramping 0 -> 1 across the trimap band (distance based)
+  pipeline      the product end to end: ``alphagan-video IMAGE -o pred.png --trimap TRIMAP
+                --output-kind alpha`` (same code path as the CLI: decode, generator, refine with the
+                pipeline's defaults, 16-bit PNG out), read back and scored
 """
 from __future__ import annotations
 
@@ -51,7 +54,7 @@ __all__ = [
     "main",
 ]
 
-METHODS = ("generator", "refined", "closed_form", "pymatting_cf", "refined_const", "refined_ramp")
+METHODS = ("generator", "refined", "pipeline", "closed_form", "pymatting_cf", "refined_const", "refined_ramp")
 _NEEDS_GENERATOR = {"generator", "refined"}
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -273,6 +276,8 @@ def evaluate_folder(
                 alpha = gen_alpha
             elif method == "refined":
                 alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu)
+            elif method == "pipeline":
+                alpha = _run_pipeline(sample, checkpoint, device)
             elif method == "closed_form":
                 alpha = closed_form_alpha(image_f, trimap_f)
             elif method == "pymatting_cf":
@@ -294,6 +299,31 @@ def evaluate_folder(
             if progress is not None:
                 progress(row)
     return EvalResults(rows)
+
+
+def _run_pipeline(sample: Sample, checkpoint: Optional[str | Path], device: str) -> np.ndarray:
+    """alpha (H, W) float in [0, 1] from the product's own pipeline (what the CLI runs)."""
+    import tempfile
+
+    from alphagan_video.config import MaskConfig, OutputConfig, PipelineConfig, TemporalConfig, TrimapConfig
+    from alphagan_video.pipeline import matte_video
+
+    cfg = PipelineConfig(
+        mask=MaskConfig(),
+        trimap=TrimapConfig(trimap_path=sample.trimap),
+        model=ModelConfig(checkpoint=Path(checkpoint) if checkpoint else None, device=device),
+        temporal=TemporalConfig(enabled=False),
+        output=OutputConfig(kind="alpha"),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{sample.name}.png"
+        matte_video(sample.image, out, cfg)
+        matte = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    if matte is None:
+        raise InputMediaError(f"pipeline output for {sample.name} could not be read back")
+    if matte.ndim == 3:
+        matte = matte[..., 0]
+    return matte.astype(np.float64) / (65535.0 if matte.dtype == np.uint16 else 255.0)
 
 
 def format_table(results: EvalResults, *, per_image: bool = True) -> str:
