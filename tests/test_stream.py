@@ -284,3 +284,40 @@ def test_band_restricted_foreground_equals_full_frame_on_soft_pixels():
     torch.testing.assert_close(band[known], image[known])
     # frame 0 went through the cropped path (grown box 50x104 < 60% of 120x200), frame 1 the
     # whole-frame path; both agree with the full-frame estimate above.
+
+
+# ----------------------------------------------------------------------------- GPU code paths on the CPU
+
+def test_render_to_device_planes_matches_the_colour_path(tmp_path, tiny_checkpoint):
+    """The CUDA output path (YCbCr codes made on the device) exercised on the CPU."""
+    from alphagan_video.io import open_input
+    from alphagan_video.io.colour import rgb_to_yuv10_frame
+    from alphagan_video.pipeline import FrameMatter, _select
+
+    clip = _green_clip(str(tmp_path / "in.mkv"), frames=3)
+    with open_input(clip) as reader, FrameMatter(reader.info, _cfg(tiny_checkpoint, kind="rgba")) as matter:
+        batch = next(reader.iter_batches(3))
+        matted = matter.matte(batch)
+        reference = matter.render(*matted)
+        matter.device_planes = True
+        planes = matter.render(*matted)
+    assert planes.color is None and planes.planes.shape == (3, 4, 48, 64) and planes.planes.dtype == np.uint16
+    for i in range(3):
+        frame = rgb_to_yuv10_frame(reference.color[i], reference.alpha[i], "yuva444p10le")
+        expected = np.stack([plane(frame, k, 64) for k in range(4)]).astype(int)
+        assert np.abs(planes.planes[i].astype(int) - expected).max() <= 1
+    kept = _select(planes, 1, 3)
+    assert kept.index == [1, 2] and kept.planes.shape[0] == 2
+
+
+def test_cli_flags_map_to_config():
+    from alphagan_video.cli import _build_config
+
+    common = dict(overwrite=False, output_kind=None, codec=None, background=None, mask_source=None,
+                  sam_checkpoint=None, sam_model=None, box=None, points=(), prompts_json=None, trimap_path=None,
+                  trimap_band=None, checkpoint=None, variant=None, device=None, no_amp=False, tiling=None,
+                  refine=None, temporal=None, temporal_strength=None, no_audio=False)
+    default = _build_config(batch_size=None, compile_model=None, overlap=None, **common)
+    assert default.overlap and default.model.auto_batch and not default.model.compile
+    cfg = _build_config(batch_size=3, compile_model=True, overlap=False, **common)
+    assert not cfg.overlap and not cfg.model.auto_batch and cfg.model.compile and cfg.model.batch_size == 3
