@@ -60,6 +60,12 @@ class ModelConfig:
     # Prior strength of that solve: (L_UU + mu I) a = -L_UK a_K + mu a_generator. 1e-5 measured
     # best of {1e-5, 1e-4} on alphamatting-dev with the shipped weights (README, model card).
     refine_mu: float = 1e-5
+    # Unknown pixels where the generator's alpha is within refine_gate of 0 or 1 are fixed to
+    # 0 / 1 before the solve (refine.gate_trimap), so the Laplacian is built and factorised only
+    # on the uncertain part of the band; 0 = solve the whole band (bench/combine_eval.py).
+    refine_gate: float = 0.0
+    # Per-pixel prior weight: "uniform" or "confidence" ((2a-1)^2, refine.confidence_weight).
+    refine_weighting: str = "uniform"
     # "auto": tile the unknown band when tiles cover < 60% of the frame; "on": always; "off": full frame.
     tiling: str = "off"
     # torch.compile the generator (``--compile``); pays compilation on the first batches.

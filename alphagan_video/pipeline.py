@@ -193,8 +193,12 @@ class _UserTrimaps:
         self._media.close()
 
 
-def _refine_batch(image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor, mu: float) -> torch.Tensor:
-    """Matting-Laplacian solve per frame with the generator's alpha as prior (CPU, float64)."""
+def _refine_batch(
+    image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor, mu: float, gate: float = 0.0,
+    weighting: str = "uniform",
+) -> torch.Tensor:
+    """Matting-Laplacian solve per frame with the generator's alpha as prior (CPU, float64);
+    mu / gate / weighting as ``refine.refine_alpha`` (ModelConfig.refine_*)."""
     from alphagan_video.refine import refine_alpha
 
     out = []
@@ -204,7 +208,8 @@ def _refine_batch(image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor
             out.append(prior[i : i + 1])
             continue
         refined = refine_alpha(
-            image[i].permute(1, 2, 0).double().cpu().numpy(), tri, prior[i, 0].double().cpu().numpy(), mu=mu
+            image[i].permute(1, 2, 0).double().cpu().numpy(), tri, prior[i, 0].double().cpu().numpy(), mu=mu,
+            gate=gate, weighting=weighting,
         )
         out.append(torch.as_tensor(refined, dtype=torch.float32)[None, None].to(prior.device))
     return torch.cat(out, 0)
@@ -350,7 +355,10 @@ class FrameMatter:
         )
         tick = self._lap("model", tick)
         if self.cfg.model.refine:
-            alpha = clamp_known(_refine_batch(image, trimap, alpha, self.cfg.model.refine_mu), trimap)
+            alpha = clamp_known(_refine_batch(
+                image, trimap, alpha, self.cfg.model.refine_mu, self.cfg.model.refine_gate,
+                self.cfg.model.refine_weighting,
+            ), trimap)
             tick = self._lap("refine", tick)
         alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, self.cfg.temporal)
         self._lap("temporal", tick)

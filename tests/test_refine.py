@@ -150,3 +150,58 @@ def test_input_validation():
         refine_alpha(image, trimap, prior, solver="magic")
     with pytest.raises(UserInputError, match="smaller than one 3x3 window"):
         closed_form_alpha(image[:2, :2], trimap[:2, :2])
+
+
+# --------------------------------------------------------------- generator-confidence combination
+from alphagan_video.refine import confidence_weight, gate_trimap  # noqa: E402
+
+
+def test_gate_trimap_fixes_confident_pixels_only():
+    trimap = np.array([[0.0, 0.5, 0.5, 0.5, 0.5, 1.0]])
+    prior = np.array([[0.5, 0.01, 0.2, 0.8, 0.97, 0.5]])
+    out = gate_trimap(trimap, prior, 0.05)
+    np.testing.assert_array_equal(out, [[0.0, 0.0, 0.5, 0.5, 1.0, 1.0]])
+    np.testing.assert_array_equal(trimap, [[0.0, 0.5, 0.5, 0.5, 0.5, 1.0]])  # input untouched
+    np.testing.assert_array_equal(gate_trimap(trimap, prior, 0.0), trimap)
+
+
+def test_gate_trimap_erode_keeps_constraints_away_from_uncertain_pixels():
+    trimap = np.full((1, 7), 0.5)
+    trimap[0, 0] = 0.0
+    prior = np.array([[0.0, 0.0, 0.0, 0.0, 0.5, 1.0, 1.0]])
+    out = gate_trimap(trimap, prior, 0.05, erode=1)
+    # Pixel 3 is confident but touches the uncertain pixel 4: it stays unknown; pixel 6 sits on
+    # the image border next to a confident pixel and is gated.
+    np.testing.assert_array_equal(out, [[0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 1.0]])
+
+
+def test_confidence_weight_values():
+    prior = np.array([[0.0, 0.25, 0.5, 1.0]])
+    assert confidence_weight(prior, "uniform") is None
+    np.testing.assert_allclose(confidence_weight(prior, "confidence"), [[1.0, 0.25, 0.0, 1.0]])
+    with pytest.raises(UserInputError, match="weighting must be one of"):
+        confidence_weight(prior, "bogus")
+
+
+def test_gated_refine_equals_refine_on_the_gated_trimap_and_helps_a_good_prior():
+    image, trimap, alpha = _soft_edge()
+    prior = np.clip(alpha + 0.02 * np.sin(np.arange(alpha.size)).reshape(alpha.shape), 0, 1)
+    gated = refine_alpha(image, trimap, prior, mu=1e-3, gate=0.05)
+    manual = refine_alpha(image, gate_trimap(trimap, prior, 0.05), prior, mu=1e-3)
+    np.testing.assert_array_equal(gated, manual)
+    fixed = (trimap == 0.5) & ((prior <= 0.05) | (prior >= 0.95))
+    assert fixed.any() and np.all((gated[fixed] == 0) | (gated[fixed] == 1))
+    band = trimap == 0.5
+    assert np.abs(gated - alpha)[band].mean() < np.abs(closed_form_alpha(image, trimap) - alpha)[band].mean() + 0.01
+
+
+def test_gate_and_weighting_validation():
+    image, trimap, alpha = _soft_edge()
+    with pytest.raises(UserInputError, match="threshold must be in"):
+        refine_alpha(image, trimap, alpha, gate=0.5)
+    with pytest.raises(UserInputError, match="erode must be an integer"):
+        gate_trimap(trimap, alpha, 0.05, erode=-1)
+    with pytest.raises(UserInputError, match="prior shape"):
+        refine_alpha(image, trimap, alpha[:-1], gate=0.05)
+    with pytest.raises(UserInputError, match="weighting must be one of"):
+        refine_alpha(image, trimap, alpha, weighting="x")

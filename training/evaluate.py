@@ -209,6 +209,7 @@ def evaluate_folder(
     *,
     limit: Optional[int] = None,
     mu: float = ModelConfig.refine_mu,
+    gate: float = ModelConfig.refine_gate,
     threads: Optional[int] = None,
     device: str = "cpu",
     save_dir: Optional[str | Path] = None,
@@ -217,7 +218,8 @@ def evaluate_folder(
     """Run ``methods`` on every triplet of ``data_dir`` and score them (DIM conventions).
 
     checkpoint: generator weights for ``generator`` / ``refined`` (None = shipped weights).
-    limit: only the first N images (sorted by name). mu: prior strength of the refined methods.
+    limit: only the first N images (sorted by name). mu: prior strength of the refined methods;
+    gate: confidence gate of ``refined`` (the pipeline's weighting is used as is).
     threads: torch.set_num_threads for the generator (None = leave as is). device: torch device
     spec for the generator (see alphagan_video.device). save_dir: also write each prediction as
     ``save_dir/<method>/<name>.png`` (8-bit, known regions forced). progress: called per result.
@@ -275,7 +277,9 @@ def evaluate_folder(
             if method == "generator":
                 alpha = gen_alpha
             elif method == "refined":
-                alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu)
+                # Same function and defaults as the pipeline's _refine_batch, so refined == pipeline.
+                alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
+                                     weighting=ModelConfig.refine_weighting)
             elif method == "pipeline":
                 alpha = _run_pipeline(sample, checkpoint, device)
             elif method == "closed_form":
@@ -368,6 +372,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="closed_form,pymatting_cf", help=f"comma list of {','.join(METHODS)}")
     p.add_argument("--mu", type=float, default=ModelConfig.refine_mu,
                    help="prior strength of the refined methods (default: the pipeline's)")
+    p.add_argument("--gate", type=float, default=ModelConfig.refine_gate,
+                   help="confidence gate of the refined method (default: the pipeline's)")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--threads", type=int, default=None, help="torch threads for the generator")
     p.add_argument("--device", default="cpu", help="generator device: cpu, cuda, cuda:N, auto")
@@ -382,7 +388,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
         results = evaluate_folder(
-            args.data, args.methods, args.trimap_dir, args.checkpoint, limit=args.limit, mu=args.mu,
+            args.data, args.methods, args.trimap_dir, args.checkpoint, limit=args.limit, mu=args.mu, gate=args.gate,
             threads=args.threads, device=args.device, save_dir=args.save_dir,
         )
     except UserInputError as exc:
