@@ -6,12 +6,13 @@ Errors print one line naming the file and the problem; ``--debug`` adds the trac
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import click
 
@@ -89,6 +90,127 @@ def _fail(message: str, code: int, debug: bool) -> None:
     sys.exit(code)
 
 
+@contextlib.contextmanager
+def _exit_codes(debug: bool, interrupted: str = "interrupted",
+                before_exit: Optional[Callable[[], None]] = None) -> Iterator[None]:
+    """Turn an error raised in the block into one line on stderr and the CLI's exit code.
+
+    2: bad usage or input (click.BadParameter, UserInputError); 1: other AlphaGANVideoError and
+    internal errors; 130: Ctrl-C (message ``interrupted``). ``before_exit`` runs first (e.g. to
+    close a progress bar).
+    """
+    def fail(message: str, code: int) -> None:
+        if before_exit is not None:
+            before_exit()
+        _fail(message, code, debug)
+
+    try:
+        yield
+    except click.BadParameter as exc:
+        fail(str(exc), 2)
+    except KeyboardInterrupt:
+        fail(interrupted, 130)
+    except UserInputError as exc:
+        fail(str(exc), 2)
+    except AlphaGANVideoError as exc:
+        fail(str(exc), 1)
+    except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
+        fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1)
+
+
+# --------------------------------------------------------------------------- shared pipeline options
+
+_OUTPUT_KINDS = ["rgba", "alpha", "foreground", "composite"]
+_CODECS = ["prores4444", "prores4444xq", "prores_aw", "prores422hq", "ffv1", "png", "h264"]
+
+# Every option that _build_config reads, once: name (as click passes it and _build_config takes it)
+# -> (declarations, attributes). ``run`` takes them all (the farm commands reuse ``run``'s); ``pipe``
+# and ``timeline`` take subsets. Insertion order is the order --help lists them in.
+_PIPELINE_OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
+    "overwrite": (("--overwrite",), dict(is_flag=True, help="Replace an existing OUTPUT.")),
+    "output_kind": (("--output-kind",), dict(type=click.Choice(_OUTPUT_KINDS), default=None,
+                                             help="What to write (default rgba). See the table below.")),
+    "codec": (("--codec",), dict(type=click.Choice(_CODECS), default=None,
+                                 help="Override the encoder chosen from the extension. prores_aw: faster ProRes 4444 "
+                                      "encoder, larger deviation from Apple's reference.")),
+    "background": (("--background",), dict(default=None, help="Composite background: #RRGGBB, R,G,B, a colour name "
+                                                             "or an image path.")),
+    "mask_source": (("--mask", "mask_source"), dict(default=None, metavar="SOURCE",
+                                                    help="Coarse mask: person (default) | sam | chroma | plate:PATH | "
+                                                         "file:PATH.")),
+    "sam_checkpoint": (("--sam-checkpoint",), dict(type=click.Path(path_type=Path), default=None,
+                                                   help="Official segment-anything checkpoint (.pth).")),
+    "sam_model": (("--sam-model",), dict(type=click.Choice(["vit_b", "vit_l", "vit_h"]), default=None,
+                                         help="SAM model type of the checkpoint.")),
+    "box": (("--box",), dict(default=None, metavar="X0,Y0,X1,Y1", help="SAM box prompt on the first frame.")),
+    "points": (("--point", "points"), dict(multiple=True, metavar="X,Y[,LABEL]",
+                                           help="SAM point prompt on the first frame (repeatable).")),
+    "prompts_json": (("--prompts", "prompts_json"), dict(
+        type=click.Path(path_type=Path), default=None,
+        help='SAM prompts JSON keyed by frame index: {"0": {"box": [x0,y0,x1,y1], "points": [[x,y,1]]}}.')),
+    "chroma_key": (("--chroma-key", "chroma_key"), dict(
+        default=None, metavar="R,G,B",
+        help="--mask chroma: fixed screen colour (R,G,B in 0..1 or #RRGGBB) instead of detecting it on the "
+             "first frame; farm jobs fix it from frame 0 themselves.")),
+    "trimap_path": (("--trimap", "trimap_path"), dict(
+        type=click.Path(path_type=Path), default=None,
+        help="Your own trimaps (video, sequence or image); skips mask and trimap derivation.")),
+    "trimap_band": (("--trimap-band",), dict(type=int, default=None, metavar="PX",
+                                             help="Unknown band width in pixels (default scales with resolution).")),
+    "checkpoint": (("--checkpoint",), dict(type=click.Path(path_type=Path), default=None,
+                                           help="Generator weights (.safetensors or .pt); default: shipped weights.")),
+    "variant": (("--variant",), dict(type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
+                                     help="Generator variant of a --checkpoint that does not record it (bare state "
+                                          "dicts).")),
+    "batch_size": (("--batch-size",), dict(type=int, default=None, help="Frames per batch (memory grows with it).")),
+    "device": (("--device",), dict(default=None, help="auto | cpu | cuda | cuda:N (default auto).")),
+    "no_amp": (("--no-amp",), dict(is_flag=True, help="Disable mixed precision on GPU.")),
+    "tiling": (("--tiling",), dict(type=click.Choice(["auto", "on", "off"]), default=None,
+                                   help="Run the generator only on tiles covering the unknown band (on), the full "
+                                        "frame (off, default), or tiles when they cover < 60% of the frame (auto).")),
+    "refine": (("--refine/--no-refine",), dict(default=None,
+                                               help="Matting-Laplacian refinement of the generator's alpha.")),
+    "temporal": (("--temporal/--no-temporal",), dict(
+        default=None, help="Motion-compensated temporal smoothing of alpha and stable trimaps (default on); off: "
+                           "every frame is matted on its own (flickers, slightly faster).")),
+    "temporal_strength": (("--temporal-strength",), dict(
+        type=float, default=None,
+        help="0..1 (default 0.5): memory of the temporal filter (0.5 ~ 6 frames, 1 ~ 33). Higher: steadier mattes, "
+             "more lag on low-contrast moving edges, longer warm-up for chunked runs.")),
+    "compile_model": (("--compile", "compile_model"), dict(
+        is_flag=True, default=None,
+        help="torch.compile the generator (faster on GPU after a slow first batch per shape).")),
+    "overlap": (("--overlap/--no-overlap",), dict(
+        default=None, help="Decode, matte and encode concurrently (default on; same output either way).")),
+    "no_audio": (("--no-audio",), dict(is_flag=True, help="Do not copy audio streams.")),
+}
+
+
+def _pipeline_options(*names: str, without: tuple[str, ...] = (), help: Optional[dict[str, str]] = None):
+    """Decorator: add the shared pipeline options ``names`` (all when none are named) minus ``without``.
+
+    They are listed in ``_PIPELINE_OPTIONS`` order whatever the order of ``names``; ``help`` replaces
+    the help text of options that mean something else for this command (e.g. "per-clip file").
+    """
+    chosen = list(names or _PIPELINE_OPTIONS)
+    overrides = help or {}
+    unknown = (set(chosen) | set(without) | set(overrides)) - set(_PIPELINE_OPTIONS)
+    if unknown:
+        raise ValueError(f"_pipeline_options: unknown option names {sorted(unknown)}")
+
+    def decorate(func):
+        # click.option decorators run bottom-up: apply in reverse to list the options in order.
+        for name in reversed(_PIPELINE_OPTIONS):
+            if name in chosen and name not in without:
+                decls, attrs = _PIPELINE_OPTIONS[name]
+                if name in overrides:
+                    attrs = {**attrs, "help": overrides[name]}
+                func = click.option(*decls, **attrs)(func)
+        return func
+
+    return decorate
+
+
 @click.group(cls=_DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="alphagan-video")
 def main() -> None:
@@ -103,66 +225,20 @@ def main() -> None:
 @main.command("run", epilog=OUTPUT_HELP)
 @click.argument("input_path", metavar="INPUT", type=str)
 @click.option("-o", "--output", "output_path", required=True, type=str, help="Output file or sequence pattern.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
-@click.option("--output-kind", type=click.Choice(["rgba", "alpha", "foreground", "composite"]), default=None,
-              help="What to write (default rgba). See the table below.")
-@click.option("--codec", type=click.Choice(["prores4444", "prores4444xq", "prores_aw", "prores422hq", "ffv1", "png", "h264"]),
-              default=None, help="Override the encoder chosen from the extension. prores_aw: faster ProRes 4444 encoder, larger deviation from Apple's reference.")
-@click.option("--background", default=None, help="Composite background: #RRGGBB, R,G,B, a colour name or an image path.")
-@click.option("--mask", "mask_source", default=None, metavar="SOURCE",
-              help="Coarse mask: person (default) | sam | chroma | plate:PATH | file:PATH.")
-@click.option("--sam-checkpoint", type=click.Path(path_type=Path), default=None, help="Official segment-anything checkpoint (.pth).")
-@click.option("--sam-model", type=click.Choice(["vit_b", "vit_l", "vit_h"]), default=None, help="SAM model type of the checkpoint.")
-@click.option("--box", default=None, metavar="X0,Y0,X1,Y1", help="SAM box prompt on the first frame.")
-@click.option("--point", "points", multiple=True, metavar="X,Y[,LABEL]", help="SAM point prompt on the first frame (repeatable).")
-@click.option("--prompts", "prompts_json", type=click.Path(path_type=Path), default=None,
-              help='SAM prompts JSON keyed by frame index: {"0": {"box": [x0,y0,x1,y1], "points": [[x,y,1]]}}.')
-@click.option("--chroma-key", "chroma_key", default=None, metavar="R,G,B",
-              help="--mask chroma: fixed screen colour (R,G,B in 0..1 or #RRGGBB) instead of detecting it on the "
-                   "first frame; farm jobs fix it from frame 0 themselves.")
-@click.option("--trimap", "trimap_path", type=click.Path(path_type=Path), default=None,
-              help="Your own trimaps (video, sequence or image); skips mask and trimap derivation.")
-@click.option("--trimap-band", type=int, default=None, metavar="PX", help="Unknown band width in pixels (default scales with resolution).")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Generator weights (.safetensors or .pt); default: shipped weights.")
-@click.option("--variant", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
-              help="Generator variant of a --checkpoint that does not record it (bare state dicts).")
-@click.option("--batch-size", type=int, default=None, help="Frames per batch (memory grows with it).")
-@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto).")
-@click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
-@click.option("--tiling", type=click.Choice(["auto", "on", "off"]), default=None,
-              help="Run the generator only on tiles covering the unknown band (on), the full frame (off, default), "
-                   "or tiles when they cover < 60% of the frame (auto).")
-@click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
-@click.option("--temporal/--no-temporal", default=None, help="Motion-compensated temporal smoothing of alpha and stable trimaps (default on); off: every frame is matted on its own (flickers, slightly faster).")
-@click.option("--temporal-strength", type=float, default=None, help="0..1 (default 0.5): memory of the temporal filter (0.5 ~ 6 frames, 1 ~ 33). Higher: steadier mattes, more lag on low-contrast moving edges, longer warm-up for chunked runs.")
-@click.option("--compile", "compile_model", is_flag=True, default=None,
-              help="torch.compile the generator (faster on GPU after a slow first batch per shape).")
-@click.option("--overlap/--no-overlap", default=None,
-              help="Decode, matte and encode concurrently (default on; same output either way).")
+@_pipeline_options(without=("no_audio",))
 @click.option("--frames", "frame_range", default=None, metavar="A-B",
               help="Process only frames A..B (0-based, inclusive); their original timestamps are kept.")
 @click.option("--context", "context", type=int, default=None, metavar="K",
               help="Chunk mode for render farms: warm up on K frames before A (temporal state, mask "
                    "propagation) and align batches with an unchunked run; only A..B are written.")
-@click.option("--no-audio", is_flag=True, help="Do not copy audio streams.")
+@_pipeline_options("no_audio")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write what was done as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def run_command(input_path: str, output_path: str, overwrite: bool, output_kind, codec, background, mask_source,
-                sam_checkpoint, sam_model, box, points, prompts_json, chroma_key, trimap_path, trimap_band, checkpoint,
-                variant, batch_size, device, no_amp, tiling, refine, temporal, temporal_strength, compile_model, overlap,
-                frame_range, context, no_audio, quiet, json_report, debug) -> None:
+def run_command(input_path: str, output_path: str, frame_range, context, quiet, json_report, debug, **opts) -> None:
     """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
     try:
-        cfg = _build_config(
-            overwrite=overwrite, output_kind=output_kind, codec=codec, background=background,
-            mask_source=mask_source, sam_checkpoint=sam_checkpoint, sam_model=sam_model, box=_parse_box(box),
-            points=tuple(_parse_point(p) for p in points), prompts_json=prompts_json, trimap_path=trimap_path,
-            trimap_band=trimap_band, checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
-            no_amp=no_amp, tiling=tiling, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
-            no_audio=no_audio, compile_model=compile_model, overlap=overlap,
-            chroma_key=_parse_chroma_key(chroma_key),
-        )
+        cfg = _build_config(**opts)
         frames = _parse_frame_range(frame_range)
     except click.BadParameter as exc:
         _fail(str(exc), 2, debug)
@@ -170,28 +246,41 @@ def run_command(input_path: str, output_path: str, overwrite: bool, output_kind,
          context=context)
 
 
-def _build_config(**opts) -> PipelineConfig:
-    """Only the options the user set override the library defaults."""
+def _build_config(
+    *, overwrite: Optional[bool] = None, output_kind: Optional[str] = None, codec: Optional[str] = None,
+    background: Optional[str] = None, mask_source: Optional[str] = None, sam_checkpoint: Optional[Path] = None,
+    sam_model: Optional[str] = None, box: Optional[str] = None, points: tuple[str, ...] = (),
+    prompts_json: Optional[Path] = None, chroma_key: Optional[str] = None, trimap_path: Optional[Path] = None,
+    trimap_band: Optional[int] = None, checkpoint: Optional[Path] = None, variant: Optional[str] = None,
+    batch_size: Optional[int] = None, device: Optional[str] = None, no_amp: Optional[bool] = None,
+    tiling: Optional[str] = None, refine: Optional[bool] = None, temporal: Optional[bool] = None,
+    temporal_strength: Optional[float] = None, compile_model: Optional[bool] = None, overlap: Optional[bool] = None,
+    no_audio: Optional[bool] = None,
+) -> PipelineConfig:
+    """The run's config from the pipeline options (``_PIPELINE_OPTIONS``) as click passes them.
+
+    Only the options the user set override the library defaults; an option a command does not
+    take is simply not passed. ``box``, ``points`` and ``chroma_key`` are the raw command-line
+    strings. Raises click.BadParameter for a malformed --box, --point or --chroma-key.
+    """
     def set_fields(default, **fields):
         return dataclasses.replace(default, **{k: v for k, v in fields.items() if v is not None})
 
-    mask = set_fields(MaskConfig(), source=opts["mask_source"], sam_checkpoint=opts["sam_checkpoint"],
-                      sam_model=opts["sam_model"], box=opts["box"], points=opts["points"] or None,
-                      prompts_json=opts["prompts_json"], chroma_key=opts.get("chroma_key"))
-    trimap = set_fields(TrimapConfig(), band_px=opts["trimap_band"], trimap_path=opts["trimap_path"])
-    model = set_fields(ModelConfig(), checkpoint=opts["checkpoint"], variant=opts.get("variant"),
-                       batch_size=opts["batch_size"],
-                       device=opts["device"], refine=opts["refine"], tiling=opts.get("tiling"),
-                       mixed_precision=False if opts["no_amp"] else None,
-                       compile=True if opts.get("compile_model") else None,
+    mask = set_fields(MaskConfig(), source=mask_source, sam_checkpoint=sam_checkpoint, sam_model=sam_model,
+                      box=_parse_box(box), points=tuple(_parse_point(p) for p in points) or None,
+                      prompts_json=prompts_json, chroma_key=_parse_chroma_key(chroma_key))
+    trimap = set_fields(TrimapConfig(), band_px=trimap_band, trimap_path=trimap_path)
+    model = set_fields(ModelConfig(), checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
+                       refine=refine, tiling=tiling, mixed_precision=False if no_amp else None,
+                       compile=True if compile_model else None,
                        # An explicit --batch-size wins over sizing batches from free GPU memory.
-                       auto_batch=False if opts["batch_size"] is not None else None)
-    temporal = set_fields(TemporalConfig(), enabled=opts["temporal"], strength=opts["temporal_strength"])
-    output = set_fields(OutputConfig(), kind=opts["output_kind"], codec=opts["codec"], background=opts["background"],
-                        overwrite=True if opts["overwrite"] else None, copy_audio=False if opts["no_audio"] else None)
-    cfg = PipelineConfig(mask=mask, trimap=trimap, model=model, temporal=temporal, output=output)
-    if opts.get("overlap") is not None:
-        cfg = dataclasses.replace(cfg, overlap=opts["overlap"])
+                       auto_batch=False if batch_size is not None else None)
+    temporal_cfg = set_fields(TemporalConfig(), enabled=temporal, strength=temporal_strength)
+    output = set_fields(OutputConfig(), kind=output_kind, codec=codec, background=background,
+                        overwrite=True if overwrite else None, copy_audio=False if no_audio else None)
+    cfg = PipelineConfig(mask=mask, trimap=trimap, model=model, temporal=temporal_cfg, output=output)
+    if overlap is not None:
+        cfg = dataclasses.replace(cfg, overlap=overlap)
     return cfg
 
 
@@ -212,46 +301,34 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
     from alphagan_video.pipeline import matte_video
 
     bar = None
-    try:
-        def progress(done: int, total: Optional[int]) -> None:
-            nonlocal bar
-            if quiet:
-                return
-            if bar is None:
-                from tqdm import tqdm
 
-                bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, desc="matting")
-            bar.update(done - bar.n)
+    def progress(done: int, total: Optional[int]) -> None:
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            from tqdm import tqdm
 
+            bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, desc="matting")
+        bar.update(done - bar.n)
+
+    def close_bar() -> None:
+        if bar is not None:
+            bar.close()
+
+    with _exit_codes(debug, "interrupted; no output was written", before_exit=close_bar):
         # Checked first: a report that cannot be written must not fail the run after the output exists.
         if json_report is not None and not json_report.parent.is_dir():
             raise UserInputError(f"--json-report {json_report}: directory {json_report.parent} does not exist")
         report = matte_video(input_path, output_path, cfg, progress=progress, frame_range=frames,
                              context=context)
-        if bar is not None:
-            bar.close()
+        close_bar()
         if json_report is not None:
             json_report.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
         if not quiet:
             fps = report.frames / max(report.seconds.get("total", 0.0), 1e-9)
             click.echo(f"wrote {output_path}: {report.frames} frame(s), {report.output_description}, {fps:.2f} fps",
                        err=True)
-    except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        _fail("interrupted; no output was written", 130, debug)
-    except UserInputError as exc:
-        if bar is not None:
-            bar.close()
-        _fail(str(exc), 2, debug)
-    except AlphaGANVideoError as exc:
-        if bar is not None:
-            bar.close()
-        _fail(str(exc), 1, debug)
-    except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
-        if bar is not None:
-            bar.close()
-        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
 
 
 @main.command("info")
@@ -309,50 +386,20 @@ Progress and errors go to stderr; a truncated last frame exits 2, a closed stdou
 @click.option("--rate", "rate", required=True, metavar="R", help="Frame rate, e.g. 25 or 30000/1001.")
 @click.option("--pix-fmt", "pix_fmt", type=click.Choice(["rgb24", "rgb48le"]), default="rgb24", show_default=True,
               help="Pixel format of the raw input frames (ffmpeg -pix_fmt).")
-@click.option("--output-kind", type=click.Choice(["rgba", "alpha", "foreground", "composite"]), default=None,
-              help="What to write on stdout (default rgba).")
-@click.option("--background", default=None, help="Composite background: #RRGGBB, R,G,B, a colour name or an image path.")
-@click.option("--mask", "mask_source", default=None, metavar="SOURCE",
-              help="Coarse mask: person (default) | sam | chroma | plate:PATH | file:PATH.")
-@click.option("--sam-checkpoint", type=click.Path(path_type=Path), default=None, help="Official segment-anything checkpoint (.pth).")
-@click.option("--sam-model", type=click.Choice(["vit_b", "vit_l", "vit_h"]), default=None, help="SAM model type of the checkpoint.")
-@click.option("--box", default=None, metavar="X0,Y0,X1,Y1", help="SAM box prompt on the first frame.")
-@click.option("--point", "points", multiple=True, metavar="X,Y[,LABEL]", help="SAM point prompt on the first frame (repeatable).")
-@click.option("--prompts", "prompts_json", type=click.Path(path_type=Path), default=None, help="SAM prompts JSON keyed by frame index.")
-@click.option("--trimap", "trimap_path", type=click.Path(path_type=Path), default=None,
-              help="Your own trimaps (video, sequence or image) matching the piped frames.")
-@click.option("--trimap-band", type=int, default=None, metavar="PX", help="Unknown band width in pixels.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Generator weights; default: shipped weights.")
-@click.option("--variant", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
-              help="Generator variant of a --checkpoint that does not record it (bare state dicts).")
-@click.option("--batch-size", type=int, default=None, help="Frames per batch (memory grows with it).")
-@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto).")
-@click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
-@click.option("--tiling", type=click.Choice(["auto", "on", "off"]), default=None,
-              help="Generator on tiles covering the unknown band (on), the full frame (off), or auto.")
-@click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
-@click.option("--temporal/--no-temporal", default=None, help="Motion-compensated temporal smoothing of alpha and stable trimaps (default on); off: every frame is matted on its own (flickers, slightly faster).")
-@click.option("--temporal-strength", type=float, default=None, help="0..1 (default 0.5): memory of the temporal filter (0.5 ~ 6 frames, 1 ~ 33). Higher: steadier mattes, more lag on low-contrast moving edges, longer warm-up for chunked runs.")
+# No file to overwrite, no encoder, no audio; frames arrive one at a time, so no overlap or compile.
+@_pipeline_options(without=("overwrite", "codec", "chroma_key", "compile_model", "overlap", "no_audio"),
+                   help={"output_kind": "What to write on stdout (default rgba).",
+                         "trimap_path": "Your own trimaps (video, sequence or image) matching the piped frames."})
 @click.option("--progress", "show_progress", is_flag=True, help="Show a progress counter on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def pipe_command(size, rate, pix_fmt, output_kind, background, mask_source, sam_checkpoint, sam_model, box, points,
-                 prompts_json, trimap_path, trimap_band, checkpoint, variant, batch_size, device, no_amp, tiling,
-                 refine, temporal,
-                 temporal_strength, show_progress, debug) -> None:
+def pipe_command(size, rate, pix_fmt, show_progress, debug, **opts) -> None:
     """Matte raw frames from stdin to raw frames on stdout (a filter between two ffmpeg processes)."""
     from alphagan_video.pipe import OutputPipeClosedError, parse_rate, parse_size, run_pipe
 
     try:
         width, height = parse_size(size)
         frame_rate = parse_rate(rate)
-        cfg = _build_config(
-            overwrite=False, output_kind=output_kind, codec=None, background=background,
-            mask_source=mask_source, sam_checkpoint=sam_checkpoint, sam_model=sam_model, box=_parse_box(box),
-            points=tuple(_parse_point(p) for p in points), prompts_json=prompts_json, trimap_path=trimap_path,
-            trimap_band=trimap_band, checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
-            no_amp=no_amp, tiling=tiling, refine=refine, temporal=temporal, temporal_strength=temporal_strength,
-            no_audio=False,
-        )
+        cfg = _build_config(**opts)
     except (click.BadParameter, UserInputError) as exc:
         _fail(str(exc), 2, debug)
 
@@ -364,25 +411,16 @@ def pipe_command(size, rate, pix_fmt, output_kind, background, mask_source, sam_
     if stdin.isatty():
         _fail("pipe reads raw frames from stdin, which is a terminal; pipe ffmpeg into it "
               "(ffmpeg -i IN -f rawvideo -pix_fmt rgb24 - | alphagan-video pipe ...)", 2, debug)
-    try:
-        run_pipe(stdin, stdout, width, height, frame_rate, cfg, pix_fmt=pix_fmt,
-                 progress=progress)
-        if show_progress:
-            click.echo("", err=True)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130, debug)
-    except OutputPipeClosedError as exc:
-        _silence_stdout()
-        _fail(str(exc), 1, debug)
-    except UserInputError as exc:
-        _fail(str(exc), 2, debug)
-    except AlphaGANVideoError as exc:
-        _fail(str(exc), 1, debug)
-    except BrokenPipeError:
-        _silence_stdout()
-        _fail("stdout was closed by the process reading it (broken pipe)", 1, debug)
-    except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
-        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
+    with _exit_codes(debug):
+        try:
+            run_pipe(stdin, stdout, width, height, frame_rate, cfg, pix_fmt=pix_fmt,
+                     progress=progress)
+            if show_progress:
+                click.echo("", err=True)
+        except BrokenPipeError as exc:  # OutputPipeClosedError included
+            _silence_stdout()
+            _fail(str(exc) if isinstance(exc, OutputPipeClosedError)
+                  else "stdout was closed by the process reading it (broken pipe)", 1, debug)
 
 
 def _silence_stdout() -> None:
@@ -419,42 +457,25 @@ reported and skipped (exit 0 if at least one clip was processed, 2 if none was).
               help="New timeline path (.otio, .xml, .edl); default DIR/<EDIT stem>.alphagan.otio.")
 @click.option("--ext", default=".mov", show_default=True, help="Per-clip file extension (.mov, .mkv, ...).")
 @click.option("--edl-rate", type=float, default=None, help="Frame rate of an EDL (EDLs carry none; default 24).")
-@click.option("--overwrite", is_flag=True, help="Replace existing per-clip files and timeline.")
-@click.option("--output-kind", type=click.Choice(["rgba", "alpha", "foreground", "composite"]), default=None,
-              help="What each per-clip file holds (default rgba: ProRes 4444, straight alpha).")
-@click.option("--codec", type=click.Choice(["prores4444", "prores4444xq", "prores_aw", "prores422hq", "ffv1", "png", "h264"]),
-              default=None, help="Override the encoder chosen from --ext.")
-@click.option("--background", default=None, help="Composite background: #RRGGBB, R,G,B, a colour name or an image path.")
-@click.option("--mask", "mask_source", default=None, metavar="SOURCE",
-              help="Coarse mask for every clip: person (default) | sam | chroma | plate:PATH | file:PATH.")
-@click.option("--trimap-band", type=int, default=None, metavar="PX", help="Unknown band width in pixels.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Generator weights; default: shipped weights.")
-@click.option("--variant", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
-              help="Generator variant of a --checkpoint that does not record it (bare state dicts).")
-@click.option("--batch-size", type=int, default=None, help="Frames per batch (memory grows with it).")
-@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto).")
-@click.option("--no-amp", is_flag=True, help="Disable mixed precision on GPU.")
-@click.option("--tiling", type=click.Choice(["auto", "on", "off"]), default=None,
-              help="Generator on tiles covering the unknown band (on), the full frame (off), or auto.")
-@click.option("--refine/--no-refine", default=None, help="Matting-Laplacian refinement of the generator's alpha.")
-@click.option("--temporal/--no-temporal", default=None, help="Motion-compensated temporal smoothing of alpha and stable trimaps (default on); off: every frame is matted on its own (flickers, slightly faster).")
-@click.option("--temporal-strength", type=float, default=None, help="0..1 (default 0.5): memory of the temporal filter (0.5 ~ 6 frames, 1 ~ 33). Higher: steadier mattes, more lag on low-contrast moving edges, longer warm-up for chunked runs.")
+# One mask source and model for every clip: no per-shot prompts, trimaps or chroma keys; per-clip
+# files carry no audio.
+@_pipeline_options("overwrite", "output_kind", "codec", "background", "mask_source", "trimap_band", "checkpoint",
+                   "variant", "batch_size", "device", "no_amp", "tiling", "refine", "temporal", "temporal_strength",
+                   help={"overwrite": "Replace existing per-clip files and timeline.",
+                         "output_kind": "What each per-clip file holds (default rgba: ProRes 4444, straight alpha).",
+                         "codec": "Override the encoder chosen from --ext.",
+                         "mask_source": "Coarse mask for every clip: person (default) | sam | chroma | plate:PATH | "
+                                        "file:PATH."})
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write the per-clip results as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, overwrite, output_kind, codec, background,
-                     mask_source, trimap_band, checkpoint, variant, batch_size, device, no_amp, tiling, refine, temporal,
-                     temporal_strength, quiet, json_report, debug) -> None:
+def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, quiet, json_report, debug,
+                     **opts) -> None:
     """Matte the used ranges of every clip in EDIT and write a matching timeline of the results."""
     from alphagan_video.timeline import matte_timeline
 
     try:
-        cfg = _build_config(
-            overwrite=overwrite, output_kind=output_kind, codec=codec, background=background,
-            mask_source=mask_source, sam_checkpoint=None, sam_model=None, box=None, points=(), prompts_json=None,
-            trimap_path=None, trimap_band=trimap_band, checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
-            no_amp=no_amp, tiling=tiling, refine=refine, temporal=temporal, temporal_strength=temporal_strength, no_audio=True,
-        )
+        cfg = _build_config(no_audio=True, **opts)
     except click.BadParameter as exc:
         _fail(str(exc), 2, debug)
 
@@ -475,16 +496,9 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, o
         bar.update(done - bar.n)
 
     try:
-        report = matte_timeline(edit_path, out_dir, cfg, handles=handles, ext=ext, timeline_path=timeline_out,
-                                edl_rate=edl_rate, progress=progress)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130, debug)
-    except UserInputError as exc:
-        _fail(str(exc), 2, debug)
-    except AlphaGANVideoError as exc:
-        _fail(str(exc), 1, debug)
-    except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
-        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
+        with _exit_codes(debug):
+            report = matte_timeline(edit_path, out_dir, cfg, handles=handles, ext=ext, timeline_path=timeline_out,
+                                    edl_rate=edl_rate, progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -520,44 +534,22 @@ The job manifest OUT.alphagan-job.json and the segments in OUT.alphagan-segments
 reruns resume: verified segments (sha256) are kept, missing or corrupt ones redone.
 """
 
-# Options of ``run`` that farm commands do not take (they set them per chunk themselves).
-_FARM_SKIP = frozenset({"input_path", "output_path", "frame_range", "context", "quiet", "json_report", "debug"})
-
-
 def _with_run_options(command):
-    """Give a farm command every pipeline option of ``run`` (same names, same help)."""
-    command.params.extend(p for p in run_command.params if p.name not in _FARM_SKIP)
+    """Give a farm command every pipeline option of ``run`` (same names, same help), after its own."""
+    command.params.extend(p for p in run_command.params if p.name in _PIPELINE_OPTIONS)
     return command
-
-
-def _farm_config(opts: dict) -> PipelineConfig:
-    run_opts = {p.name: opts[p.name] for p in run_command.params if p.name in opts}
-    run_opts["box"] = _parse_box(run_opts.get("box"))
-    run_opts["points"] = tuple(_parse_point(p) for p in run_opts.get("points") or ())
-    run_opts["chroma_key"] = _parse_chroma_key(run_opts.get("chroma_key"))
-    return _build_config(**run_opts)
 
 
 def _farm_guard(debug: bool, action) -> object:
     """Run ``action()``; map errors to exit codes like ``run`` does."""
-    try:
+    with _exit_codes(debug, "interrupted; finished segments are kept, rerun to resume"):
         return action()
-    except click.BadParameter as exc:
-        _fail(str(exc), 2, debug)
-    except KeyboardInterrupt:
-        _fail("interrupted; finished segments are kept, rerun to resume", 130, debug)
-    except UserInputError as exc:
-        _fail(str(exc), 2, debug)
-    except AlphaGANVideoError as exc:
-        _fail(str(exc), 1, debug)
-    except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
-        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
 
 
 def _make_job(input_path: str, output_path: str, chunk_size: int, context: Optional[int], opts: dict):
     from alphagan_video.farm import create_job
 
-    return create_job(input_path, output_path, _farm_config(opts), chunk_size=chunk_size, context=context)
+    return create_job(input_path, output_path, _build_config(**opts), chunk_size=chunk_size, context=context)
 
 
 def _executable(value: str) -> list[str]:
@@ -771,7 +763,7 @@ def farm_prepass_command(input_path, output_path, debug, **opts) -> None:
     from alphagan_video.farm.prepass import run_prepass
 
     def action():
-        cfg = _farm_config(opts)
+        cfg = _build_config(**opts)
         report = run_prepass(input_path, output_path, cfg, overwrite=cfg.output.overwrite)
         click.echo(f"wrote {output_path}: boxes for {report.boxes} of {report.frames} frame(s)"
                    + (f"; no subject on frames {report.empty[:10]}" if report.empty else ""), err=True)

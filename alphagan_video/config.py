@@ -57,9 +57,10 @@ class ModelConfig:
     device: str = "auto"
     mixed_precision: bool = True
     refine: bool = True  # matting-Laplacian solve with the generator's alpha as prior
-    # Prior strength of that solve: (L_UU + mu I) a = -L_UK a_K + mu a_generator. 1e-5 measured
-    # best of {1e-5, 1e-4} on alphamatting-dev with the shipped weights (README, model card).
-    refine_mu: float = 1e-5
+    # Prior strength of that solve: (L_UU + mu I) a = -L_UK a_K + mu a_generator. 3e-5 measured
+    # best of {3e-6, 1e-5, 3e-5, 1e-4} on a synthetic validation set (bench/combine_eval.py,
+    # 30 composites, seed 20261125), then confirmed on alphamatting-dev (README, model card).
+    refine_mu: float = 3e-5
     # Unknown pixels where the generator's alpha is within refine_gate of 0 or 1 are fixed to
     # 0 / 1 before the solve (refine.gate_trimap), so the Laplacian is built and factorised only
     # on the uncertain part of the band; 0 = solve the whole band (bench/combine_eval.py).

@@ -205,3 +205,19 @@ def test_gate_and_weighting_validation():
         refine_alpha(image, trimap, alpha[:-1], gate=0.05)
     with pytest.raises(UserInputError, match="weighting must be one of"):
         refine_alpha(image, trimap, alpha, weighting="x")
+
+
+def test_pipeline_refine_batch_passes_gate_and_weighting():
+    torch = pytest.importorskip("torch")
+    from alphagan_video.pipeline import _refine_batch
+
+    image, trimap, alpha = _soft_edge()
+    prior = np.clip(alpha + 0.02 * np.cos(np.arange(alpha.size)).reshape(alpha.shape), 0, 1)
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    out = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None], as_t(prior)[None, None],
+                        1e-3, 0.05, "confidence")[0, 0].numpy()
+    ref = refine_alpha(image.astype(np.float32).astype(np.float64), trimap, prior.astype(np.float32),
+                       mu=1e-3, gate=0.05, weighting="confidence")
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+    plain = refine_alpha(image.astype(np.float32).astype(np.float64), trimap, prior.astype(np.float32), mu=1e-3)
+    assert np.abs(out - plain).max() > 1e-3  # the options reached the solve

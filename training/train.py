@@ -17,7 +17,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from alphagan_video._atomic import atomic_write
 from alphagan_video.device import resolve_device
 from alphagan_video.model import build_discriminator, build_generator, save_generator
 from training.config import TrainConfig, coerce_override, config_to_dict, load_config
@@ -75,19 +75,8 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as fh:
+        torch.save(obj, fh)
 
 
 @torch.no_grad()
@@ -145,7 +134,7 @@ def export_generator(checkpoint: Path | str, out_path: Path | str, fp16: bool = 
         + (" + Adobe DIM" if cfg.dim_root else ""),
     }
     out = save_generator(g, out_path, fp16=fp16, extra=extra)
-    os.chmod(out, 0o644)  # shipped file: world-readable (the atomic temp file is created 0600)
+    os.chmod(out, 0o644)  # shipped file: world-readable whatever the umask
     return out
 
 

@@ -31,11 +31,11 @@ import hashlib
 import json
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from alphagan_video._atomic import atomic_write
 from alphagan_video.config import PipelineConfig
 from alphagan_video.errors import AlphaGANVideoError, UserInputError
 
@@ -399,21 +399,10 @@ def load_job(path: str | os.PathLike) -> FarmJob:
 
 
 def write_json_atomic(path: str, data: dict) -> None:
-    """Write JSON to a temporary file beside ``path``, fsync, rename: readers see old or new."""
-    tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write ``data`` as JSON via a temporary file beside ``path`` (fsync, rename): readers see old or new."""
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
 
 
 def sha256_file(path: str) -> str:

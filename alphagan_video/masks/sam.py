@@ -30,10 +30,11 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 import torch
 
+from alphagan_video._state_dict import state_dict_mismatch, strip_prefixes
 from alphagan_video.config import MaskConfig
 from alphagan_video.errors import CheckpointError, MaskSourceError, SubjectLostError
 from alphagan_video.types import VideoInfo
@@ -143,13 +144,7 @@ def read_sam_state_dict(path: Path) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"SAM checkpoint {path} does not hold a model state dict; {_CHECKPOINT_HINT}")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in obj.items():
-        for prefix in ("module.", "_orig_mod."):
-            while key.startswith(prefix):
-                key = key[len(prefix) :]
-        out[key] = value
-    return out
+    return strip_prefixes(obj)
 
 
 def guess_sam_model(state_dict: Mapping[str, torch.Tensor]) -> Optional[str]:
@@ -160,11 +155,6 @@ def guess_sam_model(state_dict: Mapping[str, torch.Tensor]) -> Optional[str]:
     return _WIDTH_TO_MODEL.get(int(pos.shape[-1]))
 
 
-def _few(keys: Sequence[str], n: int = 3) -> str:
-    shown = ", ".join(keys[:n])
-    return shown + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
-
-
 def load_sam_checkpoint(model: "Sam", state_dict: Mapping[str, torch.Tensor], path: Path, model_type: str) -> "Sam":
     """Load ``state_dict`` (from :func:`read_sam_state_dict`) into ``model`` strictly.
 
@@ -173,21 +163,9 @@ def load_sam_checkpoint(model: "Sam", state_dict: Mapping[str, torch.Tensor], pa
             when the checkpoint is recognisably another official size, the right ``sam_model``.
     """
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    shapes = [
-        f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {_few(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_few(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatches {_few(shapes, 2)}")
+    # Named directly, not counted ("missing keys a, b"): SAM keys are long, messages stay short.
+    parts = state_dict_mismatch(expected, state_dict, counts=False, limit=3, shape_limit=2)
+    if parts:
         guess = guess_sam_model(state_dict)
         fix = (
             f"it looks like a {guess} checkpoint: use sam_model {guess}"

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import nn
 
+from alphagan_video._atomic import atomic_write
+from alphagan_video._state_dict import preview, state_dict_mismatch, strip_prefixes
 from alphagan_video.errors import CheckpointError, UserInputError
 from alphagan_video.model.generator import GENERATOR_VARIANTS, NORM_KINDS, AlphaGANGenerator, build_generator
 
@@ -31,7 +32,6 @@ FORMAT_VERSION = 1
 #: Where the shipped default weights live (may be absent in a source checkout).
 DEFAULT_WEIGHTS_PATH: Path = Path(__file__).resolve().parent / "weights" / "alphagan_default.safetensors"
 
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _RESERVED_META = {"format", "format_version", "variant", "norm", "in_channels", "dtype"}
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -69,21 +69,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
         else:
             break
     return model
-
-
-def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Remove ``module.`` and ``_orig_mod.`` wrapper prefixes (in any order, repeated) from keys."""
-    out: dict[str, Any] = {}
-    for key, value in state_dict.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in _WRAPPER_PREFIXES:
-                if key.startswith(prefix):
-                    key = key[len(prefix):]
-                    changed = True
-        out[key] = value
-    return out
 
 
 def save_generator(
@@ -140,31 +125,20 @@ def save_generator(
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # Temp file in the same directory, then os.replace: readers never see a half-written file.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if suffix == ".safetensors":
-                from safetensors.torch import save as st_save
+    with atomic_write(path) as fh:
+        if suffix == ".safetensors":
+            from safetensors.torch import save as st_save
 
-                fh.write(st_save(state, metadata={**extra, **meta}))
-            else:
-                payload = {
-                    **meta,
-                    "format_version": FORMAT_VERSION,
-                    "in_channels": bare.in_channels,
-                    "extra": extra,
-                    "state_dict": state,
-                }
-                torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
+            fh.write(st_save(state, metadata={**extra, **meta}))
+        else:
+            payload = {
+                **meta,
+                "format_version": FORMAT_VERSION,
+                "in_channels": bare.in_channels,
+                "extra": extra,
+                "state_dict": state,
+            }
+            torch.save(payload, fh)
     return path
 
 
@@ -227,7 +201,7 @@ def _split_torch_object(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], 
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(
-            f"cannot read checkpoint {path}: it holds no tensors (keys: {_preview(list(obj))}); "
+            f"cannot read checkpoint {path}: it holds no tensors (keys: {preview(list(obj))}); "
             "save the generator with save_generator"
         )
     return tensors, metadata
@@ -236,11 +210,6 @@ def _split_torch_object(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return (text[:160] + "...") if len(text) > 160 else (text or type(exc).__name__)
-
-
-def _preview(items: list[str], limit: int = 4) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
 def load_generator(
@@ -322,21 +291,8 @@ def load_generator(
     except UserInputError as exc:
         raise CheckpointError(f"checkpoint {path}: {exc}") from None
     expected = model.state_dict()
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected]
-    mismatched = [
-        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys: {_preview(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys: {_preview(unexpected)}")
-        if mismatched:
-            parts.append(f"{len(mismatched)} shape mismatches: {_preview(mismatched, 3)}")
+    parts = state_dict_mismatch(expected, tensors)
+    if parts:
         raise CheckpointError(
             f"checkpoint {path} does not fit generator variant {chosen!r} (norm {norm!r}, "
             f"in_channels {in_channels}): " + "; ".join(parts)
