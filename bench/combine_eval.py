@@ -14,7 +14,11 @@ Config syntax: ``gen`` (generator alone), ``cf`` (closed form), ``const:MU`` (co
 prior), ``prior:MU`` (generator prior, uniform weight), ``conf:MU:POW`` (weight (2a-1)^(2*POW)
 + floor), ``gate:T:MU[:ERODE]`` (generator-confident pixels become known, remaining band solved
 with the generator prior), ``pipe`` (``refine_alpha`` with the ModelConfig defaults = what the
-pipeline runs). Seconds: solve only; ``+gen`` columns add the cached generator time.
+pipeline runs). ``--tiling full|tiled|half``: generator on the full frame, on tiles over the
+band (``tiling.infer_alpha(tiling="on")``) or at half resolution with the alpha upsampled.
+Columns: s_solve = the solve (or closed form) alone; s_total adds the cached generator time.
+Generator outputs are cached per image under ``--cache``/gen/<tiling>/: delete it after
+changing the checkpoint.
 """
 from __future__ import annotations
 
