@@ -275,6 +275,30 @@ def make_sequence(
     return Sequence(os.path.join(directory, pattern), files, imgs, start)
 
 
+def make_truncated_faststart_video(directory: str) -> str:
+    """An .mp4 whose index is intact (faststart) but whose media data is cut at 2/3: opening it
+    works and reports 24 frames, decoding fails mid-clip. Returns the cut file's path."""
+    path = os.path.join(directory, "fs.mp4")
+    c = av.open(path, "w", options={"movflags": "faststart"})
+    s = c.add_stream("libx264", rate=24)
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    rng = np.random.default_rng(1)
+    for i in range(24):  # noise: every frame has real payload
+        f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        f.pts = i
+        for p in s.encode(f):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    with open(path, "rb") as fh:
+        data = fh.read()
+    cut = os.path.join(directory, "cut.mp4")
+    with open(cut, "wb") as fh:
+        fh.write(data[: len(data) * 2 // 3])
+    return cut
+
+
 def read_packets(path: str, kind: str = "audio") -> list[tuple[int, Optional[int], Optional[int], bytes]]:
     """All packets of the given stream type: (index among streams of that type, pts, dts, payload)."""
     out = []

@@ -35,7 +35,7 @@ from tests.e2e import (  # noqa: F401 - tiny_checkpoint is a fixture
     video_pts,
     write_gray_sequence,
 )
-from tests.media import make_audio_only, make_empty_video, make_video
+from tests.media import make_audio_only, make_empty_video, make_truncated_faststart_video, make_video
 
 
 @pytest.fixture
@@ -53,27 +53,6 @@ def clip6(tmp_path):
 
 # ----------------------------------------------------------------------------- bad input files
 
-def _faststart_cut(tmp_path) -> str:
-    """An .mp4 whose index is intact but whose media data is cut: decoding fails mid-clip."""
-    path = str(tmp_path / "fs.mp4")
-    c = av.open(path, "w", options={"movflags": "faststart"})
-    s = c.add_stream("libx264", rate=24)
-    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-    rng = np.random.default_rng(1)
-    for i in range(24):  # noise: every frame has real payload
-        f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-        f.pts = i
-        for p in s.encode(f):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    data = open(path, "rb").read()
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: len(data) * 2 // 3])
-    return str(cut)
-
-
 def _input_case(kind: str, tmp_path) -> tuple[str, str]:
     """(input path, expected fragment of the error)."""
     if kind == "missing":
@@ -88,7 +67,7 @@ def _input_case(kind: str, tmp_path) -> tuple[str, str]:
         (tmp_path / "trunc.mp4").write_bytes(data[: len(data) // 2])  # moov lost
         return str(tmp_path / "trunc.mp4"), "not a readable media file"
     if kind == "corrupt-mid-run":  # fails after frames were already written
-        return _faststart_cut(tmp_path), "video: "
+        return make_truncated_faststart_video(str(tmp_path)), "video: "
     if kind == "zero-frames":
         return make_empty_video(str(tmp_path / "empty.mkv")), "video has no frames"
     if kind == "audio-only":

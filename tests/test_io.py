@@ -19,6 +19,7 @@ from alphagan_video.io import (
 )
 from alphagan_video.types import OutputBatch
 from tests.media import (
+    make_truncated_faststart_video,
     VFR_DURATIONS,
     make_audio_only,
     make_empty_video,
@@ -226,22 +227,7 @@ def test_truncated_video_tail_missing(tmp_path):
 
 
 def test_truncated_faststart_video_names_frame(tmp_path):
-    path = str(tmp_path / "fs.mp4")
-    c = av.open(path, "w", options={"movflags": "faststart"})
-    s = c.add_stream("libx264", rate=24)
-    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-    rng = np.random.default_rng(1)
-    for i in range(24):  # noise: every frame has real payload
-        f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-        f.pts = i
-        for p in s.encode(f):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    data = open(path, "rb").read()
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: len(data) * 2 // 3])  # index intact, media data cut
+    cut = make_truncated_faststart_video(str(tmp_path))  # index intact, media data cut
     with open_input(cut) as r:
         assert r.info.frame_count == 24
         with pytest.raises(InputMediaError, match=r"(corrupt|truncated) video: .*cut\.mp4.* frame \d+"):

@@ -105,16 +105,20 @@ def _absolute_mask_spec(spec: str) -> str:
     return spec
 
 
+def _reject_unknown_fields(values: dict, cls: type, where: str) -> None:
+    """Raise FarmUsageError when ``values`` has keys that are not fields of dataclass ``cls``."""
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise FarmUsageError(
+            f"{where} have unknown fields {unknown}; the job was made by another alphagan-video "
+            "version: recreate it with this one"
+        )
+
+
 def config_from_dict(data: dict) -> PipelineConfig:
     """Inverse of ``config_to_dict``. Unknown keys are an error (a job from another version)."""
     sections = _sections()
-    top = {f.name for f in dataclasses.fields(PipelineConfig)}
-    unknown = sorted(set(data) - top)
-    if unknown:
-        raise FarmUsageError(
-            f"job settings have unknown fields {unknown}; the job was made by another alphagan-video "
-            "version: recreate it with this one"
-        )
+    _reject_unknown_fields(data, PipelineConfig, "job settings")
     kwargs = {}
     for name, value in data.items():
         if name not in sections:
@@ -122,13 +126,7 @@ def config_from_dict(data: dict) -> PipelineConfig:
             continue
         cls = sections[name]
         values = dict(value)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise FarmUsageError(
-                f"job settings [{name}] have unknown fields {unknown}; the job was made by another "
-                "alphagan-video version: recreate it with this one"
-            )
+        _reject_unknown_fields(values, cls, f"job settings [{name}]")
         for key in _PATH_FIELDS.get(name, ()):
             if values.get(key) is not None:
                 values[key] = Path(values[key])
