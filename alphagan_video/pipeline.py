@@ -195,10 +195,14 @@ class _UserTrimaps:
 
 def _refine_batch(
     image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor, mu: float, gate: float = 0.0,
-    weighting: str = "uniform",
+    weighting: str = "uniform", flow: float = 0.0,
+    temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
 ) -> torch.Tensor:
     """Matting-Laplacian solve per frame with the generator's alpha as prior (CPU, float64);
-    mu / gate / weighting as ``refine.refine_alpha`` (ModelConfig.refine_*)."""
+    mu / gate / weighting / flow as ``refine.refine_alpha`` (ModelConfig.refine_*).
+    temporal: optional (target, weight), both (B,1,H,W): one more data term
+    weight * (a - target)^2 per pixel (the warped previous alpha), folded into the prior as
+    the weighted mean of the two targets with per-pixel weight mu + weight."""
     from alphagan_video.refine import refine_alpha
 
     out = []
@@ -207,9 +211,17 @@ def _refine_batch(
         if not (tri == 0.5).any():
             out.append(prior[i : i + 1])
             continue
+        p = prior[i, 0].double().cpu().numpy()
+        pixel_weight = None
+        if temporal is not None and mu > 0:
+            target = temporal[0][i, 0].double().cpu().numpy()
+            w_t = temporal[1][i, 0].double().cpu().numpy()
+            # mu (a - p)^2 + w_t (a - target)^2 = (mu + w_t) (a - p')^2 + const.
+            p = (mu * p + w_t * target) / (mu + w_t)
+            pixel_weight = (mu + w_t) / mu
         refined = refine_alpha(
-            image[i].permute(1, 2, 0).double().cpu().numpy(), tri, prior[i, 0].double().cpu().numpy(), mu=mu,
-            gate=gate, weighting=weighting,
+            image[i].permute(1, 2, 0).double().cpu().numpy(), tri, p, mu=mu,
+            gate=gate, weighting=weighting, flow=flow, weight=pixel_weight,
         )
         out.append(torch.as_tensor(refined, dtype=torch.float32)[None, None].to(prior.device))
     return torch.cat(out, 0)
@@ -354,13 +366,29 @@ class FrameMatter:
             autocast=autocast_for(self.device, self.cfg.model.mixed_precision),
         )
         tick = self._lap("model", tick)
-        if self.cfg.model.refine:
+        m, tc = self.cfg.model, self.cfg.temporal
+        if m.refine and tc.enabled and tc.strength > 0 and tc.solve_weight > 0:
+            # Refine inside the temporal stage: the warped previous alpha is one more prior of
+            # the solve (TemporalConfig.solve_weight), so refine and temporal time are one lap.
+            def fuse(i: int, a: torch.Tensor, warped: Optional[torch.Tensor],
+                     weight: Optional[torch.Tensor]) -> torch.Tensor:
+                one_tri = trimap[i : i + 1]
+                if warped is None:
+                    return clamp_known(_refine_batch(image[i : i + 1], one_tri, a, m.refine_mu, m.refine_gate,
+                                                     m.refine_weighting, m.refine_flow), one_tri)
+                return clamp_known(_refine_batch(image[i : i + 1], one_tri, a, m.refine_mu, m.refine_gate,
+                                                 m.refine_weighting, m.refine_flow,
+                                                 temporal=(warped, weight * tc.solve_weight)), one_tri)
+
+            alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, tc, fuse=fuse)
+            self._lap("refine", tick)
+            return image, alpha
+        if m.refine:
             alpha = clamp_known(_refine_batch(
-                image, trimap, alpha, self.cfg.model.refine_mu, self.cfg.model.refine_gate,
-                self.cfg.model.refine_weighting,
+                image, trimap, alpha, m.refine_mu, m.refine_gate, m.refine_weighting, m.refine_flow,
             ), trimap)
             tick = self._lap("refine", tick)
-        alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, self.cfg.temporal)
+        alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, tc)
         self._lap("temporal", tick)
         return image, alpha
 

@@ -7,7 +7,17 @@ Solves, over the unknown pixels U of a trimap,
 where L is the closed-form matting Laplacian (windows of radius ``radius``, regulariser
 ``eps``), K the known pixels (a_K = 0 / 1 from the trimap), ``prior`` an alpha estimate (the
 generator's output) and ``w`` an optional per-pixel confidence. mu -> 0 is plain closed-form
-matting; large mu returns the prior. Only the windows that touch U are built (vectorised numpy,
+matting; large mu returns the prior.
+
+With ``flow > 0`` a second, sampling-based data term joins the prior: the known-to-unknown
+information flow of Aksoy et al. (CVPR 2017, "Designing effective inter-pixel information flow
+for natural image matting"): every unknown pixel is reconstructed from its nearest known
+foreground and background pixels in colour + position space (``sampling_flow``), giving an
+alpha estimate a_s and a confidence eta = |F - B|^2 / 3 (high where the two sides' colours
+differ). The solve then uses the per-pixel weight mu*w + flow*eta and the weighted mean of the
+two estimates as its prior: where the colours separate, the samples decide; where they do not,
+the generator does. Measured (README, model card): on alphamatting-dev it lowers the gradient
+error to about half of closed-form's. Only the windows that touch U are built (vectorised numpy,
 no per-pixel Python loops), so the cost scales with the unknown band, not the frame.
 
 The system is symmetric positive (semi-)definite. Up to ``DIRECT_MAX_UNKNOWNS`` unknowns it is
@@ -48,6 +58,7 @@ __all__ = [
     "trimap_ramp_prior",
     "gate_trimap",
     "confidence_weight",
+    "sampling_flow",
     "WEIGHTINGS",
 ]
 
@@ -145,6 +156,96 @@ def confidence_weight(prior: np.ndarray, weighting: str) -> Optional[np.ndarray]
         return None
     a = np.clip(np.asarray(prior, dtype=np.float64), 0.0, 1.0)
     return (2.0 * a - 1.0) ** 2
+
+
+# sampling_flow parameters, chosen on the synthetic validation set (30 composites, seed
+# 20261125; solve with refine_mu 3e-5 and flow 0.1) and then confirmed on alphamatting-dev:
+# neighbours per side 25 (val SAD 8.43 / 7.85 / 7.41 / 7.50 for 7 / 15 / 25 / 40; Aksoy et al.
+# use 7), position scale 5 (crossing the long side of the frame costs as much as five full
+# colour ranges; val 9.03 / 8.43 / 8.53 for 1 / 5 / 10 at 7 neighbours); candidate band / stride
+# and LLE regulariser as measured there (stride 8 changed no score, 3x faster than all pixels).
+FLOW_NEIGHBOURS = 25
+FLOW_SPATIAL = 5.0
+FLOW_BAND = 10
+FLOW_STRIDE = 8
+FLOW_REG = 1e-3
+
+
+def _lle_weights(center: np.ndarray, neighbours: np.ndarray, reg: float) -> np.ndarray:
+    """Locally-linear-embedding weights: w minimising |c - sum_q w_q c_q|^2 + reg |w|^2 with
+    sum w = 1. center: (N, 3); neighbours: (N, K, 3). Returns (N, K) float64 summing to 1.
+
+    The (K, K) Gram matrix Z Z^T + reg I (Z = neighbours - center, rank <= 3) is inverted
+    through the Woodbury identity, so each pixel costs one 3x3 inverse instead of a KxK solve:
+    (reg I + Z Z^T)^-1 1 = (1 - Z (reg I3 + Z^T Z)^-1 Z^T 1) / reg.
+    """
+    z = neighbours - center[:, None, :]  # (N, K, 3)
+    small = np.einsum("nki,nkj->nij", z, z) + reg * np.eye(3)[None]
+    zt1 = z.sum(axis=1)  # (N, 3) = Z^T 1
+    inner = np.einsum("nij,nj->ni", _inverse_3x3(small), zt1)
+    w = 1.0 - np.einsum("nki,ni->nk", z, inner)
+    total = w.sum(axis=1, keepdims=True)
+    # total = 1^T (reg I + Z Z^T)^-1 1 * reg > 0 always (positive-definite), so this is safe.
+    return w / total
+
+
+def sampling_flow(
+    image: np.ndarray,
+    trimap: np.ndarray,
+    *,
+    neighbours: int = FLOW_NEIGHBOURS,
+    spatial: float = FLOW_SPATIAL,
+    band: int = FLOW_BAND,
+    stride: int = FLOW_STRIDE,
+    reg: float = FLOW_REG,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Known-to-unknown information flow (Aksoy et al. 2017): an alpha estimate per unknown pixel
+    from its nearest known foreground and background pixels, and a confidence in it.
+
+    image: (H, W, 3) float in [0, 1]; trimap: (H, W) float in [0, 1].
+    For unknown pixel p with features [r, g, b, spatial*x/L, spatial*y/L] (L = longer side),
+    the ``neighbours`` nearest foreground and background pixels are found (k-d tree; candidates
+    are the known pixels within ``band`` px of the unknown region plus every ``stride``-th known
+    pixel, so a few far samples are still available to large unknown regions); LLE weights
+    reconstructing p's colour from all 2*neighbours colours give alpha_s = sum of the foreground
+    weights, clipped to [0, 1], and confidence eta = |mean F - mean B|^2 / 3.
+    Returns (alpha_s, eta): (H, W) float64, alpha_s in [0, 1] (the trimap's 0 / 1 on known
+    pixels), eta in [0, 1] (0 on known pixels, and everywhere when either side has fewer than
+    ``neighbours`` known pixels: there is nothing to sample).
+    """
+    import cv2
+    from scipy.spatial import cKDTree
+
+    img, tri = _check_inputs(image, trimap, 1, 1e-7)
+    h, w = tri.shape
+    fg, bg, unknown = trimap_regions(tri)
+    alpha_s = fg.astype(np.float64)
+    eta = np.zeros((h, w), dtype=np.float64)
+    ui = np.flatnonzero(unknown.ravel())
+    if ui.size == 0:
+        return alpha_s, eta
+    near = cv2.dilate(unknown.astype(np.uint8), np.ones((2 * band + 1, 2 * band + 1), np.uint8)) > 0
+    grid = np.zeros((h, w), dtype=bool)
+    grid[::stride, ::stride] = True
+    candidates = (near | grid).ravel()
+    fi = np.flatnonzero(fg.ravel() & candidates)
+    bi = np.flatnonzero(bg.ravel() & candidates)
+    if fi.size < neighbours or bi.size < neighbours:
+        return alpha_s, eta
+    colours = img.reshape(-1, 3)
+    scale = spatial / max(h, w)
+    yy, xx = np.divmod(np.arange(h * w), w)
+    feat = np.concatenate([colours, (xx * scale)[:, None], (yy * scale)[:, None]], axis=1).astype(np.float32)
+    # eps=1: approximate search (each neighbour within 2x of the true k-th distance); measured
+    # 3-4x faster on the alphamatting photos with no loss of accuracy.
+    _, nf = cKDTree(feat[fi]).query(feat[ui], k=neighbours, eps=1.0)
+    _, nb = cKDTree(feat[bi]).query(feat[ui], k=neighbours, eps=1.0)
+    col_f = colours[fi[nf.reshape(ui.size, neighbours)]]
+    col_b = colours[bi[nb.reshape(ui.size, neighbours)]]
+    weights = _lle_weights(colours[ui], np.concatenate([col_f, col_b], axis=1), reg)
+    alpha_s.ravel()[ui] = np.clip(weights[:, :neighbours].sum(axis=1), 0.0, 1.0)
+    eta.ravel()[ui] = ((col_f.mean(axis=1) - col_b.mean(axis=1)) ** 2).sum(axis=1) / 3.0
+    return alpha_s, eta
 
 
 def _check_inputs(image: np.ndarray, trimap: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -412,6 +513,7 @@ def refine_alpha(
     gate: float = 0.0,
     gate_erode: int = 0,
     weighting: str = "uniform",
+    flow: float = 0.0,
 ) -> np.ndarray:
     """Refine an alpha estimate with a matting-Laplacian solve anchored to it.
 
@@ -426,10 +528,14 @@ def refine_alpha(
     0 / 1 before solving (see ``gate_trimap``); 0 = solve the whole band.
     weighting: ``"uniform"`` or ``"confidence"`` (see ``confidence_weight``), multiplied into
     ``weight`` when both are given.
+    flow: weight of the known-to-unknown sampling term (``sampling_flow``); 0 = off. Each
+    unknown pixel's data term becomes mu*w*(a - prior)^2 + flow*eta*(a - alpha_s)^2.
     Returns (H, W) float32 in [0, 1]; known trimap pixels are exactly 0 / 1.
     """
     if not mu >= 0:
         raise UserInputError(f"refine_alpha: mu must be >= 0, got {mu!r}")
+    if not flow >= 0:
+        raise UserInputError(f"refine_alpha: flow must be >= 0, got {flow!r}")
     _check_inputs(image, trimap, radius, eps)  # image/trimap errors first, before the prior's
     if np.shape(prior) != np.shape(trimap):
         raise UserInputError(f"refine_alpha: prior shape {np.shape(prior)} does not match trimap {np.shape(trimap)}")
@@ -455,6 +561,16 @@ def refine_alpha(
     if system.unknown_index.size == 0:
         return _assemble(system, np.zeros(0), (h, w))
     prior_u = np.clip(pr.ravel()[system.unknown_index], 0.0, 1.0)
+    if flow > 0:
+        # Two quadratic data terms mu*w*(a - p)^2 + flow*eta*(a - s)^2 are one term with weight
+        # d = mu*w + flow*eta around their weighted mean, so the solver is unchanged.
+        alpha_s, eta = sampling_flow(image, trimap)
+        s_u = alpha_s.ravel()[system.unknown_index]
+        e_u = flow * eta.ravel()[system.unknown_index]
+        g_u = mu * wt
+        wt = g_u + e_u
+        prior_u = np.where(wt > 0, (g_u * prior_u + e_u * s_u) / np.maximum(wt, 1e-300), prior_u)
+        mu = 1.0
     x = _solve(system, mu, prior_u, wt, prior_u.copy(), tol, max_iter, _check_solver(solver))
     return _assemble(system, x, (h, w))
 

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -85,6 +85,9 @@ FLOW_SHORT_SIDE = 180
 #: Box-filtered colour difference (0..1, mean over RGB, max over 3x3) at which the blend weight
 #: is exp(-1). Noise and H.264 residue at 8 bits stay below ~0.02 after the box filter.
 PHOTOMETRIC_SIGMA = 0.08
+#: Alpha difference (warped previous vs current, 0..1) at which the blend weight is multiplied
+#: by exp(-1): per-frame flicker stays well below it, a missed motion of an edge does not.
+ALPHA_SIGMA = 0.2
 #: Cut when the mean motion-compensated grey residual (0..1) exceeds this (within a shot it
 #: stays below ~0.015 even for fast blurred motion over a panning photo at 320x240, H.264) ...
 CUT_MEAN_RESIDUAL = 0.06
@@ -331,6 +334,7 @@ def smooth_alpha(
     trimap: torch.Tensor,
     state: TemporalState,
     cfg: TemporalConfig,
+    fuse: Optional[Callable[[int, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]] = None,
 ) -> tuple[torch.Tensor, TemporalState]:
     """Motion-compensated temporal smoothing of alpha in the unknown region.
 
@@ -341,6 +345,12 @@ def smooth_alpha(
         state: carried from the previous batch. Its tensors are not modified in place; the
             returned state replaces it (it shares the motion cache).
         cfg: ``enabled``/``strength`` (see the module docstring for what strength trades).
+        fuse: replaces the blend when given (temporal enabled): called for every frame, in
+            order, as ``fuse(i, alpha_i, warped_prev, weight)`` with alpha_i (1,1,H,W) the
+            frame's alpha, warped_prev (1,1,H,W) the previous output alpha warped to this frame
+            and weight (1,1,H,W) in [0, max_blend] the blend weight -- both None on the first
+            frame and after a cut -- and returns the frame's output alpha (1,1,H,W) in [0, 1].
+            The pipeline uses it to put the previous alpha into the refine solve.
     Returns:
         (smoothed alpha (B,1,H,W) float32 [0,1], new state).
     """
@@ -357,15 +367,23 @@ def smooth_alpha(
     for i in range(alpha.shape[0]):
         a, img = alpha[i : i + 1].float(), image[i : i + 1]
         small = _small_gray(img)
+        warped = weight = None
         if prev_image is not None and prev_image.shape == img.shape:
             motion = estimate_motion(prev_image, img, new, prev_small, small)
             if motion.cut:
                 new.cuts += 1
             else:
                 grid, valid = _warp_grid(motion, height, width, img.device)
-                weight = _blend_weight(prev_image, img, grid, valid, cfg.strength)
-                blended = weight * _warp(prev_alpha, grid) + (1.0 - weight) * a
-                a = torch.where(trimap[i : i + 1] == 0.5, blended, a).clamp(0.0, 1.0)
+                warped = _warp(prev_alpha, grid)
+                # Alpha gate: flicker is a small change of alpha; a large one is motion the flow
+                # missed (or new content), and blending it in is what ghosts.
+                weight = _blend_weight(prev_image, img, grid, valid, cfg.strength) * torch.exp(
+                    -(((warped - a) / ALPHA_SIGMA) ** 2))
+        if fuse is not None:
+            a = fuse(i, a, warped, weight).float().clamp(0.0, 1.0)
+        elif warped is not None:
+            blended = weight * warped + (1.0 - weight) * a
+            a = torch.where(trimap[i : i + 1] == 0.5, blended, a).clamp(0.0, 1.0)
         out.append(a)
         prev_image, prev_alpha, prev_small = img, a, small
         new.frames += 1

@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--strength", default=str(TemporalConfig().strength),
                         help="one strength or a comma list (each is a separate pipeline run)")
+    parser.add_argument("--solve-weight", type=float, default=TemporalConfig().solve_weight,
+                        help="TemporalConfig.solve_weight (with --refine: weight of the warped previous "
+                             "alpha inside the solve; 0 = refine then blend)")
     parser.add_argument("--clips", default=",".join(c.name for c in DEFAULT_CLIPS))
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--refine", action="store_true", help="also run the matting-Laplacian refine (slow)")
@@ -189,11 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         *off, off_alpha = measure(TemporalConfig(enabled=False))
         coherent.append((spec.name, off[0].dtssd, coherent_error_dtssd(clip, off_alpha)))
         for strength in strengths:
-            results[strength].append((spec.name, off, measure(TemporalConfig(enabled=True, strength=strength))[:3]))
+            on_cfg = TemporalConfig(enabled=True, strength=strength, solve_weight=args.solve_weight)
+            results[strength].append((spec.name, off, measure(on_cfg)[:3]))
         flips.append((spec.name, band_flips(clip, TemporalConfig(enabled=False)),
                       band_flips(clip, TemporalConfig(enabled=True, strength=strengths[0]))))
     print(f"weights {meta.path} sha256 {sha} (snapshot), "
-          f"refine {args.refine}, {specs[0].width}x{specs[0].height}, {specs[0].frames} frames/clip, "
+          f"refine {args.refine} (solve_weight {args.solve_weight}), {specs[0].width}x{specs[0].height}, {specs[0].frames} frames/clip, "
           f"H.264 crf {specs[0].crf}, GT trimaps (radius {specs[0].trimap_radius}), CPU 1 thread")
     print("dtSSD, MESSDdt: TCVOM (alpha in [0,1], sum over frame t's unknown, not normalised); SAD /1000 and "
           "MSE x1e3: DIM, unknown region, per-frame mean")

@@ -241,3 +241,90 @@ def test_mixed_precision_direct_solve_matches_float64():
     direct = refine_alpha(image, trimap, alpha, mu=1e-5, solver="direct")
     cg = refine_alpha(image, trimap, alpha, mu=1e-5, solver="cg", tol=1e-12, max_iter=20000)
     np.testing.assert_allclose(direct, cg, atol=1e-4)
+
+
+def test_lle_weights_match_the_direct_kxk_solve():
+    from alphagan_video.refine import _lle_weights
+
+    rng = np.random.default_rng(3)
+    center = rng.uniform(size=(50, 3))
+    nbrs = rng.uniform(size=(50, 14, 3))
+    reg = 1e-3
+    w = _lle_weights(center, nbrs, reg)
+    for i in range(50):
+        z = nbrs[i] - center[i]
+        ref = np.linalg.solve(z @ z.T + reg * np.eye(14), np.ones(14))
+        np.testing.assert_allclose(w[i], ref / ref.sum(), atol=1e-9)
+    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-12)
+
+
+def _two_colour_composite(h: int = 24, w: int = 40):
+    """Flat F and B colours mixed by a horizontal alpha ramp: every unknown colour lies on the
+    F-B line, so the sampled estimate must recover alpha."""
+    x = np.arange(w, dtype=float)
+    alpha = np.clip((x - 10) / 20.0, 0, 1)[None, :].repeat(h, 0)
+    F = np.array([0.9, 0.8, 0.1])
+    B = np.array([0.1, 0.2, 0.7])
+    image = alpha[..., None] * F + (1 - alpha[..., None]) * B
+    trimap = np.where(x <= 10, 0.0, np.where(x >= 30, 1.0, 0.5))[None, :].repeat(h, 0)
+    return image, trimap, alpha, F, B
+
+
+def test_sampling_flow_recovers_alpha_on_the_colour_line():
+    from alphagan_video.refine import sampling_flow
+
+    image, trimap, alpha, F, B = _two_colour_composite()
+    a_s, eta = sampling_flow(image, trimap)
+    unknown = trimap == 0.5
+    assert a_s.shape == eta.shape == trimap.shape
+    assert np.abs(a_s - alpha)[unknown].max() < 0.01
+    np.testing.assert_allclose(eta[unknown], ((F - B) ** 2).sum() / 3.0, rtol=1e-9)
+    assert (eta[~unknown] == 0).all() and (a_s[trimap == 1.0] == 1).all() and (a_s[trimap == 0.0] == 0).all()
+
+
+def test_flow_pulls_the_solve_to_the_samples_and_zero_flow_changes_nothing():
+    from alphagan_video.refine import sampling_flow
+
+    image, trimap, alpha, _F, _B = _two_colour_composite()
+    bad_prior = np.full(trimap.shape, 0.5)  # a wrong prior, pulled on strongly
+    base = refine_alpha(image, trimap, bad_prior, mu=0.1)
+    np.testing.assert_array_equal(refine_alpha(image, trimap, bad_prior, mu=0.1, flow=0.0), base)
+    with_flow = refine_alpha(image, trimap, bad_prior, mu=0.1, flow=10.0)
+    unknown = trimap == 0.5
+    err = lambda a: np.abs(a - alpha)[unknown].mean()  # noqa: E731
+    assert err(with_flow) < 0.5 * err(base)
+    # Very strong flow returns the sampled estimate wherever its confidence is positive.
+    a_s, eta = sampling_flow(image, trimap)
+    strong = refine_alpha(image, trimap, bad_prior, mu=0.0, flow=1e9)
+    sel = unknown & (eta > 1e-3)
+    np.testing.assert_allclose(strong[sel], a_s[sel].astype(np.float32), atol=1e-4)
+
+
+def test_sampling_flow_without_one_side_has_no_confidence():
+    from alphagan_video.refine import sampling_flow
+
+    image, trimap, alpha = _soft_edge()
+    no_bg = np.where(trimap == 0.0, 0.5, trimap)
+    a_s, eta = sampling_flow(image, no_bg)
+    assert (eta == 0).all()
+    prior = np.clip(alpha + 0.05, 0, 1)
+    np.testing.assert_array_equal(refine_alpha(image, no_bg, prior, mu=1e-3, flow=0.1),
+                                  refine_alpha(image, no_bg, prior, mu=1e-3))
+    with pytest.raises(UserInputError, match="flow must be >= 0"):
+        refine_alpha(image, trimap, prior, flow=-1.0)
+
+
+def test_pipeline_refine_batch_passes_flow_and_config_default_is_on():
+    torch = pytest.importorskip("torch")
+    from alphagan_video.config import ModelConfig
+    from alphagan_video.pipeline import _refine_batch
+
+    assert ModelConfig().refine_flow > 0
+    image, trimap, alpha = _soft_edge()
+    prior = np.full(trimap.shape, 0.5, dtype=np.float32)
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    out = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None], as_t(prior)[None, None],
+                        1e-3, 0.0, "uniform", 0.5)[0, 0].numpy()
+    img64 = image.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(out, refine_alpha(img64, trimap, prior, mu=1e-3, flow=0.5), atol=1e-6)
+    assert np.abs(out - refine_alpha(img64, trimap, prior, mu=1e-3)).max() > 1e-3

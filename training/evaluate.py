@@ -12,8 +12,12 @@ SAD /1000, MSE raw (printed x1e3 too), Grad /1000, Conn /1000.
 
 Methods:
   generator     the AlphaGAN generator alone (``--checkpoint``, default = shipped weights)
-  refined       generator alpha as the prior of the matting-Laplacian solve (``--mu``);
-                its time includes the generator pass
+  refined       the product's solve: generator alpha as prior (``--mu``) plus the sampling
+                (known-to-unknown flow) term with ModelConfig.refine_flow; its time includes
+                the generator pass
+  refined_nogen the same solve without the generator (sampling term only): the "solve +
+                sampling, no generator" row
+  refined_noflow the solve with the generator prior only (flow 0): the "generator + solve" row
   closed_form   our matting-Laplacian solve with no prior (closed-form matting)
   pymatting_cf  pymatting.estimate_alpha_cf (the reference closed-form implementation)
   refined_const the solve with a constant 0.5 prior (the "solve alone" row)
@@ -54,8 +58,9 @@ __all__ = [
     "main",
 ]
 
-METHODS = ("generator", "refined", "pipeline", "closed_form", "pymatting_cf", "refined_const", "refined_ramp")
-_NEEDS_GENERATOR = {"generator", "refined"}
+METHODS = ("generator", "refined", "refined_nogen", "refined_noflow", "pipeline", "closed_form", "pymatting_cf",
+           "refined_const", "refined_ramp")
+_NEEDS_GENERATOR = {"generator", "refined", "refined_noflow"}
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -278,6 +283,12 @@ def evaluate_folder(
                 alpha = gen_alpha
             elif method == "refined":
                 # Same function and defaults as the pipeline's _refine_batch, so refined == pipeline.
+                alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
+                                     weighting=ModelConfig.refine_weighting, flow=ModelConfig.refine_flow)
+            elif method == "refined_nogen":
+                alpha = refine_alpha(image_f, trimap_f, np.full(trimap_f.shape, 0.5), mu=0.0,
+                                     flow=ModelConfig.refine_flow)
+            elif method == "refined_noflow":
                 alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
                                      weighting=ModelConfig.refine_weighting)
             elif method == "pipeline":
