@@ -202,7 +202,8 @@ def _refine_batch(
     mu / gate / weighting / flow as ``refine.refine_alpha`` (ModelConfig.refine_*).
     temporal: optional (target, weight), both (B,1,H,W): one more data term
     weight * (a - target)^2 per pixel (the warped previous alpha), folded into the prior as
-    the weighted mean of the two targets with per-pixel weight mu + weight."""
+    the weighted mean of the two targets with per-pixel weight mu + weight (expressed relative
+    to mu, so it is ignored when mu is 0)."""
     from alphagan_video.refine import refine_alpha
 
     out = []
@@ -373,12 +374,9 @@ class FrameMatter:
             def fuse(i: int, a: torch.Tensor, warped: Optional[torch.Tensor],
                      weight: Optional[torch.Tensor]) -> torch.Tensor:
                 one_tri = trimap[i : i + 1]
-                if warped is None:
-                    return clamp_known(_refine_batch(image[i : i + 1], one_tri, a, m.refine_mu, m.refine_gate,
-                                                     m.refine_weighting, m.refine_flow), one_tri)
+                previous = None if warped is None else (warped, weight * tc.solve_weight)
                 return clamp_known(_refine_batch(image[i : i + 1], one_tri, a, m.refine_mu, m.refine_gate,
-                                                 m.refine_weighting, m.refine_flow,
-                                                 temporal=(warped, weight * tc.solve_weight)), one_tri)
+                                                 m.refine_weighting, m.refine_flow, temporal=previous), one_tri)
 
             alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, tc, fuse=fuse)
             self._lap("refine", tick)
