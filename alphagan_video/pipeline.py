@@ -204,7 +204,7 @@ def _refine_batch(
     weight * (a - target)^2 per pixel (the warped previous alpha), folded into the prior as
     the weighted mean of the two targets with per-pixel weight mu + weight (expressed relative
     to mu, so it is ignored when mu is 0)."""
-    from alphagan_video.refine import refine_alpha
+    from alphagan_video.refine import combine_priors, refine_alpha
 
     out = []
     for i in range(image.shape[0]):
@@ -215,11 +215,9 @@ def _refine_batch(
         p = prior[i, 0].double().cpu().numpy()
         pixel_weight = None
         if temporal is not None and mu > 0:
-            target = temporal[0][i, 0].double().cpu().numpy()
-            w_t = temporal[1][i, 0].double().cpu().numpy()
-            # mu (a - p)^2 + w_t (a - target)^2 = (mu + w_t) (a - p')^2 + const.
-            p = (mu * p + w_t * target) / (mu + w_t)
-            pixel_weight = (mu + w_t) / mu
+            total, p = combine_priors(mu, p, temporal[1][i, 0].double().cpu().numpy(),
+                                      temporal[0][i, 0].double().cpu().numpy())
+            pixel_weight = total / mu  # refine_alpha multiplies its weight by mu
         refined = refine_alpha(
             image[i].permute(1, 2, 0).double().cpu().numpy(), tri, p, mu=mu,
             gate=gate, weighting=weighting, flow=flow, weight=pixel_weight,

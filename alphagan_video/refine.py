@@ -59,6 +59,7 @@ __all__ = [
     "gate_trimap",
     "confidence_weight",
     "sampling_flow",
+    "combine_priors",
     "WEIGHTINGS",
 ]
 
@@ -169,6 +170,19 @@ FLOW_SPATIAL = 5.0
 FLOW_BAND = 10
 FLOW_STRIDE = 8
 FLOW_REG = 1e-3
+
+
+def combine_priors(
+    weight_a: np.ndarray | float, prior_a: np.ndarray, weight_b: np.ndarray | float, prior_b: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold two quadratic data terms into one: w_a (a - p_a)^2 + w_b (a - p_b)^2 equals
+    (w_a + w_b) (a - p)^2 + const with p the weighted mean of p_a and p_b, so the solve needs
+    no second prior. Weights float >= 0 (scalars or arrays broadcasting with the priors).
+    Returns (weight, prior) float64; where both weights are 0 the prior is p_a.
+    """
+    w = np.asarray(weight_a, dtype=np.float64) + np.asarray(weight_b, dtype=np.float64)
+    mean = (weight_a * np.asarray(prior_a, dtype=np.float64) + weight_b * np.asarray(prior_b, dtype=np.float64))
+    return w, np.where(w > 0, mean / np.maximum(w, 1e-300), prior_a)
 
 
 def _lle_weights(center: np.ndarray, neighbours: np.ndarray, reg: float) -> np.ndarray:
@@ -562,14 +576,10 @@ def refine_alpha(
         return _assemble(system, np.zeros(0), (h, w))
     prior_u = np.clip(pr.ravel()[system.unknown_index], 0.0, 1.0)
     if flow > 0:
-        # Two quadratic data terms mu*w*(a - p)^2 + flow*eta*(a - s)^2 are one term with weight
-        # d = mu*w + flow*eta around their weighted mean, so the solver is unchanged.
+        # mu*w*(a - p)^2 + flow*eta*(a - s)^2 as one data term, so the solver is unchanged.
         alpha_s, eta = sampling_flow(image, trimap)
-        s_u = alpha_s.ravel()[system.unknown_index]
-        e_u = flow * eta.ravel()[system.unknown_index]
-        g_u = mu * wt
-        wt = g_u + e_u
-        prior_u = np.where(wt > 0, (g_u * prior_u + e_u * s_u) / np.maximum(wt, 1e-300), prior_u)
+        wt, prior_u = combine_priors(mu * wt, prior_u, flow * eta.ravel()[system.unknown_index],
+                                     alpha_s.ravel()[system.unknown_index])
         mu = 1.0
     x = _solve(system, mu, prior_u, wt, prior_u.copy(), tol, max_iter, _check_solver(solver))
     return _assemble(system, x, (h, w))

@@ -328,3 +328,18 @@ def test_pipeline_refine_batch_passes_flow_and_config_default_is_on():
     img64 = image.astype(np.float32).astype(np.float64)
     np.testing.assert_allclose(out, refine_alpha(img64, trimap, prior, mu=1e-3, flow=0.5), atol=1e-6)
     assert np.abs(out - refine_alpha(img64, trimap, prior, mu=1e-3)).max() > 1e-3
+
+
+def test_combine_priors_is_one_equivalent_data_term():
+    from alphagan_video.refine import combine_priors
+
+    a = np.linspace(-1, 2, 7)
+    w_a, p_a = np.array([0.0, 1.0, 2.0]), np.array([0.2, 0.4, 0.6])
+    w_b, p_b = np.array([0.0, 3.0, 0.5]), np.array([0.9, 0.8, 0.1])
+    w, p = combine_priors(w_a, p_a, w_b, p_b)
+    np.testing.assert_allclose(w, w_a + w_b)
+    assert p[0] == 0.2  # both weights 0: the first prior
+    # Same energy up to a constant (per pixel): compare differences across a.
+    e_two = w_a[:, None] * (a - p_a[:, None]) ** 2 + w_b[:, None] * (a - p_b[:, None]) ** 2
+    e_one = w[:, None] * (a - p[:, None]) ** 2
+    np.testing.assert_allclose(e_two - e_two[:, :1], e_one - e_one[:, :1], atol=1e-12)
