@@ -60,6 +60,7 @@ __all__ = [
     "confidence_weight",
     "sampling_flow",
     "combine_priors",
+    "expand_known",
     "WEIGHTINGS",
 ]
 
@@ -172,6 +173,74 @@ FLOW_STRIDE = 8
 FLOW_REG = 1e-3
 
 
+# expand_known parameters, chosen on the synthetic validation set (30 composites; val SAD
+# 7.41 without, 7.34 / 7.31 / 7.30 for colour 0.01 / 0.02 / 0.04 at radius 9) and then
+# confirmed on alphamatting-dev (SAD 3.87 -> 3.66).
+EXPAND_RADIUS = 9
+EXPAND_COLOUR = 0.04
+
+
+def expand_known(
+    image: np.ndarray, trimap: np.ndarray, *, radius: int = EXPAND_RADIUS, colour: float = EXPAND_COLOUR,
+) -> np.ndarray:
+    """Known-region expansion: unknown pixels that are plainly foreground or background become known.
+
+    image: (H, W, 3) float in [0, 1]; trimap: (H, W) float in [0, 1] (see ``trimap_regions``).
+    An unknown pixel p becomes foreground (1.0) when some foreground pixel q within ``radius`` px
+    has a colour closer than colour * (1 - |p - q| / (radius + 1)) (Euclidean RGB distance) and
+    no background pixel within ``radius`` passes the same test; likewise for background (0.0).
+    The allowance shrinks with distance so only near-copies of a nearby known colour are taken.
+    Hand-drawn trimaps are generous, so their unknown bands hold many pure pixels; every one
+    fixed here is one the solve can no longer smear a little alpha into (SAD), and the system
+    gets smaller. Returns a new (H, W) float64 trimap; pixels that stay unknown keep their value.
+    """
+    img, tri = _check_inputs(image, trimap, 1, 1e-7)
+    if radius < 1 or colour <= 0:
+        return tri.copy()
+    fg, bg, unknown = trimap_regions(tri)
+    # Distance from each unknown pixel to the nearest known one: pixels at distance t can only
+    # match offsets of length >= t, so each offset visits a prefix of the sorted candidates.
+    dist = ndimage.distance_transform_edt(unknown)
+    ys, xs = np.nonzero(unknown & (dist <= radius))
+    out = tri.copy()
+    if ys.size == 0:
+        return out
+    order = np.argsort(dist[ys, xs], kind="stable")
+    ys, xs = ys[order], xs[order]
+    cand_dist = dist[ys, xs]
+    h, w = tri.shape
+    # Padded flat arrays: a neighbour index is candidate + constant, and the padding is neither
+    # foreground nor background, so no bounds checks are needed per offset.
+    pw = w + 2 * radius
+    label = np.zeros((h + 2 * radius, pw), dtype=np.int8)
+    label[radius : radius + h, radius : radius + w] = fg.astype(np.int8) + 2 * bg.astype(np.int8)
+    label = label.ravel()
+    colours = np.zeros((h + 2 * radius, pw, 3), dtype=np.float32)
+    colours[radius : radius + h, radius : radius + w] = img
+    colours = colours.reshape(-1, 3)
+    flat = (ys + radius) * pw + (xs + radius)
+    centre = colours[flat]
+    hit = np.zeros(ys.size, dtype=np.int8)  # bit 1: a matching fg, bit 2: a matching bg
+    offsets = sorted(
+        ((dy * dy + dx * dx) ** 0.5, dy, dx)
+        for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+        if 0 < dy * dy + dx * dx <= radius * radius
+    )
+    for d, dy, dx in offsets:
+        n = int(np.searchsorted(cand_dist, d, side="right"))
+        nb = flat[:n] + (dy * pw + dx)
+        lab = label[nb]
+        known = lab > 0
+        if not known.any():
+            continue
+        limit = (colour * (1.0 - d / (radius + 1))) ** 2
+        close = ((colours[nb] - centre[:n]) ** 2).sum(axis=1) < limit
+        hit[:n] |= np.where(close & known, lab, 0).astype(np.int8)
+    out[ys[hit == 1], xs[hit == 1]] = 1.0
+    out[ys[hit == 2], xs[hit == 2]] = 0.0
+    return out
+
+
 def combine_priors(
     weight_a: np.ndarray | float, prior_a: np.ndarray, weight_b: np.ndarray | float, prior_b: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -185,22 +254,33 @@ def combine_priors(
     return w, np.where(w > 0, mean / np.maximum(w, 1e-300), prior_a)
 
 
-def _lle_weights(center: np.ndarray, neighbours: np.ndarray, reg: float) -> np.ndarray:
-    """Locally-linear-embedding weights: w minimising |c - sum_q w_q c_q|^2 + reg |w|^2 with
-    sum w = 1. center: (N, 3); neighbours: (N, K, 3). Returns (N, K) float64 summing to 1.
+def _lle_foreground_share(center: np.ndarray, fg: np.ndarray, bg: np.ndarray, reg: float) -> np.ndarray:
+    """Sum of the foreground neighbours' locally-linear-embedding weights: w minimises
+    |c - sum_q w_q c_q|^2 + reg |w|^2 subject to sum w = 1 over all foreground and background
+    neighbours. center: (N, 3); fg, bg: (N, K, 3) colours. Returns (N,) float64 (not clipped).
 
-    The (K, K) Gram matrix Z Z^T + reg I (Z = neighbours - center, rank <= 3) is inverted
-    through the Woodbury identity, so each pixel costs one 3x3 inverse instead of a KxK solve:
-    (reg I + Z Z^T)^-1 1 = (1 - Z (reg I3 + Z^T Z)^-1 Z^T 1) / reg.
+    With Z the (2K, 3) neighbour offsets from the centre (rank <= 3), the Woodbury identity gives
+    the unnormalised weights (reg I + Z Z^T)^-1 1 = (1 - Z s) / reg with s = (reg I3 + Z^T Z)^-1 Z^T 1,
+    so only per-pixel 3x3 moments are needed, never the weights themselves:
+    share = (K - (Z_f^T 1) . s) / (2K - (Z^T 1) . s).
     """
-    z = neighbours - center[:, None, :]  # (N, K, 3)
-    small = np.einsum("nki,nkj->nij", z, z) + reg * np.eye(3)[None]
-    zt1 = z.sum(axis=1)  # (N, 3) = Z^T 1
-    inner = np.einsum("nij,nj->ni", _inverse_3x3(small), zt1)
-    w = 1.0 - np.einsum("nki,ni->nk", z, inner)
-    total = w.sum(axis=1, keepdims=True)
-    # total = 1^T (reg I + Z Z^T)^-1 1 * reg > 0 always (positive-definite), so this is safe.
-    return w / total
+    c = center.astype(fg.dtype)[:, None, :]
+    zf = fg - c  # offsets first: the 3x3 moments of small offsets lose nothing in float32
+    zb = bg - c
+    zf_sum = zf.sum(axis=1, dtype=np.float64)  # (N, 3) = Z_f^T 1
+    z_sum = zf_sum + zb.sum(axis=1, dtype=np.float64)
+    k = fg.shape[1] + bg.shape[1]
+    small = np.empty((center.shape[0], 3, 3), dtype=np.float64)
+    for i in range(3):
+        for j in range(i, 3):
+            v = (zf[..., i] * zf[..., j]).sum(axis=1, dtype=np.float64) + (zb[..., i] * zb[..., j]).sum(
+                axis=1, dtype=np.float64)
+            small[:, i, j] = v
+            small[:, j, i] = v
+    small[:, [0, 1, 2], [0, 1, 2]] += reg
+    s = np.einsum("nij,nj->ni", _inverse_3x3(small), z_sum)
+    # The denominator is 1^T (reg I + Z Z^T)^-1 1 * reg > 0 (positive-definite), so this is safe.
+    return (fg.shape[1] - (zf_sum * s).sum(axis=1)) / (k - (z_sum * s).sum(axis=1))
 
 
 def sampling_flow(
@@ -246,19 +326,20 @@ def sampling_flow(
     bi = np.flatnonzero(bg.ravel() & candidates)
     if fi.size < neighbours or bi.size < neighbours:
         return alpha_s, eta
-    colours = img.reshape(-1, 3)
+    colours = img.reshape(-1, 3).astype(np.float32)
     scale = spatial / max(h, w)
     yy, xx = np.divmod(np.arange(h * w), w)
     feat = np.concatenate([colours, (xx * scale)[:, None], (yy * scale)[:, None]], axis=1).astype(np.float32)
     # eps=1: approximate search (each neighbour within 2x of the true k-th distance); measured
-    # 3-4x faster on the alphamatting photos with no loss of accuracy.
-    _, nf = cKDTree(feat[fi]).query(feat[ui], k=neighbours, eps=1.0)
-    _, nb = cKDTree(feat[bi]).query(feat[ui], k=neighbours, eps=1.0)
-    col_f = colours[fi[nf.reshape(ui.size, neighbours)]]
-    col_b = colours[bi[nb.reshape(ui.size, neighbours)]]
-    weights = _lle_weights(colours[ui], np.concatenate([col_f, col_b], axis=1), reg)
-    alpha_s.ravel()[ui] = np.clip(weights[:, :neighbours].sum(axis=1), 0.0, 1.0)
-    eta.ravel()[ui] = ((col_f.mean(axis=1) - col_b.mean(axis=1)) ** 2).sum(axis=1) / 3.0
+    # 3-4x faster on the alphamatting photos with no loss of accuracy. workers=-1: the queries
+    # are independent, so they use every core.
+    _, nf = cKDTree(feat[fi]).query(feat[ui], k=neighbours, eps=1.0, workers=-1)
+    _, nb = cKDTree(feat[bi]).query(feat[ui], k=neighbours, eps=1.0, workers=-1)
+    col_f = colours[fi][nf.reshape(ui.size, neighbours)]  # (N, K, 3) float32
+    col_b = colours[bi][nb.reshape(ui.size, neighbours)]
+    share = _lle_foreground_share(img.reshape(-1, 3)[ui], col_f, col_b, reg)
+    alpha_s.ravel()[ui] = np.clip(share, 0.0, 1.0)
+    eta.ravel()[ui] = ((col_f.mean(axis=1, dtype=np.float64) - col_b.mean(axis=1, dtype=np.float64)) ** 2).sum(axis=1) / 3.0
     return alpha_s, eta
 
 
@@ -528,6 +609,7 @@ def refine_alpha(
     gate_erode: int = 0,
     weighting: str = "uniform",
     flow: float = 0.0,
+    expand: int = 0,
 ) -> np.ndarray:
     """Refine an alpha estimate with a matting-Laplacian solve anchored to it.
 
@@ -544,6 +626,8 @@ def refine_alpha(
     ``weight`` when both are given.
     flow: weight of the known-to-unknown sampling term (``sampling_flow``); 0 = off. Each
     unknown pixel's data term becomes mu*w*(a - prior)^2 + flow*eta*(a - alpha_s)^2.
+    expand: radius in px of the known-region expansion (``expand_known``) applied to the trimap
+    before everything else; 0 = off.
     Returns (H, W) float32 in [0, 1]; known trimap pixels are exactly 0 / 1.
     """
     if not mu >= 0:
@@ -556,6 +640,10 @@ def refine_alpha(
     conf = confidence_weight(prior, weighting)
     if conf is not None:
         weight = conf if weight is None else np.asarray(weight, dtype=np.float64) * conf
+    if expand < 0:
+        raise UserInputError(f"refine_alpha: expand must be >= 0 px, got {expand!r}")
+    if expand:
+        trimap = expand_known(image, trimap, radius=int(expand))
     if gate > 0.0 or gate_erode != 0:
         trimap = gate_trimap(trimap, prior, gate, gate_erode)
     system = matting_system(image, trimap, radius=radius, eps=eps)

@@ -243,19 +243,22 @@ def test_mixed_precision_direct_solve_matches_float64():
     np.testing.assert_allclose(direct, cg, atol=1e-4)
 
 
-def test_lle_weights_match_the_direct_kxk_solve():
-    from alphagan_video.refine import _lle_weights
+def test_lle_foreground_share_matches_the_direct_kxk_solve():
+    from alphagan_video.refine import _lle_foreground_share
 
     rng = np.random.default_rng(3)
     center = rng.uniform(size=(50, 3))
-    nbrs = rng.uniform(size=(50, 14, 3))
+    fg = rng.uniform(size=(50, 7, 3))
+    bg = rng.uniform(size=(50, 7, 3))
     reg = 1e-3
-    w = _lle_weights(center, nbrs, reg)
+    share = _lle_foreground_share(center, fg, bg, reg)
+    share32 = _lle_foreground_share(center, fg.astype(np.float32), bg.astype(np.float32), reg)
     for i in range(50):
-        z = nbrs[i] - center[i]
+        z = np.concatenate([fg[i], bg[i]]) - center[i]
         ref = np.linalg.solve(z @ z.T + reg * np.eye(14), np.ones(14))
-        np.testing.assert_allclose(w[i], ref / ref.sum(), atol=1e-9)
-    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-12)
+        ref /= ref.sum()
+        assert share[i] == pytest.approx(ref[:7].sum(), abs=1e-9)
+        assert share32[i] == pytest.approx(ref[:7].sum(), abs=1e-4)
 
 
 def _two_colour_composite(h: int = 24, w: int = 40):
@@ -278,7 +281,7 @@ def test_sampling_flow_recovers_alpha_on_the_colour_line():
     unknown = trimap == 0.5
     assert a_s.shape == eta.shape == trimap.shape
     assert np.abs(a_s - alpha)[unknown].max() < 0.01
-    np.testing.assert_allclose(eta[unknown], ((F - B) ** 2).sum() / 3.0, rtol=1e-9)
+    np.testing.assert_allclose(eta[unknown], ((F - B) ** 2).sum() / 3.0, rtol=1e-6)  # colours are gathered in float32
     assert (eta[~unknown] == 0).all() and (a_s[trimap == 1.0] == 1).all() and (a_s[trimap == 0.0] == 0).all()
 
 
@@ -343,3 +346,62 @@ def test_combine_priors_is_one_equivalent_data_term():
     e_two = w_a[:, None] * (a - p_a[:, None]) ** 2 + w_b[:, None] * (a - p_b[:, None]) ** 2
     e_one = w[:, None] * (a - p[:, None]) ** 2
     np.testing.assert_allclose(e_two - e_two[:, :1], e_one - e_one[:, :1], atol=1e-12)
+
+
+def _expansion_scene():
+    """Left half foreground red, right half background blue, a 12-px unknown band between them
+    (x in [14, 26)) whose pixels are: pure red next to the fg, a red-blue mix in the middle and
+    pure blue next to the bg; plus one pure-red pixel deep inside the background side."""
+    h, w = 20, 40
+    red, blue = np.array([0.9, 0.1, 0.1]), np.array([0.1, 0.1, 0.9])
+    x = np.arange(w)
+    alpha = np.clip((23 - x) / 6.0, 0, 1)[None, :].repeat(h, 0)  # 1 up to x=17, 0 from x=23
+    image = alpha[..., None] * red + (1 - alpha[..., None]) * blue
+    trimap = np.where(x < 14, 1.0, np.where(x >= 26, 0.0, 0.5))[None, :].repeat(h, 0)
+    return image, trimap, alpha
+
+
+def test_expand_known_takes_pure_pixels_and_leaves_the_mix():
+    from alphagan_video.refine import expand_known
+
+    image, trimap, alpha = _expansion_scene()
+    out = expand_known(image, trimap, radius=9, colour=0.04)
+    unknown = trimap == 0.5
+    # Pure red next to the foreground -> foreground; pure blue next to the background -> background.
+    assert (out[unknown & (alpha == 1.0)] == 1.0).all()
+    assert (out[unknown & (alpha == 0.0)] == 0.0).all()
+    # Every mixed pixel stays unknown; known pixels are untouched.
+    mixed = unknown & (alpha > 0) & (alpha < 1)
+    assert mixed.any() and (out[mixed] == 0.5).all()
+    np.testing.assert_array_equal(out[~unknown], trimap[~unknown])
+    # Off: radius 0 or colour 0 returns the trimap unchanged.
+    np.testing.assert_array_equal(expand_known(image, trimap, radius=0), trimap)
+    np.testing.assert_array_equal(expand_known(image, trimap, colour=0.0), trimap)
+
+
+def test_expand_known_respects_distance_and_ambiguity():
+    from alphagan_video.refine import expand_known
+
+    image, trimap, _ = _expansion_scene()
+    # Red unknown pixels 4..5 px from the fg edge: taken with radius 9, not with radius 3.
+    near = (slice(None), slice(17, 18))
+    assert (expand_known(image, trimap, radius=9)[near] == 1.0).all()
+    assert (expand_known(image, trimap, radius=3)[near] == 0.5).all()
+    # A pixel whose colour matches both a nearby fg and a nearby bg pixel stays unknown.
+    both = image.copy()
+    both[:, 26:] = image[0, 0]  # background painted red as well
+    out = expand_known(both, trimap, radius=9)
+    assert (out[:, 17:18] == 0.5).all() and (out[:, 14:16] == 1.0).all()  # bg within 9 px only from x=17
+
+
+def test_refine_with_expansion_fixes_pure_pixels_exactly():
+    from alphagan_video.refine import expand_known
+
+    image, trimap, alpha = _expansion_scene()
+    prior = np.full(trimap.shape, 0.5)
+    out = refine_alpha(image, trimap, prior, mu=1e-3, expand=9)
+    expanded = expand_known(image, trimap, radius=9)
+    assert (out[expanded == 1.0] == 1.0).all() and (out[expanded == 0.0] == 0.0).all()
+    assert np.abs(out - alpha).sum() < np.abs(refine_alpha(image, trimap, prior, mu=1e-3) - alpha).sum()
+    with pytest.raises(UserInputError, match="expand"):
+        refine_alpha(image, trimap, prior, expand=-1)
