@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -196,15 +197,18 @@ class _UserTrimaps:
 def _refine_batch(
     image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor, mu: float, gate: float = 0.0,
     weighting: str = "uniform", flow: float = 0.0,
-    temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+    temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None, expand: int = 0,
+    problems: Optional[list[Future]] = None,
 ) -> torch.Tensor:
     """Matting-Laplacian solve per frame with the generator's alpha as prior (CPU, float64);
-    mu / gate / weighting / flow as ``refine.refine_alpha`` (ModelConfig.refine_*).
+    mu / gate / weighting / flow / expand as ``refine.refine_alpha`` (ModelConfig.refine_*).
     temporal: optional (target, weight), both (B,1,H,W): one more data term
     weight * (a - target)^2 per pixel (the warped previous alpha), folded into the prior as
     the weighted mean of the two targets with per-pixel weight mu + weight (expressed relative
-    to mu, so it is ignored when mu is 0)."""
-    from alphagan_video.refine import combine_priors, refine_alpha
+    to mu, so it is ignored when mu is 0).
+    problems: optional futures of ``refine.prepare_refine`` per frame (built with the same
+    trimap / flow / expand while the generator ran); then only the solve runs here."""
+    from alphagan_video.refine import combine_priors, refine_alpha, solve_refine
 
     out = []
     for i in range(image.shape[0]):
@@ -218,10 +222,13 @@ def _refine_batch(
             total, p = combine_priors(mu, p, temporal[1][i, 0].double().cpu().numpy(),
                                       temporal[0][i, 0].double().cpu().numpy())
             pixel_weight = total / mu  # refine_alpha multiplies its weight by mu
-        refined = refine_alpha(
-            image[i].permute(1, 2, 0).double().cpu().numpy(), tri, p, mu=mu,
-            gate=gate, weighting=weighting, flow=flow, weight=pixel_weight,
-        )
+        if problems is not None:
+            refined = solve_refine(problems[i].result(), p, mu=mu, weighting=weighting, weight=pixel_weight)
+        else:
+            refined = refine_alpha(
+                image[i].permute(1, 2, 0).double().cpu().numpy(), tri, p, mu=mu,
+                gate=gate, weighting=weighting, flow=flow, weight=pixel_weight, expand=expand,
+            )
         out.append(torch.as_tensor(refined, dtype=torch.float32)[None, None].to(prior.device))
     return torch.cat(out, 0)
 
@@ -259,9 +266,9 @@ class FrameMatter:
             ).permute(2, 0, 1)[None].to(self.device)
         self.model, self.meta = load_generator(cfg.model.checkpoint, variant=cfg.model.variant)
         self.model = self.model.to(self.device).eval()
-        if self.device.type == "cuda":
-            # Tensor cores prefer NHWC; frames_to_tensor hands over channels-last images too.
-            self.model = self.model.to(memory_format=torch.channels_last)
+        # NHWC suits tensor cores and oneDNN alike (CPU resnet18 on 800x600: 0.39 s vs 0.48 s in
+        # fp32, measured); frames_to_tensor hands over channels-last images too.
+        self.model = self.model.to(memory_format=torch.channels_last)
         if cfg.model.compile:
             self.model = compile_model(self.model)
         #: Frames per batch: ``cfg.model.batch_size``, or on CUDA with ``auto_batch`` what free
@@ -281,6 +288,19 @@ class FrameMatter:
             self._mask_source = build_mask_source(cfg.mask, info, self.device)
             self.mask_description = describe_mask_source(cfg.mask)
         self.state = TemporalState()
+        # The prior-independent half of the refine solve (expansion, sampling flow, Laplacian)
+        # runs in this worker while the generator runs; not possible with a confidence gate,
+        # which needs the generator's alpha to decide the unknown pixels.
+        self._prepare_pool: Optional[ThreadPoolExecutor] = None
+        self._torch_threads: Optional[int] = None
+        if cfg.model.refine and cfg.model.refine_gate == 0:
+            self._prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="refine-prepare")
+            if self.device.type == "cpu" and torch.get_num_threads() > 1:
+                # Leave that worker a core: with both on all cores the generator's OpenMP threads
+                # spin against it (dev photos on 2 cores: 1.04 s/image with 2 generator threads,
+                # 0.87 s with 1). Restored by close().
+                self._torch_threads = torch.get_num_threads()
+                torch.set_num_threads(self._torch_threads - 1)
         #: Set (by ``matte_video``) when the writer takes 10-bit 4:4:4 planes: ``render`` then
         #: converts RGB(A) -> YCbCr(A) on the device (CUDA only) instead of in the writer.
         self.device_planes = False
@@ -360,6 +380,7 @@ class FrameMatter:
             mask, self.state = stabilize_mask(mask, image, self.state, self.cfg.temporal)
             trimap = make_trimap(mask, self.band_px)
         tick = self._lap("mask", tick)
+        problems = self._prepare_refine(image, trimap)
         alpha = infer_alpha(
             self.model, image, trimap, tiling=self.cfg.model.tiling,
             autocast=autocast_for(self.device, self.cfg.model.mixed_precision),
@@ -374,7 +395,10 @@ class FrameMatter:
                 one_tri = trimap[i : i + 1]
                 previous = None if warped is None else (warped, weight * tc.solve_weight)
                 return clamp_known(_refine_batch(image[i : i + 1], one_tri, a, m.refine_mu, m.refine_gate,
-                                                 m.refine_weighting, m.refine_flow, temporal=previous), one_tri)
+                                                 m.refine_weighting, m.refine_flow, temporal=previous,
+                                                 expand=m.refine_expand,
+                                                 problems=None if problems is None else problems[i : i + 1]),
+                                   one_tri)
 
             alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, tc, fuse=fuse)
             self._lap("refine", tick)
@@ -382,13 +406,49 @@ class FrameMatter:
         if m.refine:
             alpha = clamp_known(_refine_batch(
                 image, trimap, alpha, m.refine_mu, m.refine_gate, m.refine_weighting, m.refine_flow,
+                expand=m.refine_expand, problems=problems,
             ), trimap)
             tick = self._lap("refine", tick)
         alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, tc)
         self._lap("temporal", tick)
         return image, alpha
 
+    def _prepare_refine(self, image: torch.Tensor, trimap: torch.Tensor) -> Optional[list[Future]]:
+        """Start ``refine.prepare_refine`` for every frame of the batch in the worker thread;
+        None when refining is off or gated (then ``_refine_batch`` prepares inline)."""
+        if self._prepare_pool is None:
+            return None
+        from alphagan_video.refine import prepare_refine
+
+        m, tc = self.cfg.model, self.cfg.temporal
+        # The system matrix is known before the generator runs only when the prior's weight is
+        # uniform: not with confidence weighting, nor for frames that will get the warped
+        # previous alpha as a per-pixel prior (temporal in-solve fusion: every frame but the
+        # first of a run); factorising those in advance would be wasted work.
+        fused = tc.enabled and tc.strength > 0 and tc.solve_weight > 0
+
+        def factor_mu(i: int) -> Optional[float]:
+            if m.refine_weighting != "uniform" or (fused and (i > 0 or self.state.prev_alpha is not None)):
+                return None
+            return m.refine_mu
+
+        return [
+            self._prepare_pool.submit(
+                lambda i=i, mu=factor_mu(i): prepare_refine(  # mu decided now: the state moves on
+                    image[i].permute(1, 2, 0).double().cpu().numpy(), trimap[i, 0].float().cpu().numpy(),
+                    flow=m.refine_flow, expand=m.refine_expand, mu=mu,
+                )
+            )
+            for i in range(image.shape[0])
+        ]
+
     def close(self) -> None:
+        if self._prepare_pool is not None:
+            self._prepare_pool.shutdown(wait=True, cancel_futures=True)
+            self._prepare_pool = None
+        if self._torch_threads is not None:
+            torch.set_num_threads(self._torch_threads)
+            self._torch_threads = None
         if self._user_trimaps is not None:
             self._user_trimaps.close()
         if self._mask_source is not None:

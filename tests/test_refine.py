@@ -226,17 +226,20 @@ def test_pipeline_refine_batch_passes_gate_and_weighting():
 def test_mixed_precision_direct_solve_matches_float64():
     import scipy.sparse as sp
 
-    from alphagan_video.refine import _direct_mixed
+    from alphagan_video.refine import DirectSolver
 
     image, trimap, alpha = _soft_edge()
     system = matting_system(image, trimap)
     n = system.unknown_index.size
     A = (system.L_uu + sp.diags(np.full(n, 1e-5))).tocsr()
     b = system.rhs_known + 1e-5 * alpha.ravel()[system.unknown_index]
-    x = _direct_mixed(A, b)
+    solver = DirectSolver(A, mixed=True)
+    assert solver._lu32 is not None and solver._lu64 is None  # the float32 path was taken
     exact = np.linalg.solve(A.toarray(), b)
-    assert x is not None and x.dtype == np.float64
-    np.testing.assert_allclose(x, exact, atol=1e-7)
+    for rhs, ref in ((b, exact), (2 * b, 2 * exact)):  # one factorisation, any right-hand side
+        x = solver.solve(rhs)
+        assert x is not None and x.dtype == np.float64
+        np.testing.assert_allclose(x, ref, atol=1e-7)
     # refine_alpha's direct path (mixed precision with a prior) agrees with CG run to tight tolerance
     direct = refine_alpha(image, trimap, alpha, mu=1e-5, solver="direct")
     cg = refine_alpha(image, trimap, alpha, mu=1e-5, solver="cg", tol=1e-12, max_iter=20000)
@@ -251,8 +254,9 @@ def test_lle_foreground_share_matches_the_direct_kxk_solve():
     fg = rng.uniform(size=(50, 7, 3))
     bg = rng.uniform(size=(50, 7, 3))
     reg = 1e-3
-    share = _lle_foreground_share(center, fg, bg, reg)
-    share32 = _lle_foreground_share(center, fg.astype(np.float32), bg.astype(np.float32), reg)
+    cf = lambda a: np.ascontiguousarray(np.moveaxis(a, -1, 0))  # noqa: E731  channel-first
+    share = _lle_foreground_share(cf(center), cf(fg), cf(bg), reg)
+    share32 = _lle_foreground_share(cf(center), cf(fg).astype(np.float32), cf(bg).astype(np.float32), reg)
     for i in range(50):
         z = np.concatenate([fg[i], bg[i]]) - center[i]
         ref = np.linalg.solve(z @ z.T + reg * np.eye(14), np.ones(14))
@@ -405,3 +409,19 @@ def test_refine_with_expansion_fixes_pure_pixels_exactly():
     assert np.abs(out - alpha).sum() < np.abs(refine_alpha(image, trimap, prior, mu=1e-3) - alpha).sum()
     with pytest.raises(UserInputError, match="expand"):
         refine_alpha(image, trimap, prior, expand=-1)
+
+
+def test_pipeline_refine_batch_passes_expand_and_config_default_is_on():
+    torch = pytest.importorskip("torch")
+    from alphagan_video.config import ModelConfig
+    from alphagan_video.pipeline import _refine_batch
+
+    assert ModelConfig().refine_expand > 0
+    image, trimap, _ = _expansion_scene()
+    prior = np.full(trimap.shape, 0.5, dtype=np.float32)
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    out = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None], as_t(prior)[None, None],
+                        1e-3, expand=9)[0, 0].numpy()
+    img64 = image.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(out, refine_alpha(img64, trimap, prior, mu=1e-3, expand=9), atol=1e-6)
+    assert np.abs(out - refine_alpha(img64, trimap, prior, mu=1e-3)).max() > 1e-3

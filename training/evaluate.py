@@ -13,11 +13,14 @@ SAD /1000, MSE raw (printed x1e3 too), Grad /1000, Conn /1000.
 Methods:
   generator     the AlphaGAN generator alone (``--checkpoint``, default = shipped weights)
   refined       the product's solve: generator alpha as prior (``--mu``) plus the sampling
-                (known-to-unknown flow) term with ModelConfig.refine_flow; its time includes
-                the generator pass
+                (known-to-unknown flow) term with ModelConfig.refine_flow, on the trimap after
+                known-region expansion (ModelConfig.refine_expand); run and timed as the
+                pipeline runs it: expansion, sampling and Laplacian in a worker thread while
+                the generator runs, then the solve (generator time included)
   refined_nogen the same solve without the generator (sampling term only): the "solve +
                 sampling, no generator" row
   refined_noflow the solve with the generator prior only (flow 0): the "generator + solve" row
+  refined_noexpand the product's solve without known-region expansion
   closed_form   our matting-Laplacian solve with no prior (closed-form matting)
   pymatting_cf  pymatting.estimate_alpha_cf (the reference closed-form implementation)
   refined_const the solve with a constant 0.5 prior (the "solve alone" row)
@@ -33,6 +36,7 @@ import csv
 import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
@@ -43,7 +47,7 @@ import numpy as np
 from alphagan_video.config import ModelConfig
 from alphagan_video.errors import InputMediaError, UserInputError
 from alphagan_video.metrics import force_known, score_all, to_uint8
-from alphagan_video.refine import closed_form_alpha, refine_alpha, trimap_ramp_prior
+from alphagan_video.refine import closed_form_alpha, prepare_refine, refine_alpha, solve_refine, trimap_ramp_prior
 
 __all__ = [
     "METHODS",
@@ -58,9 +62,9 @@ __all__ = [
     "main",
 ]
 
-METHODS = ("generator", "refined", "refined_nogen", "refined_noflow", "pipeline", "closed_form", "pymatting_cf",
+METHODS = ("generator", "refined", "refined_nogen", "refined_noflow", "refined_noexpand", "pipeline", "closed_form", "pymatting_cf",
            "refined_const", "refined_ramp")
-_NEEDS_GENERATOR = {"generator", "refined", "refined_noflow"}
+_NEEDS_GENERATOR = {"generator", "refined", "refined_noflow", "refined_noexpand"}
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -217,6 +221,7 @@ def evaluate_folder(
     gate: float = ModelConfig.refine_gate,
     threads: Optional[int] = None,
     device: str = "cpu",
+    mixed_precision: Optional[bool] = None,
     save_dir: Optional[str | Path] = None,
     progress: Optional[Callable[[ImageResult], None]] = None,
 ) -> EvalResults:
@@ -226,7 +231,9 @@ def evaluate_folder(
     limit: only the first N images (sorted by name). mu: prior strength of the refined methods;
     gate: confidence gate of ``refined`` (the pipeline's weighting is used as is).
     threads: torch.set_num_threads for the generator (None = leave as is). device: torch device
-    spec for the generator (see alphagan_video.device). save_dir: also write each prediction as
+    spec for the generator (see alphagan_video.device). mixed_precision: the generator's
+    precision policy (device.autocast_for; None = ModelConfig.mixed_precision, as the pipeline;
+    False = fp32, as ``--no-amp``). save_dir: also write each prediction as
     ``save_dir/<method>/<name>.png`` (8-bit, known regions forced). progress: called per result.
     """
     chosen = _parse_methods(methods)
@@ -238,33 +245,12 @@ def evaluate_folder(
 
     generator: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None
     if _NEEDS_GENERATOR & set(chosen):
-        import torch
-
-        from alphagan_video.device import resolve_device
-        from alphagan_video.model import load_generator
-
-        if threads is not None:
-            torch.set_num_threads(int(threads))
-        model, _meta = load_generator(checkpoint)
-        if model.in_channels != 4:
-            raise UserInputError(
-                f"checkpoint {checkpoint}: generator takes {model.in_channels} input channels; "
-                "evaluate supports RGB + trimap (4) generators only"
-            )
-        dev = resolve_device(device)
-        model = model.to(dev).eval()
-
-        def run_generator(image_f: np.ndarray, trimap_f: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                x = torch.from_numpy(image_f.astype(np.float32)).permute(2, 0, 1)[None].to(dev)
-                t = torch.from_numpy(trimap_f.astype(np.float32))[None, None].to(dev)
-                return model(x, t)[0, 0].float().cpu().numpy()
-
-        generator = run_generator
+        generator = make_generator(checkpoint, device, mixed_precision, threads)
 
     if "pymatting_cf" in chosen:
         from pymatting import estimate_alpha_cf
 
+    prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="refine-prepare")
     out_dir = Path(save_dir) if save_dir is not None else None
     rows: list[ImageResult] = []
     for sample in samples:
@@ -281,18 +267,27 @@ def evaluate_folder(
             t0 = time.perf_counter()
             if method == "generator":
                 alpha = gen_alpha
+            elif method == "refined" and gate == 0:
+                # As the pipeline runs it (FrameMatter._prepare_refine): the prior-independent
+                # half of the solve in a worker thread while the generator runs, then the solve;
+                # timed end to end (generator included), so its seconds are the product's.
+                alpha = refine_overlapped(prepare_pool, generator, image_f, trimap_f, mu)
             elif method == "refined":
-                # Same function and defaults as the pipeline's _refine_batch, so refined == pipeline.
+                # A gate needs the generator's alpha first: no overlap.
                 alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
-                                     weighting=ModelConfig.refine_weighting, flow=ModelConfig.refine_flow)
+                                     weighting=ModelConfig.refine_weighting, flow=ModelConfig.refine_flow,
+                                     expand=ModelConfig.refine_expand)
             elif method == "refined_nogen":
                 alpha = refine_alpha(image_f, trimap_f, np.full(trimap_f.shape, 0.5), mu=0.0,
-                                     flow=ModelConfig.refine_flow)
+                                     flow=ModelConfig.refine_flow, expand=ModelConfig.refine_expand)
             elif method == "refined_noflow":
                 alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
-                                     weighting=ModelConfig.refine_weighting)
+                                     weighting=ModelConfig.refine_weighting, expand=ModelConfig.refine_expand)
+            elif method == "refined_noexpand":
+                alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
+                                     weighting=ModelConfig.refine_weighting, flow=ModelConfig.refine_flow)
             elif method == "pipeline":
-                alpha = _run_pipeline(sample, checkpoint, device)
+                alpha = _run_pipeline(sample, checkpoint, device, mixed_precision)
             elif method == "closed_form":
                 alpha = closed_form_alpha(image_f, trimap_f)
             elif method == "pymatting_cf":
@@ -302,7 +297,7 @@ def evaluate_folder(
             else:  # refined_ramp
                 alpha = refine_alpha(image_f, trimap_f, trimap_ramp_prior(trimap_f), mu=mu)
             seconds = time.perf_counter() - t0
-            if method in _NEEDS_GENERATOR:
+            if method in _NEEDS_GENERATOR and not (method == "refined" and gate == 0):
                 seconds += gen_seconds
             pred = force_known(to_uint8(alpha), tri_u8)
             if out_dir is not None:
@@ -313,10 +308,63 @@ def evaluate_folder(
             rows.append(row)
             if progress is not None:
                 progress(row)
+    prepare_pool.shutdown()
     return EvalResults(rows)
 
 
-def _run_pipeline(sample: Sample, checkpoint: Optional[str | Path], device: str) -> np.ndarray:
+def make_generator(
+    checkpoint: Optional[str | Path] = None, device: str = "cpu", mixed_precision: Optional[bool] = None,
+    threads: Optional[int] = None,
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The generator as a function (image (H, W, 3) float [0, 1], trimap (H, W) float) -> alpha
+    (H, W) float32, with the pipeline's layout (channels-last) and precision policy
+    (device.autocast_for; mixed_precision None = ModelConfig's, False = fp32). threads: torch
+    intra-op threads (None = leave as is). Raises UserInputError for non-RGB+trimap weights."""
+    import torch
+
+    from alphagan_video.device import autocast_for, resolve_device
+    from alphagan_video.model import load_generator
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    model, _meta = load_generator(checkpoint)
+    if model.in_channels != 4:
+        raise UserInputError(
+            f"checkpoint {checkpoint}: generator takes {model.in_channels} input channels; "
+            "evaluate supports RGB + trimap (4) generators only"
+        )
+    dev = resolve_device(device)
+    model = model.to(dev).eval().to(memory_format=torch.channels_last)
+    precision = ModelConfig.mixed_precision if mixed_precision is None else mixed_precision
+
+    def run_generator(image_f: np.ndarray, trimap_f: np.ndarray) -> np.ndarray:
+        with torch.inference_mode(), autocast_for(dev, precision):
+            x = torch.from_numpy(image_f.astype(np.float32)).permute(2, 0, 1)[None].to(dev)
+            t = torch.from_numpy(trimap_f.astype(np.float32))[None, None].to(dev)
+            x = x.contiguous(memory_format=torch.channels_last)
+            return model(x, t)[0, 0].float().cpu().numpy()
+
+    return run_generator
+
+
+def refine_overlapped(
+    pool: ThreadPoolExecutor, generator: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    image_f: np.ndarray, trimap_f: np.ndarray, mu: float = ModelConfig.refine_mu,
+) -> np.ndarray:
+    """The product's refined alpha for one photo, computed as the pipeline computes it: the
+    prior-independent half (``refine.prepare_refine``: expansion, sampling flow, Laplacian and,
+    with uniform weighting, its factorisation) in ``pool`` while ``generator`` runs, then the
+    solve. image_f: (H, W, 3) float64 [0, 1]; trimap_f: (H, W) float64 {0, 0.5, 1}.
+    Returns (H, W) float32 alpha in [0, 1]."""
+    uniform = ModelConfig.refine_weighting == "uniform"
+    pending = pool.submit(prepare_refine, image_f, trimap_f, flow=ModelConfig.refine_flow,
+                          expand=ModelConfig.refine_expand, mu=mu if uniform else None)
+    prior = generator(image_f, trimap_f)
+    return solve_refine(pending.result(), prior, mu=mu, weighting=ModelConfig.refine_weighting)
+
+
+def _run_pipeline(sample: Sample, checkpoint: Optional[str | Path], device: str,
+                  mixed_precision: Optional[bool] = None) -> np.ndarray:
     """alpha (H, W) float in [0, 1] from the product's own pipeline (what the CLI runs)."""
     import tempfile
 
@@ -326,7 +374,8 @@ def _run_pipeline(sample: Sample, checkpoint: Optional[str | Path], device: str)
     cfg = PipelineConfig(
         mask=MaskConfig(),
         trimap=TrimapConfig(trimap_path=sample.trimap),
-        model=ModelConfig(checkpoint=Path(checkpoint) if checkpoint else None, device=device),
+        model=ModelConfig(checkpoint=Path(checkpoint) if checkpoint else None, device=device,
+                          mixed_precision=ModelConfig.mixed_precision if mixed_precision is None else mixed_precision),
         temporal=TemporalConfig(enabled=False),
         output=OutputConfig(kind="alpha"),
     )
@@ -388,6 +437,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--threads", type=int, default=None, help="torch threads for the generator")
     p.add_argument("--device", default="cpu", help="generator device: cpu, cuda, cuda:N, auto")
+    p.add_argument("--no-amp", action="store_true",
+                   help="generator in fp32 (default: the pipeline's mixed precision, bf16 on CPUs with native bf16)")
     p.add_argument("--save-dir", default=None, help="also write predictions as <dir>/<method>/<name>.png")
     p.add_argument("--out", default=None, help="write per-image and mean rows to this CSV")
     p.add_argument("--quiet", action="store_true", help="print only the mean rows")
@@ -401,6 +452,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results = evaluate_folder(
             args.data, args.methods, args.trimap_dir, args.checkpoint, limit=args.limit, mu=args.mu, gate=args.gate,
             threads=args.threads, device=args.device, save_dir=args.save_dir,
+            mixed_precision=False if args.no_amp else None,
         )
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
