@@ -352,3 +352,21 @@ def test_save_errors(tmp_path):
     with pytest.raises(CheckpointError, match="extra metadata key 'variant' is reserved"):
         save_generator(_tiny(), tmp_path / "g.safetensors", extra={"variant": "x"})
     assert not list(tmp_path.iterdir())
+
+
+def test_cpu_precision_policy_bf16_only_where_native_and_never_with_no_amp():
+    from alphagan_video.device import autocast_for, cpu_has_fast_bf16
+
+    cpu = torch.device("cpu")
+    with autocast_for(cpu, enabled=False):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast_for(cpu, enabled=True):
+        assert torch.is_autocast_enabled("cpu") == cpu_has_fast_bf16()
+        if cpu_has_fast_bf16():
+            assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+            # A tiny generator still returns alpha in [0, 1] under bf16 autocast.
+            model = build_generator("tiny").eval()
+            with torch.inference_mode():
+                out = model(torch.rand(1, 3, 32, 32), torch.full((1, 1, 32, 32), 0.5))
+            assert out.dtype in (torch.bfloat16, torch.float32)
+            assert 0.0 <= float(out.float().min()) and float(out.float().max()) <= 1.0

@@ -425,3 +425,38 @@ def test_pipeline_refine_batch_passes_expand_and_config_default_is_on():
     img64 = image.astype(np.float32).astype(np.float64)
     np.testing.assert_allclose(out, refine_alpha(img64, trimap, prior, mu=1e-3, expand=9), atol=1e-6)
     assert np.abs(out - refine_alpha(img64, trimap, prior, mu=1e-3)).max() > 1e-3
+
+
+@pytest.mark.parametrize("factor_mu", [None, 1e-3])
+def test_prepared_solve_equals_refine_alpha(factor_mu):
+    """prepare_refine + solve_refine (what the pipeline runs, the preparation overlapped with the
+    generator, optionally with the matrix factorised in advance) == refine_alpha."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch = pytest.importorskip("torch")
+    from alphagan_video.pipeline import _refine_batch
+    from alphagan_video.refine import prepare_refine, solve_refine
+
+    image, trimap, alpha = _soft_edge()
+    prior = np.clip(alpha + 0.2 * np.sin(np.arange(alpha.size).reshape(alpha.shape)), 0, 1)
+    expected = refine_alpha(image, trimap, prior, mu=1e-3, flow=0.1, expand=9)
+    problem = prepare_refine(image, trimap, flow=0.1, expand=9, mu=factor_mu)
+    assert (problem.factor is not None) == (factor_mu is not None)
+    np.testing.assert_allclose(solve_refine(problem, prior, mu=1e-3), expected, atol=1e-6)
+    # A factor made for another mu, or per-pixel weights, must not be used (same answer as inline).
+    weight = np.linspace(0.5, 2.0, prior.size).reshape(prior.shape)
+    np.testing.assert_allclose(solve_refine(problem, prior, mu=2e-3),
+                               refine_alpha(image, trimap, prior, mu=2e-3, flow=0.1, expand=9), atol=1e-6)
+    np.testing.assert_allclose(solve_refine(problem, prior, mu=1e-3, weight=weight),
+                               refine_alpha(image, trimap, prior, mu=1e-3, flow=0.1, expand=9, weight=weight),
+                               atol=1e-6)
+    # Through the pipeline's batch function with futures, as FrameMatter passes them.
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    img32 = image.astype(np.float32).astype(np.float64)
+    with ThreadPoolExecutor(1) as pool:
+        futures = [pool.submit(prepare_refine, img32, trimap, flow=0.1, expand=9, mu=factor_mu)]
+        out = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None],
+                            as_t(prior)[None, None], 1e-3, flow=0.1, expand=9, problems=futures)[0, 0].numpy()
+    inline = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None],
+                           as_t(prior)[None, None], 1e-3, flow=0.1, expand=9)[0, 0].numpy()
+    np.testing.assert_allclose(out, inline, atol=1e-6)
