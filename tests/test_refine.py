@@ -321,22 +321,6 @@ def test_sampling_flow_without_one_side_has_no_confidence():
         refine_alpha(image, trimap, prior, flow=-1.0)
 
 
-def test_pipeline_refine_batch_passes_flow_and_config_default_is_on():
-    torch = pytest.importorskip("torch")
-    from alphagan_video.config import ModelConfig
-    from alphagan_video.pipeline import _refine_batch
-
-    assert ModelConfig().refine_flow > 0
-    image, trimap, alpha = _soft_edge()
-    prior = np.full(trimap.shape, 0.5, dtype=np.float32)
-    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
-    out = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None], as_t(prior)[None, None],
-                        1e-3, 0.0, "uniform", 0.5)[0, 0].numpy()
-    img64 = image.astype(np.float32).astype(np.float64)
-    np.testing.assert_allclose(out, refine_alpha(img64, trimap, prior, mu=1e-3, flow=0.5), atol=1e-6)
-    assert np.abs(out - refine_alpha(img64, trimap, prior, mu=1e-3)).max() > 1e-3
-
-
 def test_combine_priors_is_one_equivalent_data_term():
     from alphagan_video.refine import combine_priors
 
@@ -411,20 +395,21 @@ def test_refine_with_expansion_fixes_pure_pixels_exactly():
         refine_alpha(image, trimap, prior, expand=-1)
 
 
-def test_pipeline_refine_batch_passes_expand_and_config_default_is_on():
+@pytest.mark.parametrize("option, value, scene", [("flow", 0.5, "_soft_edge"), ("expand", 9, "_expansion_scene")])
+def test_pipeline_refine_batch_passes_option_and_config_default_is_on(option, value, scene):
     torch = pytest.importorskip("torch")
     from alphagan_video.config import ModelConfig
     from alphagan_video.pipeline import _refine_batch
 
-    assert ModelConfig().refine_expand > 0
-    image, trimap, _ = _expansion_scene()
+    assert getattr(ModelConfig(), f"refine_{option}") > 0
+    image, trimap, _ = globals()[scene]()
     prior = np.full(trimap.shape, 0.5, dtype=np.float32)
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
     out = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None], as_t(prior)[None, None],
-                        1e-3, expand=9)[0, 0].numpy()
+                        1e-3, **{option: value})[0, 0].numpy()
     img64 = image.astype(np.float32).astype(np.float64)
-    np.testing.assert_allclose(out, refine_alpha(img64, trimap, prior, mu=1e-3, expand=9), atol=1e-6)
-    assert np.abs(out - refine_alpha(img64, trimap, prior, mu=1e-3)).max() > 1e-3
+    np.testing.assert_allclose(out, refine_alpha(img64, trimap, prior, mu=1e-3, **{option: value}), atol=1e-6)
+    assert np.abs(out - refine_alpha(img64, trimap, prior, mu=1e-3)).max() > 1e-3  # the option reached the solve
 
 
 @pytest.mark.parametrize("factor_mu", [None, 1e-3])
