@@ -128,8 +128,16 @@ class Stages:
             raise RuntimeError("Stages is already stopped")
         q: "queue.Queue[object]" = queue.Queue(maxsize=self.maxsize)
         thread = threading.Thread(target=self._run, args=(make, q), name=f"alphagan-{name}", daemon=True)
+        try:
+            thread.start()
+        except BaseException:
+            # Interrupted while starting (Ctrl-C lands in start()'s wait): the thread may still
+            # come up a moment later; the stop flag makes it exit at its first step, and it is
+            # not joined (joining a thread whose start was interrupted raises RuntimeError,
+            # which would replace the KeyboardInterrupt and its exit code 130).
+            self._stop.set()
+            raise
         self._threads.append(thread)
-        thread.start()
         return _QueueIterator(self, q, name)
 
     # ------------------------------------------------------------------ stage thread body

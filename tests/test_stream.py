@@ -119,6 +119,31 @@ def test_keyboard_interrupt_inside_a_stage_propagates():
     assert not _alive_stage_threads()
 
 
+def test_ctrl_c_while_a_stage_thread_starts_stays_a_keyboard_interrupt(monkeypatch):
+    """Ctrl-C can land inside Thread.start() (it waits for the thread to come up) while the
+    pipeline builds its stages: leaving the ``with`` must still raise KeyboardInterrupt (the CLI's
+    exit 130), not "cannot join thread before it is started", and stop the stages already up."""
+    real_start = threading.Thread.start
+    starts = []
+
+    def start(self):
+        starts.append(self.name)
+        if len(starts) == 2:  # the second stage: interrupted before it ever runs
+            raise KeyboardInterrupt
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(KeyboardInterrupt):
+        with Stages(maxsize=1) as stages:
+            stages.map(lambda v: v, stages.source(iter(range(10**9)), "src"), "id")
+    monkeypatch.undo()
+    assert starts == ["alphagan-src", "alphagan-id"]
+    deadline = time.monotonic() + 5
+    while _alive_stage_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _alive_stage_threads()
+
+
 def test_stages_reject_bad_queue_size():
     with pytest.raises(ValueError, match="maxsize must be >= 1, got 0"):
         Stages(maxsize=0)
