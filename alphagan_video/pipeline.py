@@ -420,21 +420,14 @@ class FrameMatter:
             return None
         from alphagan_video.refine import prepare_refine
 
-        m, tc = self.cfg.model, self.cfg.temporal
-        # The system matrix is known before the generator runs only when the prior's weight is
-        # uniform: not with confidence weighting, nor for frames that will get the warped
-        # previous alpha as a per-pixel prior (temporal in-solve fusion: every frame but the
-        # first of a run); factorising those in advance would be wasted work.
-        fused = tc.enabled and tc.strength > 0 and tc.solve_weight > 0
-
-        def factor_mu(i: int) -> Optional[float]:
-            if m.refine_weighting != "uniform" or (fused and (i > 0 or self.state.prev_alpha is not None)):
-                return None
-            return m.refine_mu
-
+        m = self.cfg.model
+        # Factorised in advance for the uniform prior weight: exact for frames solved alone, and
+        # the CG preconditioner for frames that get the warped previous alpha as a per-pixel
+        # prior (temporal in-solve fusion), which is cheaper than factorising them afterwards.
+        mu = m.refine_mu if m.refine_weighting == "uniform" else None
         return [
             self._prepare_pool.submit(
-                lambda i=i, mu=factor_mu(i): prepare_refine(  # mu decided now: the state moves on
+                lambda i=i: prepare_refine(  # the float64 copies are made in the worker too
                     image[i].permute(1, 2, 0).double().cpu().numpy(), trimap[i, 0].float().cpu().numpy(),
                     flow=m.refine_flow, expand=m.refine_expand, mu=mu,
                 )

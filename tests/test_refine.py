@@ -445,3 +445,25 @@ def test_prepared_solve_equals_refine_alpha(factor_mu):
     inline = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None],
                            as_t(prior)[None, None], 1e-3, flow=0.1, expand=9)[0, 0].numpy()
     np.testing.assert_allclose(out, inline, atol=1e-6)
+
+
+def test_factor_preconditions_a_solve_with_other_weights(monkeypatch):
+    """A factorisation made for the uniform prior serves per-pixel weights (the temporal prior's)
+    through preconditioned CG, without factorising again: same answer as factorising the
+    actual matrix."""
+    import alphagan_video.refine as refine_module
+    from alphagan_video.refine import prepare_refine, solve_refine
+
+    image, trimap, alpha = _soft_edge()
+    prior = np.clip(alpha + 0.1, 0, 1)
+    weight = 1.0 + 50.0 * np.random.default_rng(5).uniform(size=alpha.shape)  # mu + temporal, / mu
+    expected = refine_alpha(image, trimap, prior, mu=1e-3, flow=0.1, expand=9, weight=weight, solver="direct")
+    problem = prepare_refine(image, trimap, flow=0.1, expand=9, mu=1e-3)
+    assert problem.factor is not None
+
+    def no_new_factorisation(*args, **kwargs):
+        raise AssertionError("factorised again instead of preconditioning with the prepared factor")
+
+    monkeypatch.setattr(refine_module, "DirectSolver", no_new_factorisation)
+    got = solve_refine(problem, prior, mu=1e-3, weight=weight)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
