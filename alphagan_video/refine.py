@@ -20,6 +20,12 @@ the generator does. Measured (README, model card): on alphamatting-dev it lowers
 error to about half of closed-form's. Only the windows that touch U are built (vectorised numpy,
 no per-pixel Python loops), so the cost scales with the unknown band, not the frame.
 
+Before the solve, ``expand`` (``expand_known``) settles unknown pixels that are near-copies of a
+nearby known colour, which both lowers SAD on hand-drawn trimaps and shrinks the system.
+``prepare_refine`` does everything that does not depend on the prior (expansion, sampling flow,
+Laplacian and, for a uniform prior weight, the factorisation), so a caller can run it while the
+generator runs; ``solve_refine`` then finishes with the prior. ``refine_alpha`` is the two in a row.
+
 The system is symmetric positive (semi-)definite. Up to ``DIRECT_MAX_UNKNOWNS`` unknowns it is
 solved exactly by a sparse LU with symmetric minimum-degree ordering and no pivoting (i.e. a
 Cholesky; faster than pymatting's incomplete-Cholesky PCG on 800-px photos); with a prior
