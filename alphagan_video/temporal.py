@@ -293,6 +293,16 @@ def _warp_grid(motion: Motion, height: int, width: int, device: torch.device) ->
     return torch.stack([gx, gy], dim=-1), valid[:, None] * conf
 
 
+def _grid_speed(grid: torch.Tensor) -> torch.Tensor:
+    """(1,H,W,2) grid_sample grid (align_corners=True) -> (1,1,H,W) motion length in pixels."""
+    _, height, width, _ = grid.shape
+    sx = (grid[..., 0] + 1.0) * (width - 1) / 2.0
+    sy = (grid[..., 1] + 1.0) * (height - 1) / 2.0
+    xs = torch.arange(width, device=grid.device, dtype=grid.dtype).view(1, 1, width)
+    ys = torch.arange(height, device=grid.device, dtype=grid.dtype).view(1, height, 1)
+    return torch.sqrt((sx - xs) ** 2 + (sy - ys) ** 2)[:, None]
+
+
 def _warp(t: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(t.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
 
@@ -375,12 +385,20 @@ def smooth_alpha(
             else:
                 grid, valid = _warp_grid(motion, height, width, img.device)
                 warped = _warp(prev_alpha, grid)
+                photometric = _blend_weight(prev_image, img, grid, valid, cfg.strength)
                 # Alpha gate: flicker is a small change of alpha; a large one is motion the flow
                 # missed (or new content), and blending it in is what ghosts.
-                weight = _blend_weight(prev_image, img, grid, valid, cfg.strength) * torch.exp(
-                    -(((warped - a) / ALPHA_SIGMA) ** 2))
+                weight = photometric * torch.exp(-(((warped - a) / ALPHA_SIGMA) ** 2))
         if fuse is not None:
             a = fuse(i, a, warped, weight).float().clamp(0.0, 1.0)
+            if warped is not None and cfg.hold_speed > 0:
+                # Static-region hold: where the picture does not move, the fused alpha is also
+                # blended with the previous one (the weak in-solve prior alone leaves static hair
+                # flickering); the speed gate keeps moving edges out of it, so they cannot ghost.
+                hold = photometric * torch.exp(-(((warped - a) / ALPHA_SIGMA) ** 2)) * torch.exp(
+                    -((_grid_speed(grid) / cfg.hold_speed) ** 2))
+                held = hold * warped + (1.0 - hold) * a
+                a = torch.where(trimap[i : i + 1] == 0.5, held, a).clamp(0.0, 1.0)
         elif warped is not None:
             blended = weight * warped + (1.0 - weight) * a
             a = torch.where(trimap[i : i + 1] == 0.5, blended, a).clamp(0.0, 1.0)
