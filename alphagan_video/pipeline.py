@@ -290,8 +290,8 @@ class FrameMatter:
             self._mask_source = build_mask_source(cfg.mask, info, self.device)
             self.mask_description = describe_mask_source(cfg.mask)
         self.state = TemporalState()
-        # The prior-independent half of the refine solve (expansion, sampling flow, Laplacian)
-        # runs in this worker while the generator runs; not possible with a confidence gate,
+        # The prior-independent half of the refine solve (expansion, sampling flow, Laplacian,
+        # factorisation) runs in this worker while the generator runs; not possible with a confidence gate,
         # which needs the generator's alpha to decide the unknown pixels.
         self._prepare_pool: Optional[ThreadPoolExecutor] = None
         self._torch_threads: Optional[int] = None

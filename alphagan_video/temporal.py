@@ -293,6 +293,20 @@ def _warp_grid(motion: Motion, height: int, width: int, device: torch.device) ->
     return torch.stack([gx, gy], dim=-1), valid[:, None] * conf
 
 
+def _alpha_gate(warped: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """exp(-((warped - alpha) / ALPHA_SIGMA)^2), same shape: flicker is a small change of alpha;
+    a large one is motion the flow missed (or new content), and blending it in is what ghosts."""
+    return torch.exp(-(((warped - alpha) / ALPHA_SIGMA) ** 2))
+
+
+def _blend_unknown(alpha: torch.Tensor, warped: torch.Tensor, weight: torch.Tensor,
+                   trimap: torch.Tensor) -> torch.Tensor:
+    """weight * warped + (1 - weight) * alpha on the unknown pixels (trimap == 0.5), alpha
+    elsewhere, clamped to [0, 1]; all (1,1,H,W)."""
+    blended = weight * warped + (1.0 - weight) * alpha
+    return torch.where(trimap == 0.5, blended, alpha).clamp(0.0, 1.0)
+
+
 def _grid_speed(grid: torch.Tensor) -> torch.Tensor:
     """(1,H,W,2) grid_sample grid (align_corners=True) -> (1,1,H,W) motion length in pixels."""
     _, height, width, _ = grid.shape
@@ -386,22 +400,17 @@ def smooth_alpha(
                 grid, valid = _warp_grid(motion, height, width, img.device)
                 warped = _warp(prev_alpha, grid)
                 photometric = _blend_weight(prev_image, img, grid, valid, cfg.strength)
-                # Alpha gate: flicker is a small change of alpha; a large one is motion the flow
-                # missed (or new content), and blending it in is what ghosts.
-                weight = photometric * torch.exp(-(((warped - a) / ALPHA_SIGMA) ** 2))
+                weight = photometric * _alpha_gate(warped, a)
         if fuse is not None:
             a = fuse(i, a, warped, weight).float().clamp(0.0, 1.0)
             if warped is not None and cfg.hold_speed > 0:
                 # Static-region hold: where the picture does not move, the fused alpha is also
                 # blended with the previous one (the weak in-solve prior alone leaves static hair
                 # flickering); the speed gate keeps moving edges out of it, so they cannot ghost.
-                hold = photometric * torch.exp(-(((warped - a) / ALPHA_SIGMA) ** 2)) * torch.exp(
-                    -((_grid_speed(grid) / cfg.hold_speed) ** 2))
-                held = hold * warped + (1.0 - hold) * a
-                a = torch.where(trimap[i : i + 1] == 0.5, held, a).clamp(0.0, 1.0)
+                hold = photometric * _alpha_gate(warped, a) * torch.exp(-((_grid_speed(grid) / cfg.hold_speed) ** 2))
+                a = _blend_unknown(a, warped, hold, trimap[i : i + 1])
         elif warped is not None:
-            blended = weight * warped + (1.0 - weight) * a
-            a = torch.where(trimap[i : i + 1] == 0.5, blended, a).clamp(0.0, 1.0)
+            a = _blend_unknown(a, warped, weight, trimap[i : i + 1])
         out.append(a)
         prev_image, prev_alpha, prev_small = img, a, small
         new.frames += 1

@@ -67,7 +67,8 @@ def main() -> None:
         sad_cf = score_all(force_known(to_uint8(a_cf), tri_u8), gt, tri_u8, force=False).sad
         row = (statistics.median(t_prod), statistics.median(t_cf), sad_prod, sad_cf)
         rows.append(row)
-        print(f"{sample.name:8s} {row[0]:10.3f} {row[1]:8.3f} {row[1] / row[0]:6.2f} {row[2]:9.3f} {row[3]:8.3f}", flush=True)
+        print(f"{sample.name:8s} {row[0]:10.3f} {row[1]:8.3f} {row[1] / row[0]:6.2f} {row[2]:9.3f} {row[3]:8.3f}",
+              flush=True)
     mean = [sum(r[i] for r in rows) / len(rows) for i in range(4)]
     print(f"{'mean':8s} {mean[0]:10.3f} {mean[1]:8.3f} {mean[1] / mean[0]:6.2f} {mean[2]:9.3f} {mean[3]:8.3f}")
     print("ratio = closed-form seconds / product seconds (> 1: the product is faster)")

@@ -62,8 +62,8 @@ __all__ = [
     "main",
 ]
 
-METHODS = ("generator", "refined", "refined_nogen", "refined_noflow", "refined_noexpand", "pipeline", "closed_form", "pymatting_cf",
-           "refined_const", "refined_ramp")
+METHODS = ("generator", "refined", "refined_nogen", "refined_noflow", "refined_noexpand", "pipeline",
+           "closed_form", "pymatting_cf", "refined_const", "refined_ramp")
 _NEEDS_GENERATOR = {"generator", "refined", "refined_noflow", "refined_noexpand"}
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
