@@ -91,18 +91,14 @@ class TemporalConfig:
 
     enabled: bool = True
     strength: float = 0.5
-    # With the matting-Laplacian refine on, the warped previous alpha enters the solve as one
-    # more data term, solve_weight * blend_weight * (a - warped previous)^2, instead of being
-    # blended in afterwards: the Laplacian keeps the result consistent with the current frame's
-    # colours, so a wrong flow cannot drag an edge along (post-hoc blending after the refine
-    # ghosted the fast bench clip: SAD +25 %). 0 = refine each frame alone, then blend.
+    # With the matting-Laplacian refine on, the warped previous alpha also enters the solve as
+    # one more data term, solve_weight * blend_weight * alpha_gate * (a - warped previous)^2;
+    # the usual blend follows the solve either way. Measured with bench/temporal.py --refine
+    # (mean of 4 clips, dtSSD / MESSDdt / SAD vs --no-temporal): 0.01 -12.1 / -48.7 / -8.9 %;
+    # 0 -5.8 / -18.1 / -0.8 % (the blend's alpha gate refuses the refined hair's flicker unless
+    # the prior has pulled the solve towards the previous frame); 0.1 ghosts the fast clip
+    # (SAD +2.4 %). 0 = refine each frame alone, then blend.
     solve_weight: float = 0.01
-    # With that in-solve fusion, pixels moving less than about this many pixels per frame (the
-    # optical flow's length; weight exp(-(speed / hold_speed)^2)) are also blended with the warped
-    # previous alpha after the solve, gated like the blend (photometric and alpha agreement).
-    # 0 = off. 0.5 measured with bench/temporal.py --refine: static clip dtSSD -10.5 % -> -46.8 %,
-    # slow clip SAD +1.2 %, fast clip unchanged; 0.25: slow clip dtSSD -1.5 % instead of -3.3 %.
-    hold_speed: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -255,8 +255,6 @@ class FrameMatter:
             raise UserInputError(f"--batch-size {cfg.model.batch_size}: must be at least 1")
         if not 0.0 <= cfg.temporal.strength <= 1.0:
             raise UserInputError(f"--temporal-strength {cfg.temporal.strength}: must be between 0 and 1")
-        if not cfg.temporal.hold_speed >= 0.0:
-            raise UserInputError(f"temporal hold_speed {cfg.temporal.hold_speed}: must be >= 0 px per frame (0 = off)")
         self.cfg = cfg
         self.info = info
         self.kind = cfg.output.kind

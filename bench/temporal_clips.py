@@ -11,6 +11,10 @@ Each clip: a foreground with ground-truth alpha moving over a moving real-photo 
   known affine (pan, zoom) of the background, as smooth functions of time. Motion blur
   integrates ``substeps`` sub-frame positions over the shutter (premultiplied), so the
   ground-truth alpha is the blurred alpha.
+- Sampling: each frame is composited at ``supersample`` x the resolution and box-filtered down,
+  so every pixel integrates its area like a sensor does. (Point-sampled bilinear warping of a
+  shrunk foreground aliases: hair strands appear and vanish with their sub-pixel phase, a
+  shimmer of the ground truth itself that no temporal method can or should follow.)
 - Camera: Gaussian sensor noise (plus a signal-dependent part), then H.264 (PyAV libx264,
   yuv420p, BT.709 tagged, ``crf``) encoded and decoded back with the package's reader.
 - Ground truth per frame: alpha (float32 [0,1], 8-bit quantised), a GT-derived trimap (uint8
@@ -55,6 +59,11 @@ class ClipSpec:
     fg: ``alphamatting:GT05`` or ``synthetic:SEED``; bg: a skimage.data photo name.
     fg_height: foreground bounding-box height as a fraction of the frame height.
     shutter: exposure as a fraction of the frame interval (0 = no motion blur).
+    supersample: each frame is rendered at this many times the resolution and box-filtered
+        down (INTER_AREA), i.e. every pixel integrates its area like a camera's sensor (with
+        its optical low-pass filter). 1 = point sampling: a foreground shrunk by bilinear
+        warping then aliases (thin hair strands appear and vanish as their sub-pixel phase
+        changes), so the ground truth itself shimmers in a way no camera records.
     """
 
     name: str
@@ -80,6 +89,7 @@ class ClipSpec:
     fg_height: float = 0.9
     shutter: float = 0.0
     substeps: int = 1
+    supersample: int = 4
     noise: float = 0.012
     crf: int = 23
     trimap_radius: int = 4
@@ -224,19 +234,26 @@ def _flow_from_affines(a_t: np.ndarray, a_next: np.ndarray, height: int, width: 
 
 def _render(spec: ClipSpec, fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """-> clean frames (T,H,W,3) float32, alpha (T,H,W) float32, fg and bg affines (T,2,3)."""
-    size = (spec.width, spec.height)
+    """-> clean frames (T,H,W,3) float32, alpha (T,H,W) float32, fg and bg affines (T,2,3).
+
+    Every frame is composited at ``spec.supersample`` times the resolution and box-filtered
+    down (area integration per pixel); the returned affines map to the output pixel grid."""
+    ss = max(1, int(spec.supersample))
+    size = (spec.width * ss, spec.height * ss)
+    # Output pixel centre x sits at x*ss + (ss-1)/2 on the fine grid (pixel centres at integers).
+    to_fine = np.array([[ss, 0.0, (ss - 1) / 2.0], [0.0, ss, (ss - 1) / 2.0]])
     prem_src = fg * alpha[..., None]
     frames, alphas, fg_aff, bg_aff = [], [], [], []
     k = max(1, spec.substeps if spec.shutter > 0 else 1)
+    out_size = (spec.width, spec.height)
     for t in range(spec.frames):
-        acc_p = np.zeros((spec.height, spec.width, 3), np.float32)
-        acc_a = np.zeros((spec.height, spec.width), np.float32)
-        acc_b = np.zeros((spec.height, spec.width, 3), np.float32)
+        acc_p = np.zeros((size[1], size[0], 3), np.float32)
+        acc_a = np.zeros((size[1], size[0]), np.float32)
+        acc_b = np.zeros((size[1], size[0], 3), np.float32)
         for s in range(k):
             tau = t + ((s + 0.5) / k - 0.5) * spec.shutter if k > 1 else float(t)
-            fa = _fg_affine(spec, tau, alpha.shape)
-            ba = _bg_affine(spec, tau, bg.shape[:2])
+            fa = _compose(to_fine, _fg_affine(spec, tau, alpha.shape))
+            ba = _compose(to_fine, _bg_affine(spec, tau, bg.shape[:2]))
             p = cv2.warpAffine(prem_src, fa, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             a = cv2.warpAffine(alpha, fa, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             b = cv2.warpAffine(bg, ba, size, flags=cv2.INTER_AREA if ba[0, 0] < 1 else cv2.INTER_LINEAR,
@@ -244,6 +261,8 @@ def _render(spec: ClipSpec, fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray
             acc_p += p
             acc_a += a
             acc_b += (1.0 - a)[..., None] * b
+        if ss > 1:
+            acc_p, acc_a, acc_b = (cv2.resize(x, out_size, interpolation=cv2.INTER_AREA) for x in (acc_p, acc_a, acc_b))
         a = np.round(np.clip(acc_a / k, 0, 1) * 255.0) / 255.0  # 8-bit GT like every real GT
         frames.append(np.clip(acc_p / k + acc_b / k, 0, 1))
         alphas.append(a.astype(np.float32))

@@ -34,10 +34,11 @@ def _texture(seed: int, h: int = H, w: int = W, cells: int = 8) -> torch.Tensor:
 
 
 def _scene(frames: int, speed: float = 0.0, noise_seed: int = 0, bg_seed: int = 1, size: int = 24,
-           image_noise: float = 0.005, alpha_noise: float = 0.15):
+           image_noise: float = 0.005, alpha_noise: float = 0.15, bg_speed: int = 0):
     """(image (T,3,H,W), gt alpha (T,1,H,W), noisy alpha (T,1,H,W), trimap (T,1,H,W) all unknown
-    inside a band around the square). The square moves ``speed`` px/frame to the right."""
-    bg = _texture(bg_seed, H, W + 64)
+    inside a band around the square). The square moves ``speed`` px/frame to the right, the
+    background ``bg_speed`` (integer) px/frame to the left."""
+    bg = _texture(bg_seed, H, W + 64 + abs(bg_speed) * frames)
     fg_tex = _texture(bg_seed + 10, size, size, cells=4) * 0.6 + 0.4
     g = torch.Generator().manual_seed(noise_seed)
     images, gts = [], []
@@ -45,7 +46,7 @@ def _scene(frames: int, speed: float = 0.0, noise_seed: int = 0, bg_seed: int = 
         x0 = int(round(8 + speed * t))
         alpha = torch.zeros(1, 1, H, W)
         alpha[..., 20 : 20 + size, x0 : x0 + size] = 1.0
-        img = bg[..., :W].clone()
+        img = bg[..., bg_speed * t : bg_speed * t + W].clone()
         img[..., 20 : 20 + size, x0 : x0 + size] = fg_tex
         img = (img + image_noise * torch.randn(img.shape, generator=g)).clamp(0, 1)
         images.append(img)
@@ -143,11 +144,10 @@ def test_moving_edge_is_not_ghosted(monkeypatch):
     for step, (raw_err, flow_err, noisy, signal) in errors.items():
         still_err = float((_run(noisy, image, trimap, default)[0] - signal).abs()[band].mean())
         assert flow_err < 1.1 * raw_err, (step, flow_err, raw_err)
-        # Without flow the photometric and alpha gates refuse the moving band (no drag, but no
-        # smoothing either); with the flow it is smoothed.
+        # Without flow the photometric and alpha gates refuse the moving band: no drag. (With
+        # the flow it is not smoothed much either: the band of a square moving over a still
+        # background is a motion boundary, which the blend leaves alone.)
         assert still_err < 1.2 * raw_err, (step, still_err, raw_err)
-        if step == 0.15:
-            assert flow_err < 0.95 * still_err, (flow_err, still_err, raw_err)
 
 
 def test_cuts_reset_and_pans_do_not():
@@ -337,34 +337,79 @@ def test_fuse_replaces_the_blend_and_sees_the_previous_alpha():
     assert torch.equal(state.prev_alpha, out2[-1:])
 
 
-def test_grid_speed_is_the_motion_length_in_pixels():
-    h, w = 6, 9
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
-    sx, sy = xs + 3.0, ys - 4.0  # every pixel comes from 5 px away
-    grid = torch.stack([2 * sx / (w - 1) - 1, 2 * sy / (h - 1) - 1], dim=-1)[None]
-    torch.testing.assert_close(temporal._grid_speed(grid), torch.full((1, 1, h, w), 5.0), atol=1e-4, rtol=0)
+
+def test_flow_spread_is_zero_for_uniform_motion_and_the_relative_speed_at_a_boundary():
+    flow = np.zeros((20, 30, 2), np.float32)
+    flow[..., 0] = 2.5  # a pan: uniform, however fast
+    assert float(temporal._flow_spread(flow).max()) == 0.0
+    flow[:, 15:, 0] = -1.5  # the right half moves the other way: a motion boundary at x = 15
+    flow[:, 15:, 1] = 3.0
+    spread = temporal._flow_spread(flow, window=7)
+    np.testing.assert_allclose(spread[:, 12:18], 5.0, rtol=1e-6)  # |(4, 3)| within 3 px of it
+    assert float(spread[:, :12].max()) == 0.0 and float(spread[:, 18:].max()) == 0.0
 
 
-@pytest.mark.parametrize("speed", [0.0, 4.0])
-def test_static_hold_steadies_still_pixels_and_does_not_ghost_moving_ones(speed):
-    """With a fuse that changes nothing (the in-solve prior too weak to matter), the hold blends
-    the previous alpha into still pixels -- far less frame-to-frame change on a static scene, same
-    mean -- and leaves a subject moving 4 px/frame as close to the truth (no trail)."""
-    image, gt, noisy, trimap = _scene(8, speed=speed, alpha_noise=0.08)
-    unknown = trimap == 0.5
+def test_motion_boundary_gate_leaves_an_edge_moving_against_its_background_alone(monkeypatch):
+    """The square moves right 4 px/frame while the background pans left 3 px/frame: the whole band
+    is a motion boundary, where the flow is a mixture of the two motions. The gate keeps the
+    blend out of it (on the bench's fast clip, blending there ghosted: SAD +13 %), and never
+    makes the result worse than the raw alpha; with the gate off the band is blended."""
+    image, gt, noisy, trimap = _scene(10, speed=4.0, bg_speed=3, alpha_noise=0.05)
+    band = trimap == 0.5
+    band[:2] = False
+    strong = TemporalConfig(enabled=True, strength=0.8)
+    moved = lambda a: float((a - noisy).abs()[band].mean())  # noqa: E731
+    gated = _run(noisy, image, trimap, strong)[0]
+    # Away from the boundary (a pan of the whole picture) nothing is gated.
+    motion = estimate_motion(image[3:4], image[4:5])
+    gate = temporal._boundary_gate(motion, H, W, torch.device("cpu"))
+    assert float(gate[0, 0, 50:, 5:15].min()) > 0.9  # background below the square
+    assert float(gate[trimap[4:5] == 0.5].mean()) < 0.5  # the square's band
+    monkeypatch.setattr(temporal, "MOTION_BOUNDARY_PX", 1e9)
+    ungated = _run(noisy, image, trimap, strong)[0]
+    assert moved(gated) < 0.3 * moved(ungated), (moved(gated), moved(ungated))
+    err = lambda a: float((a - gt).abs()[band].mean())  # noqa: E731
+    assert err(gated) < 1.05 * err(noisy)
 
-    def run(hold_speed):
-        cfg = TemporalConfig(enabled=True, strength=0.7, hold_speed=hold_speed)
-        out, _ = smooth_alpha(noisy, image, trimap, TemporalState(), cfg, fuse=lambda i, a, w, wt: a)
-        return out
 
-    off, on = run(0.0), run(0.5)
-    assert torch.equal(off, noisy)  # hold off: the identity fuse's output as is
-    change = lambda a: ((a[1:] - a[:-1]).abs() * unknown[1:]).sum()  # noqa: E731
-    err = lambda a: ((a - gt).abs() * unknown).sum()  # noqa: E731
-    if speed == 0.0:
-        assert change(on) < 0.5 * change(off)
-        # Averaging over time, not a pull elsewhere: the mean alpha in the band is unchanged.
-        assert abs(float(on[unknown].mean() - off[unknown].mean())) < 0.01
-    else:
-        assert err(on) <= 1.02 * err(off)
+def test_flicker_is_blended_but_a_coherent_alpha_shift_is_not():
+    """The blend's alpha gate looks at the box-averaged difference: per-pixel flicker as large
+    as ALPHA_SIGMA is still smoothed on a static picture (a jump of the whole band is kept:
+    test_large_alpha_changes_are_not_blended_on_a_static_picture)."""
+    image, gt, _noisy, trimap = _scene(6, speed=0.0)
+    image = image[:1].repeat(6, 1, 1, 1)
+    unknown = (trimap[1:] == 0.5)
+    g = torch.Generator().manual_seed(3)
+    flicker = torch.where(trimap == 0.5, (0.5 + 0.2 * torch.randn(gt.shape, generator=g)).clamp(0, 1), trimap)
+    out, _ = _run(flicker, image, trimap, CFG)
+    change = lambda a: float((a[1:] - a[:-1]).abs()[unknown].mean())  # noqa: E731
+    assert change(out) < 0.5 * change(flicker)
+    # The same flicker per pixel, in gated form: the blend weight falls only where it is coherent.
+    w = temporal._coherent_alpha_gate(flicker[1:2], flicker[0:1], trimap[:1])
+    assert float(w[trimap[:1] == 0.5].mean()) > 0.8
+    assert float(temporal._alpha_gate(flicker[1:2], flicker[0:1])[trimap[:1] == 0.5].mean()) < 0.7
+
+
+def test_fuse_gets_the_alpha_gated_weight_and_its_output_is_then_blended():
+    """With the refine, ``fuse`` (the in-solve prior) sees the blend weight times the alpha gate,
+    and what it returns is blended like a plain alpha: an identity fuse changes nothing."""
+    image, _gt, noisy, trimap = _scene(6, speed=0.0, alpha_noise=0.08)
+    seen = []
+
+    def identity(i, a, warped, weight):
+        seen.append(warped is None)
+        if weight is not None:
+            assert float(weight.max()) <= temporal.max_blend(0.7) + 1e-6
+        return a
+
+    cfg = TemporalConfig(enabled=True, strength=0.7)
+    with_fuse, _ = smooth_alpha(noisy, image, trimap, TemporalState(), cfg, fuse=identity)
+    plain, _ = smooth_alpha(noisy, image, trimap, TemporalState(), cfg)
+    assert torch.equal(with_fuse, plain)
+    assert seen == [True] + [False] * 5
+    # A fuse that pulls the band towards one value is still blended with the previous alpha after.
+    pulled, _ = smooth_alpha(noisy, image, trimap, TemporalState(), cfg,
+                             fuse=lambda i, a, w, wt: torch.where(trimap[:1] == 0.5, torch.full_like(a, 0.6), a))
+    band = trimap[1:] == 0.5
+    assert float((pulled[1:][band] - 0.6).abs().mean()) < float((noisy[1:][band] - 0.6).abs().mean())
+    assert float((pulled[1:][band] - 0.6).abs().max()) > 1e-3  # not simply the fuse's output
