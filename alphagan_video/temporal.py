@@ -171,7 +171,7 @@ class Motion:
     confidence: np.ndarray
     cut: bool
     residual: float
-    spread: Optional[np.ndarray] = None
+    spread: np.ndarray
 
 
 @dataclass
@@ -481,10 +481,10 @@ def stabilize_mask(
     """Temporally stable coarse masks, so trimaps from them do not jump between frames.
 
     Per frame: blend the flow-warped previous (blended) soft mask where the warped previous
-    frame agrees with the current one (same weight as :func:`smooth_alpha`), then threshold
-    with hysteresis: foreground where the blend > 0.5 + HYSTERESIS, background where it is
-    < 0.5 - HYSTERESIS, and in between whatever the warped previous output was. A cut or a size
-    change restarts from the plain mask.
+    frame agrees with the current one (the photometric weight of :func:`smooth_alpha` only),
+    then threshold with hysteresis: foreground where the blend > 0.5 + HYSTERESIS, background
+    where it is < 0.5 - HYSTERESIS, and in between whatever the warped previous output was. A cut
+    or a size change restarts from the plain mask.
 
     Args:
         mask: (B,1,H,W) float [0,1] (or bool) coarse masks, foreground = > 0.5.
