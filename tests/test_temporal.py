@@ -413,3 +413,14 @@ def test_fuse_gets_the_alpha_gated_weight_and_its_output_is_then_blended():
     band = trimap[1:] == 0.5
     assert float((pulled[1:][band] - 0.6).abs().mean()) < float((noisy[1:][band] - 0.6).abs().mean())
     assert float((pulled[1:][band] - 0.6).abs().max()) > 1e-3  # not simply the fuse's output
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_box_mean_and_local_max_match_torch_pooling(k):
+    """The CPU path (OpenCV) computes what the torch pooling used on other devices computes."""
+    t = torch.rand(1, 3, 37, 50, generator=torch.Generator().manual_seed(k))
+    p = k // 2
+    torch.testing.assert_close(temporal._box_mean(t, k),
+                               F.avg_pool2d(F.pad(t, (p, p, p, p), mode="replicate"), k, stride=1),
+                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(temporal._local_max(t, k), F.max_pool2d(t, k, stride=1, padding=p), atol=0, rtol=0)
