@@ -11,6 +11,11 @@ motion), mean per-frame SAD (/1000) and MSE (raw, printed x1e3) with the DIM con
 the unknown region. fps = frames / wall time of ``FrameMatter.process`` (model included, first batch
 not timed; the machine is shared, so fps is noisy -- "tmp ms/f" is the temporal stage alone).
 
+Reference rows (from the --no-temporal run) bound what temporal filtering can do on these clips:
+the run's middle-frame error carried rigidly with the subject (perfect coherence, same per-frame
+error) and the mean of frames t-4..t+4 warped with the clips' exact motion (perfect flow,
+non-causal).
+
 A second table measures trimap stability on mask-derived trimaps: coarse masks = the GT alpha
 thresholded after per-frame jitter (blur + smooth random field, like a segmenter's noise),
 trimaps from ``make_trimap`` with and without ``stabilize_mask``; "band flips" = fraction of
