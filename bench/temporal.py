@@ -88,7 +88,7 @@ def coherent_error_dtssd(clip: EvalClip, alpha: np.ndarray) -> float:
 
 def known_motion_average(clip: EvalClip, alpha: np.ndarray, radius: int = 4) -> np.ndarray:
     """(T,H,W) reference: each frame's unknown region replaced by the mean of the given alphas of
-    frames t-radius..t+radius warped to frame t with the generator's known foreground motion
+    frames t-radius..t+radius warped to frame t with the clip's known foreground motion
     (bicubic). A non-causal filter with perfect motion: what temporal filtering could reach on
     these clips if the flow were exact and the future were known."""
     import cv2
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     print("References from the --no-temporal run: 'coherent': its middle-frame error carried rigidly with the")
     print("subject to every frame (perfectly coherent, same per-frame error; dtSSD cannot go much lower without")
     print("the per-frame error shrinking); 'known-motion avg': every frame replaced by the mean of frames t-4..t+4")
-    print("warped with the generator's exact foreground motion (non-causal, perfect flow: a bound for filtering)")
+    print("warped with the clip's exact foreground motion (non-causal, perfect flow: a bound for filtering)")
     print(f"{'clip':<12} | {'dtSSD off':>9} | {'coherent':>8} {'chg':>7} | {'known-motion avg: dtSSD':>23} "
           f"{'MESSDdt':>8} {'SAD':>7}")
     sums = np.zeros(5)  # dtSSD off, coherent, known-motion avg; MESSDdt off, known-motion avg
