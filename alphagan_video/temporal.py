@@ -367,15 +367,19 @@ def _warp(t: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear") -> torch.
     return F.grid_sample(t.float(), grid, mode=mode, padding_mode="border", align_corners=True)
 
 
+def _per_channel(t: torch.Tensor, op: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
+    """Apply an (H,W) float32 -> (H,W) OpenCV filter to every channel of a (1,C,H,W) CPU tensor."""
+    src = t.float().contiguous().numpy()
+    return torch.from_numpy(np.stack([op(c) for c in src[0]])[None])
+
+
 def _box_mean(t: torch.Tensor, k: int) -> torch.Tensor:
     """(1,C,H,W) float32 -> same shape: mean over k x k (k odd), edges replicated. On the CPU
     with OpenCV (a single-threaded torch pooling of a 1080p map costs ~25 ms, cv2.blur ~1 ms)."""
     if t.device.type == "cpu":
         import cv2
 
-        src = t.float().contiguous().numpy()
-        out = np.stack([cv2.blur(c, (k, k), borderType=cv2.BORDER_REPLICATE) for c in src[0]])[None]
-        return torch.from_numpy(out)
+        return _per_channel(t, lambda c: cv2.blur(c, (k, k), borderType=cv2.BORDER_REPLICATE))
     p = k // 2
     return F.avg_pool2d(F.pad(t.float(), (p, p, p, p), mode="replicate"), k, stride=1)
 
@@ -385,10 +389,8 @@ def _local_max(t: torch.Tensor, k: int) -> torch.Tensor:
     if t.device.type == "cpu":
         import cv2
 
-        src = t.float().contiguous().numpy()
         kernel = np.ones((k, k), np.uint8)
-        out = np.stack([cv2.dilate(c, kernel, borderType=cv2.BORDER_REPLICATE) for c in src[0]])[None]
-        return torch.from_numpy(out)
+        return _per_channel(t, lambda c: cv2.dilate(c, kernel, borderType=cv2.BORDER_REPLICATE))
     return F.max_pool2d(t.float(), k, stride=1, padding=k // 2)
 
 
