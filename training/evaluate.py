@@ -253,62 +253,64 @@ def evaluate_folder(
     prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="refine-prepare")
     out_dir = Path(save_dir) if save_dir is not None else None
     rows: list[ImageResult] = []
-    for sample in samples:
-        img_u8, gt, tri_u8 = load_sample(sample)
-        image_f = img_u8.astype(np.float64) / 255.0
-        trimap_f = trimap_to_float(tri_u8)
-        gen_alpha = None
-        gen_seconds = 0.0
-        if generator is not None:
-            t0 = time.perf_counter()
-            gen_alpha = generator(image_f, trimap_f)
-            gen_seconds = time.perf_counter() - t0
-        for method in chosen:
-            t0 = time.perf_counter()
-            if method == "generator":
-                alpha = gen_alpha
-            elif method == "refined" and gate == 0:
-                # As the pipeline runs it (FrameMatter._prepare_refine): the prior-independent
-                # half of the solve in a worker thread while the generator runs, then the solve;
-                # timed end to end (generator included), so its seconds are the product's.
-                alpha = refine_overlapped(prepare_pool, generator, image_f, trimap_f, mu)
-            elif method == "refined":
-                # A gate needs the generator's alpha first: no overlap.
-                alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
-                                     weighting=ModelConfig.refine_weighting, flow=ModelConfig.refine_flow,
-                                     expand=ModelConfig.refine_expand)
-            elif method == "refined_nogen":
-                alpha = refine_alpha(image_f, trimap_f, np.full(trimap_f.shape, 0.5), mu=0.0,
-                                     flow=ModelConfig.refine_flow, expand=ModelConfig.refine_expand)
-            elif method == "refined_noflow":
-                alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
-                                     weighting=ModelConfig.refine_weighting, expand=ModelConfig.refine_expand)
-            elif method == "refined_noexpand":
-                alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
-                                     weighting=ModelConfig.refine_weighting, flow=ModelConfig.refine_flow)
-            elif method == "pipeline":
-                alpha = _run_pipeline(sample, checkpoint, device, mixed_precision)
-            elif method == "closed_form":
-                alpha = closed_form_alpha(image_f, trimap_f)
-            elif method == "pymatting_cf":
-                alpha = estimate_alpha_cf(image_f, trimap_f)
-            elif method == "refined_const":
-                alpha = refine_alpha(image_f, trimap_f, np.full(trimap_f.shape, 0.5), mu=mu)
-            else:  # refined_ramp
-                alpha = refine_alpha(image_f, trimap_f, trimap_ramp_prior(trimap_f), mu=mu)
-            seconds = time.perf_counter() - t0
-            if method in _NEEDS_GENERATOR and not (method == "refined" and gate == 0):
-                seconds += gen_seconds
-            pred = force_known(to_uint8(alpha), tri_u8)
-            if out_dir is not None:
-                (out_dir / method).mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(out_dir / method / f"{sample.name}.png"), pred)
-            s = score_all(pred, gt, tri_u8, force=False)
-            row = ImageResult(sample.name, method, s.sad, s.mse, s.grad, s.conn, seconds)
-            rows.append(row)
-            if progress is not None:
-                progress(row)
-    prepare_pool.shutdown()
+    try:
+        for sample in samples:
+            img_u8, gt, tri_u8 = load_sample(sample)
+            image_f = img_u8.astype(np.float64) / 255.0
+            trimap_f = trimap_to_float(tri_u8)
+            gen_alpha = None
+            gen_seconds = 0.0
+            if generator is not None:
+                t0 = time.perf_counter()
+                gen_alpha = generator(image_f, trimap_f)
+                gen_seconds = time.perf_counter() - t0
+            for method in chosen:
+                t0 = time.perf_counter()
+                if method == "generator":
+                    alpha = gen_alpha
+                elif method == "refined" and gate == 0:
+                    # As the pipeline runs it (FrameMatter._prepare_refine): the prior-independent
+                    # half of the solve in a worker thread while the generator runs, then the solve;
+                    # timed end to end (generator included), so its seconds are the product's.
+                    alpha = refine_overlapped(prepare_pool, generator, image_f, trimap_f, mu)
+                elif method == "refined":
+                    # A gate needs the generator's alpha first: no overlap.
+                    alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
+                                         weighting=ModelConfig.refine_weighting, flow=ModelConfig.refine_flow,
+                                         expand=ModelConfig.refine_expand)
+                elif method == "refined_nogen":
+                    alpha = refine_alpha(image_f, trimap_f, np.full(trimap_f.shape, 0.5), mu=0.0,
+                                         flow=ModelConfig.refine_flow, expand=ModelConfig.refine_expand)
+                elif method == "refined_noflow":
+                    alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
+                                         weighting=ModelConfig.refine_weighting, expand=ModelConfig.refine_expand)
+                elif method == "refined_noexpand":
+                    alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
+                                         weighting=ModelConfig.refine_weighting, flow=ModelConfig.refine_flow)
+                elif method == "pipeline":
+                    alpha = _run_pipeline(sample, checkpoint, device, mixed_precision)
+                elif method == "closed_form":
+                    alpha = closed_form_alpha(image_f, trimap_f)
+                elif method == "pymatting_cf":
+                    alpha = estimate_alpha_cf(image_f, trimap_f)
+                elif method == "refined_const":
+                    alpha = refine_alpha(image_f, trimap_f, np.full(trimap_f.shape, 0.5), mu=mu)
+                else:  # refined_ramp
+                    alpha = refine_alpha(image_f, trimap_f, trimap_ramp_prior(trimap_f), mu=mu)
+                seconds = time.perf_counter() - t0
+                if method in _NEEDS_GENERATOR and not (method == "refined" and gate == 0):
+                    seconds += gen_seconds
+                pred = force_known(to_uint8(alpha), tri_u8)
+                if out_dir is not None:
+                    (out_dir / method).mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(out_dir / method / f"{sample.name}.png"), pred)
+                s = score_all(pred, gt, tri_u8, force=False)
+                row = ImageResult(sample.name, method, s.sad, s.mse, s.grad, s.conn, seconds)
+                rows.append(row)
+                if progress is not None:
+                    progress(row)
+    finally:
+        prepare_pool.shutdown(wait=True, cancel_futures=True)
     return EvalResults(rows)
 
 
