@@ -31,7 +31,9 @@ solved exactly by a sparse LU with symmetric minimum-degree ordering and no pivo
 Cholesky; faster than pymatting's incomplete-Cholesky PCG on 800-px photos); with a prior
 (mu > 0) the factorisation is done in float32 and float64 accuracy restored by iterative
 refinement (1.3x faster). Larger systems use Jacobi-preconditioned conjugate gradients
-warm-started from the prior.
+warm-started from the prior. ``solver="pcg"`` solves the same system matrix-free in torch
+(``refine_pcg``: box-filter Laplacian products on the band's tiles, Jacobi PCG warm-started from
+the prior) on the CPU or a GPU (``device``); the pipeline uses it on CUDA.
 
 Combination options measured with bench/combine_eval.py (synthetic validation set, then
 alphamatting-dev): ``gate`` (generator-confident band pixels become known, shrinking the system)
@@ -516,7 +518,7 @@ def matting_system(image: np.ndarray, trimap: np.ndarray, *, radius: int = 1, ep
     return MattingSystem(L_uu, rhs, unknown_index, alpha_known)
 
 
-_SOLVERS = ("auto", "direct", "cg")
+_SOLVERS = ("auto", "direct", "cg", "pcg")
 
 
 def _check_solver(solver: str) -> str:
@@ -687,6 +689,7 @@ def refine_alpha(
     weighting: str = "uniform",
     flow: float = 0.0,
     expand: int = 0,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Refine an alpha estimate with a matting-Laplacian solve anchored to it.
 
@@ -695,7 +698,8 @@ def refine_alpha(
     float >= 0 per-pixel confidence in the prior (default 1 everywhere).
     mu: strength of the prior (0 = closed-form matting, large = return the prior).
     solver: ``"auto"`` (direct sparse factorisation up to ``DIRECT_MAX_UNKNOWNS`` unknowns,
-    else CG), ``"direct"`` or ``"cg"`` (Jacobi-preconditioned CG warm-started from the prior).
+    else CG), ``"direct"``, ``"cg"`` (Jacobi-preconditioned CG warm-started from the prior) or
+    ``"pcg"`` (the same system matrix-free in torch on ``device``, ``refine_pcg``).
     tol: CG relative residual; max_iter: CG iteration cap (both unused by the direct solve).
     gate / gate_erode: unknown pixels where the prior is within ``gate`` of 0 or 1 are fixed to
     0 / 1 before solving (see ``gate_trimap``); 0 = solve the whole band.
@@ -714,7 +718,8 @@ def refine_alpha(
         raise UserInputError(f"refine_alpha: prior shape {np.shape(prior)} does not match trimap {np.shape(trimap)}")
     if gate > 0.0 or gate_erode != 0:
         trimap = gate_trimap(trimap, prior, gate, gate_erode)
-    problem = prepare_refine(image, trimap, flow=flow, expand=expand, radius=radius, eps=eps)
+    problem = prepare_refine(image, trimap, flow=flow, expand=expand, radius=radius, eps=eps,
+                             solver=solver, device=device)
     return solve_refine(problem, prior, mu=mu, weight=weight, weighting=weighting, tol=tol,
                         max_iter=max_iter, solver=solver)
 
@@ -724,14 +729,16 @@ class RefineProblem:
     """Everything of one refine solve that does not depend on the prior, so it can be built
     while the generator runs (``prepare_refine``, then ``solve_refine`` with the prior).
 
-    system: the matting Laplacian over the unknown pixels left after expansion.
+    system: the matting Laplacian over the unknown pixels left after expansion: assembled
+    (``MattingSystem``) or, when prepared with ``solver="pcg"``, matrix-free
+    (``refine_pcg.MatrixFreeSystem``, solved by PCG whatever ``solve_refine``'s solver says).
     flow_weight: (n_u,) float64, flow * eta per unknown pixel (zeros when flow is off).
     flow_alpha: (n_u,) float64 in [0, 1], the sampled alpha estimate per unknown pixel.
     factor: optional DirectSolver of L_uu + diag(factor_mu + flow_weight), the system matrix of
     a uniform prior of strength factor_mu, factorised in advance (``prepare_refine(mu=...)``).
     """
 
-    system: MattingSystem
+    system: "MattingSystem | MatrixFreeSystem"
     flow_weight: np.ndarray
     flow_alpha: np.ndarray
     factor: Optional["DirectSolver"] = None
@@ -740,14 +747,22 @@ class RefineProblem:
 
 def prepare_refine(
     image: np.ndarray, trimap: np.ndarray, *, flow: float = 0.0, expand: int = 0, radius: int = 1,
-    eps: float = 1e-7, mu: Optional[float] = None,
+    eps: float = 1e-7, mu: Optional[float] = None, solver: str = "auto", device: str = "cpu",
 ) -> RefineProblem:
     """The prior-independent part of ``refine_alpha``: known-region expansion, the sampling flow
     and the matting Laplacian. image: (H, W, 3) float in [0, 1]; trimap: (H, W) float in [0, 1];
     flow / expand / radius / eps as in ``refine_alpha``.
     mu: when given (> 0), also factorise the system matrix for a uniform prior of that strength:
     with uniform weights the matrix does not depend on the prior, only the right-hand side does,
-    so the factorisation (most of the solve) can run while the generator runs too."""
+    so the factorisation (most of the solve) can run while the generator runs too.
+    solver: ``"pcg"`` prepares the matrix-free system on ``device`` instead (no assembly, no
+    factorisation; mu unused); anything else the assembled one."""
+    if _check_solver(solver) == "pcg":
+        build = _matrix_free_builder(radius, eps, device)
+    else:
+        def build(img: np.ndarray, tri: np.ndarray):
+            return matting_system(img, tri, radius=radius, eps=eps)
+
     if not flow >= 0:
         raise UserInputError(f"refine_alpha: flow must be >= 0, got {flow!r}")
     if expand < 0:
@@ -760,24 +775,35 @@ def prepare_refine(
         trimap = expand_known(image, trimap, radius=int(expand))
     unknown = trimap_regions(trimap)[2]
     if not (flow > 0 and unknown.any()):
-        system = matting_system(image, trimap, radius=radius, eps=eps)
+        system = build(image, trimap)
         n_u = system.unknown_index.size
         return _with_factor(RefineProblem(system, np.zeros(n_u), np.zeros(n_u)), mu)
     # The sampling flow and the Laplacian are independent and both spend their time in numpy /
     # scipy kernels that release the GIL, so they run side by side.
     with ThreadPoolExecutor(1, thread_name_prefix="sampling-flow") as pool:
         sampled = pool.submit(sampling_flow, image, sample_trimap, only=unknown)
-        system = matting_system(image, trimap, radius=radius, eps=eps)
+        system = build(image, trimap)
         alpha_s, eta = sampled.result()
     u = system.unknown_index
     return _with_factor(RefineProblem(system, flow * eta.ravel()[u], alpha_s.ravel()[u]), mu)
+
+
+def _matrix_free_builder(radius: int, eps: float, device: str):
+    from .refine_pcg import matrix_free_system
+
+    def build(image: np.ndarray, trimap: np.ndarray):
+        img, tri = _check_inputs(image, trimap, radius, eps)
+        fg, _bg, unknown = trimap_regions(tri)
+        return matrix_free_system(img, fg, unknown, radius=radius, eps=eps, device=device)
+
+    return build
 
 
 def _with_factor(problem: RefineProblem, mu: Optional[float]) -> RefineProblem:
     """``problem`` with its uniform-prior system factorised (see ``prepare_refine``), or as is
     when mu is None / 0, the system is empty or too large to factor, or factorisation fails."""
     n_u = problem.system.unknown_index.size
-    if not mu or mu <= 0 or n_u == 0 or n_u > DIRECT_MAX_UNKNOWNS:
+    if not mu or mu <= 0 or n_u == 0 or n_u > DIRECT_MAX_UNKNOWNS or not isinstance(problem.system, MattingSystem):
         return problem
     A = (problem.system.L_uu + sp.diags(mu + problem.flow_weight, format="csr")).tocsr()
     try:
@@ -800,7 +826,8 @@ def solve_refine(
 ) -> np.ndarray:
     """The prior-dependent part of ``refine_alpha``: solve a prepared problem with ``prior``
     ((H, W) float in [0, 1]) as the data term of strength ``mu`` (per-pixel ``weight``,
-    ``weighting``, solver options as in ``refine_alpha``). Returns (H, W) float32 in [0, 1]."""
+    ``weighting``, solver options as in ``refine_alpha``; a problem prepared matrix-free is
+    solved by PCG). Returns (H, W) float32 in [0, 1]."""
     if not mu >= 0:
         raise UserInputError(f"refine_alpha: mu must be >= 0, got {mu!r}")
     system = problem.system
@@ -823,17 +850,33 @@ def solve_refine(
     if system.unknown_index.size == 0:
         return _assemble(system, np.zeros(0), (h, w))
     prior_u = np.clip(pr.ravel()[system.unknown_index], 0.0, 1.0)
+    if problem.flow_weight.any():
+        # mu*w*(a - p)^2 + flow*eta*(a - s)^2 as one data term, so the solver is unchanged.
+        wt, prior_u = combine_priors(mu * wt, prior_u, problem.flow_weight, problem.flow_alpha)
+        mu = 1.0
+    if not isinstance(system, MattingSystem):
+        return _assemble(system, _solve_matrix_free(system, mu * wt, prior_u, tol, max_iter), (h, w))
+    if _check_solver(solver) == "pcg":
+        raise UserInputError("refine: solver 'pcg' needs a problem prepared with prepare_refine(..., solver='pcg')")
     # A factorisation made in advance serves the direct solver: exactly when the data-term
     # diagonal is the one it was made for, as a CG preconditioner when it is close (per-pixel
     # weights such as the temporal prior's).
     factor = problem.factor if _check_solver(solver) != "cg" else None
     factor_diag = problem.factor_mu + problem.flow_weight if factor is not None else None
-    if problem.flow_weight.any():
-        # mu*w*(a - p)^2 + flow*eta*(a - s)^2 as one data term, so the solver is unchanged.
-        wt, prior_u = combine_priors(mu * wt, prior_u, problem.flow_weight, problem.flow_alpha)
-        mu = 1.0
     x = _solve(system, mu, prior_u, wt, prior_u.copy(), tol, max_iter, _check_solver(solver), factor, factor_diag)
     return _assemble(system, x, (h, w))
+
+
+def _solve_matrix_free(system, d: np.ndarray, prior_u: np.ndarray, tol: float, max_iter: int,
+                       x0: Optional[np.ndarray] = None) -> np.ndarray:
+    """PCG on a ``refine_pcg.MatrixFreeSystem``: (L_UU + diag(d)) a = -L_UK a_K + d prior_u,
+    warm-started from x0 (default prior_u: the generator's alpha blended with the other data
+    terms' targets, i.e. with temporal fusion on, the warped previous frame's solution wherever
+    that term is trusted). Returns (n_u,) float64 numpy."""
+    from .refine_pcg import solve_pcg
+
+    res = solve_pcg(system.operator, d, prior_u, x0=prior_u if x0 is None else x0, rtol=tol, max_iter=max_iter)
+    return res.x.double().cpu().numpy()
 
 
 def closed_form_alpha(
@@ -845,6 +888,7 @@ def closed_form_alpha(
     tol: float = 1e-7,
     max_iter: int = 10000,
     solver: str = "auto",
+    device: str = "cpu",
 ) -> np.ndarray:
     """Closed-form matting (Levin et al.): the refinement solve with no prior (mu = 0).
 
@@ -852,11 +896,16 @@ def closed_form_alpha(
     ``refine_alpha``; CG starts from 0.5 in the unknown region. Returns (H, W) float32 in [0, 1]; known pixels exactly 0 / 1. Matches
     ``pymatting.estimate_alpha_cf`` (same Laplacian, same tolerance) up to solver round-off.
     """
-    system = matting_system(image, trimap, radius=radius, eps=eps)
+    if _check_solver(solver) == "pcg":
+        system = _matrix_free_builder(radius, eps, device)(image, trimap)
+    else:
+        system = matting_system(image, trimap, radius=radius, eps=eps)
     h, w = system.alpha_known.shape
     n_u = system.unknown_index.size
     if n_u == 0:
         return _assemble(system, np.zeros(0), (h, w))
     x0 = np.full(n_u, 0.5)
+    if solver == "pcg":
+        return _assemble(system, _solve_matrix_free(system, np.zeros(n_u), x0, tol, max_iter, x0), (h, w))
     x = _solve(system, 0.0, x0, np.ones(n_u), x0, tol, max_iter, _check_solver(solver))
     return _assemble(system, x, (h, w))

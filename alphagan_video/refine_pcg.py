@@ -39,7 +39,10 @@ import torch
 
 from .errors import UserInputError
 
-__all__ = ["MattingOperator", "PCGResult", "pcg", "solve_pcg", "DEFAULT_RTOL", "DEFAULT_TILE"]
+__all__ = [
+    "MattingOperator", "MatrixFreeSystem", "matrix_free_system", "PCGResult", "pcg", "solve_pcg",
+    "DEFAULT_RTOL", "DEFAULT_TILE",
+]
 
 # Tile side in px: halos add (1 + 4r/tile)^2 of work (1.13x at r = 1), smaller tiles follow a
 # thin band more closely. 32 px keeps both small for hair-like bands.
@@ -245,6 +248,32 @@ _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
 @dataclass(frozen=True)
+class MatrixFreeSystem:
+    """The matrix-free counterpart of ``refine.MattingSystem`` (same unknown order).
+
+    operator: the MattingOperator (L_UU products, diag(L_UU), rhs_known = -L_UK a_K).
+    unknown_index: (n_u,) int64 numpy flat indices (row-major) of the unknown pixels.
+    alpha_known: (H, W) float64 numpy, 1 on fg, 0 elsewhere.
+    """
+
+    operator: MattingOperator
+    unknown_index: np.ndarray
+    alpha_known: np.ndarray
+
+
+def matrix_free_system(
+    image: np.ndarray, fg: np.ndarray, unknown: np.ndarray, *, radius: int = 1, eps: float = 1e-7,
+    device: Union[str, torch.device] = "cpu", dtype: Optional[torch.dtype] = None,
+) -> MatrixFreeSystem:
+    """image: (H, W, 3) float in [0, 1]; fg, unknown: (H, W) bool (``refine.trimap_regions``).
+    dtype None = ``default_dtype(device)``."""
+    alpha_known = np.asarray(fg, dtype=np.float64)
+    op = MattingOperator(image, unknown, alpha_known, radius=radius, eps=eps, device=device,
+                         dtype=default_dtype(device) if dtype is None else dtype)
+    return MatrixFreeSystem(op, op.unknown_index, alpha_known)
+
+
+@dataclass(frozen=True)
 class PCGResult:
     """x: (n,) solution (torch, the operator's dtype); iterations: CG steps taken;
     relative_residual: |b - A x| / |b| at exit (the recursion's estimate); converged: it reached rtol."""
@@ -326,7 +355,9 @@ def solve_pcg(
 
 
 def default_dtype(device: Union[str, torch.device]) -> torch.dtype:
-    """float32 on accelerators (the accuracy target holds there, bench/refine_solvers.py),
-    float64 on the CPU."""
-    return torch.float64 if torch.device(device).type == "cpu" else torch.float32
+    """float64 on every device. float32 products lose too much to cancellation in near-flat
+    windows (Delta_k^-1 up to n / eps = 9e7): with the product's weak prior (smallest
+    eigenvalue ~ refine_mu = 3e-5 against |L| ~ 9) PCG stagnates or diverges on the dev photos
+    (bench/refine_solvers.py prints the float32 column)."""
+    return torch.float64
 
