@@ -2,22 +2,98 @@
 
 Used for everything a reader may open while it is being (re)written: generator checkpoints,
 training checkpoints, farm job manifests and segment records.
+
+Every temporary this package writes beside a target (these, the video writer's and the farm
+assembly's) is named by ``temp_name``: hidden, with the writing process's PID, a random token and
+the marker ``alphagan@HOST``. A process killed with SIGKILL cannot remove its temporary;
+``remove_stale_temporaries`` (called by the CLI before each run into a folder) deletes those whose
+process, on this host, is gone.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import socket
 from typing import IO, Iterator, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: The marker in every temporary's name (followed by ``@HOST``).
+TEMP_MARKER = "alphagan"
+
+_TEMP_RE = re.compile(
+    r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-(?P<token>[0-9a-f]{8,16})-" + TEMP_MARKER
+    + r"@(?P<host>[A-Za-z0-9_]+)(?P<suffix>(?:\.[A-Za-z0-9]+)*)$"
+)
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname() or "localhost")[:64] or "localhost"
+
+
+def temp_name(name: str, suffix: str = "") -> str:
+    """Hidden temporary name for ``name`` in the same folder: ``.NAME.tmp-PID-TOKEN-alphagan@HOST SUFFIX``.
+
+    ``suffix`` (e.g. ``".mov"``) ends the name so muxers pick the format from it."""
+    return f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}-{TEMP_MARKER}@{_host()}{suffix}"
+
+
+def parse_temp_name(name: str) -> Optional[tuple[int, str]]:
+    """(pid, host) of a name made by ``temp_name``, else None."""
+    m = _TEMP_RE.match(name)
+    return (int(m.group("pid")), m.group("host")) if m else None
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else (or cannot tell): keep its files
+    return True
+
+
+def remove_stale_temporaries(directory: PathLike) -> list[tuple[str, int]]:
+    """Delete temporaries (``temp_name``) in ``directory`` left by processes of this host that are gone.
+
+    Files and folders (sequence temporaries) alike. Temporaries of running processes and of
+    other hosts (a shared farm folder) are kept. Returns [(path, pid), ...] of what was removed;
+    a folder that cannot be listed gives []."""
+    import shutil
+
+    directory = os.fspath(directory) or "."
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    host = _host()
+    removed = []
+    for name in sorted(names):
+        parsed = parse_temp_name(name)
+        if parsed is None or parsed[1] != host or _process_alive(parsed[0]):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except OSError:
+            continue
+        removed.append((path, parsed[0]))
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "wb", *, encoding: Optional[str] = None) -> Iterator[IO]:
     """Open a new temporary file beside ``path`` for writing; on a clean exit make it ``path``.
 
-    The temporary file is ``.<name>.<random>.tmp`` in ``path``'s directory (same file system, so the
+    The temporary file is ``temp_name(<name>, ".tmp")`` in ``path``'s directory (same file system, so the
     rename is atomic) and is created with the usual permissions (0o666 minus the umask), like a
     plain ``open(path, "w")``. When the ``with`` block ends normally the file is flushed, fsynced
     and renamed over ``path``: readers see the old content or the new, never a part. When the block
@@ -32,7 +108,7 @@ def atomic_write(path: PathLike, mode: str = "wb", *, encoding: Optional[str] = 
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write: mode {mode!r} is not supported; use 'wb' or 'w'")
     directory, name = os.path.split(os.fspath(path))
-    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(directory, temp_name(name, ".tmp"))
     # O_EXCL: never share a temporary with a concurrent writer; 0o666: the umask applies.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:

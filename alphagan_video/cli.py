@@ -1,14 +1,23 @@
 """Command line: ``alphagan-video INPUT -o OUTPUT [options]`` plus ``info``.
 
-This is the only module that turns errors into exit codes:
-0 success, 2 bad usage or bad input (UserInputError), 1 internal error, 130 interrupted.
-Errors print one line naming the file and the problem; ``--debug`` adds the traceback.
+This is the only module that turns errors into exit codes (README "Errors, exit codes and files
+left behind"): 0 success; 2 bad usage, bad input or an unusable environment (UserInputError:
+unwritable or full output location, missing encoder, over the pixel or memory budget); 1 only for
+our own bugs; 130 Ctrl-C (SIGINT); 143 SIGTERM. Errors print one line naming the file and the
+problem; ``--debug`` adds the traceback.
+
+Fail fast: every check that needs no model (paths, extensions, output kinds, mask specs, an
+existing output, job files, frame sizes against ``--max-pixels``) runs in ``_preflight`` before
+torch or the model is imported, and this module imports nothing heavy at import time, so
+``alphagan-video info`` and bad invocations answer in well under a second or two.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import json
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -18,7 +27,7 @@ import click
 
 from alphagan_video import __version__
 from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, TemporalConfig, TrimapConfig
-from alphagan_video.errors import AlphaGANVideoError, UserInputError
+from alphagan_video.errors import AlphaGANVideoError, ResourceLimitError, Terminated, UserInputError
 
 OUTPUT_HELP = """\b
 Outputs (by OUTPUT extension and --output-kind):
@@ -34,13 +43,94 @@ foreground = decontaminated foreground colour, no alpha; composite = over --back
 """
 
 
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+
+
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM -> ``Terminated`` in the main thread: the same cleanup as Ctrl-C, exit 143.
+
+    Raised once: a second SIGTERM during the cleanup is ignored so the cleanup can finish."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated("terminated")
+
+
+def _install_signal_handlers() -> None:
+    """SIGTERM raises ``Terminated``; SIGINT raises KeyboardInterrupt (Python's default, restored
+    if a host application changed it). Only from the main thread (``signal`` requires it)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _inductor_cache_dir() -> Optional[str]:
+    """torch's default inductor cache folder, ``$TMPDIR/torchinductor_<user>`` (as torch names it)."""
+    import getpass
+    import re
+    import tempfile
+
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        return None
+    try:
+        user = re.sub(r'[\\/:*?"<>|]', "_", getpass.getuser())
+    except (KeyError, OSError, ImportError):
+        return None
+    return os.path.join(tempfile.gettempdir(), "torchinductor_" + user)
+
+
+def _interrupted(exc: BaseException, message: str, debug: bool) -> None:
+    """Report an interruption and exit 143 (SIGTERM) or 130 (Ctrl-C)."""
+    if isinstance(exc, Terminated):
+        _fail(message.replace("interrupted", "terminated", 1), EXIT_SIGTERM, debug)
+    _fail(message, EXIT_SIGINT, debug)
+
+
 class _DefaultCommandGroup(click.Group):
-    """A group whose default command is ``run``: ``alphagan-video IN -o OUT`` == ``alphagan-video run IN -o OUT``."""
+    """A group whose default command is ``run``: ``alphagan-video IN -o OUT`` == ``alphagan-video run IN -o OUT``.
+
+    It is also the safety net of the exit-code taxonomy: an interruption or an error that escapes
+    a command's own mapping (e.g. raised while a command imports its modules) still becomes one
+    line on stderr and exit 130/143, 2 or 1, never click's "Aborted!" or a traceback."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["run", *args]
+        ctx.meta["alphagan_debug"] = "--debug" in args
         return super().parse_args(ctx, args)
+
+    def main(self, *args, **kwargs):
+        _install_signal_handlers()
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        debug = bool(ctx.meta.get("alphagan_debug"))
+        inductor_dir = _inductor_cache_dir()
+        inductor_existed = inductor_dir is None or os.path.lexists(inductor_dir)
+        try:
+            return self._invoke(ctx, debug)
+        finally:
+            if not inductor_existed:
+                # Importing torchvision creates an empty $TMPDIR/torchinductor_<user>/; remove it
+                # when this run created it and left it empty (a --compile run fills it: kept).
+                with contextlib.suppress(OSError):
+                    os.rmdir(inductor_dir)
+
+    def _invoke(self, ctx: click.Context, debug: bool):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit, BrokenPipeError):
+            raise  # click's own handling (BrokenPipeError: stdout closed by a pager, exit 1 quietly)
+        except KeyboardInterrupt as exc:
+            _interrupted(exc, "interrupted; no output was written", debug)
+        except UserInputError as exc:
+            _fail(str(exc), EXIT_USAGE, debug)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: our bug, exit 1
+            _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                  EXIT_INTERNAL, debug)
 
 
 def _parse_box(value: Optional[str]) -> Optional[tuple[float, float, float, float]]:
@@ -95,9 +185,10 @@ def _exit_codes(debug: bool, interrupted: str = "interrupted",
                 before_exit: Optional[Callable[[], None]] = None) -> Iterator[None]:
     """Turn an error raised in the block into one line on stderr and the CLI's exit code.
 
-    2: bad usage or input (click.BadParameter, UserInputError); 1: other AlphaGANVideoError and
-    internal errors; 130: Ctrl-C (message ``interrupted``). ``before_exit`` runs first (e.g. to
-    close a progress bar).
+    2: bad usage or input (click.BadParameter, UserInputError, MemoryError); 1: other
+    AlphaGANVideoError and internal errors; 130: Ctrl-C (message ``interrupted``); 143: SIGTERM
+    (``Terminated``, message ``terminated...``). ``before_exit`` runs first (e.g. to close a
+    progress bar).
     """
     def fail(message: str, code: int) -> None:
         if before_exit is not None:
@@ -107,15 +198,20 @@ def _exit_codes(debug: bool, interrupted: str = "interrupted",
     try:
         yield
     except click.BadParameter as exc:
-        fail(str(exc), 2)
+        fail(str(exc), EXIT_USAGE)
+    except Terminated:
+        fail(interrupted.replace("interrupted", "terminated", 1), EXIT_SIGTERM)
     except KeyboardInterrupt:
-        fail(interrupted, 130)
+        fail(interrupted, EXIT_SIGINT)
     except UserInputError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), EXIT_USAGE)
+    except MemoryError:
+        fail("out of memory; lower --batch-size or --max-pixels, or use a machine with more memory",
+             EXIT_USAGE)
     except AlphaGANVideoError as exc:
-        fail(str(exc), 1)
+        fail(str(exc), EXIT_INTERNAL)
     except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
-        fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1)
+        fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", EXIT_INTERNAL)
 
 
 # --------------------------------------------------------------------------- shared pipeline options
@@ -186,6 +282,32 @@ _PIPELINE_OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
 }
 
 
+def _parse_max_pixels(ctx, param, value: Optional[str]) -> Optional[int]:
+    """``--max-pixels N`` or ``WxH`` -> pixels per frame (None: the default budget)."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    try:
+        if "x" in text:
+            w, h = (int(v) for v in text.split("x"))
+            n = w * h
+            if w < 1 or h < 1:
+                raise ValueError
+        else:
+            n = int(text)
+    except ValueError:
+        raise click.BadParameter(f"--max-pixels {value!r}: expected a pixel count or WxH, e.g. 8192x8192") from None
+    if n < 1:
+        raise click.BadParameter(f"--max-pixels {value!r}: must be at least 1 pixel")
+    return n
+
+
+_max_pixels_option = click.option(
+    "--max-pixels", "max_pixels", default=None, callback=_parse_max_pixels, metavar="N|WxH",
+    help="Pixel budget per frame (default 8192x8192): larger inputs are refused from their declared size, "
+         "before anything is decoded.")
+
+
 def _pipeline_options(*names: str, without: tuple[str, ...] = (), help: Optional[dict[str, str]] = None):
     """Decorator: add the shared pipeline options ``names`` (all when none are named) minus ``without``.
 
@@ -232,18 +354,182 @@ def main() -> None:
               help="Chunk mode for render farms: warm up on K frames before A (temporal state, mask "
                    "propagation) and align batches with an unchunked run; only A..B are written.")
 @_pipeline_options("no_audio")
+@_max_pixels_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write what was done as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def run_command(input_path: str, output_path: str, frame_range, context, quiet, json_report, debug, **opts) -> None:
+def run_command(input_path: str, output_path: str, frame_range, context, max_pixels, quiet, json_report, debug,
+                **opts) -> None:
     """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
-    try:
+    with _exit_codes(debug, "interrupted; no output was written"):
         cfg = _build_config(**opts)
         frames = _parse_frame_range(frame_range)
-    except click.BadParameter as exc:
-        _fail(str(exc), 2, debug)
+        # Checked first: a report that cannot be written must not fail the run after the output exists.
+        if json_report is not None and not json_report.parent.is_dir():
+            raise UserInputError(f"--json-report {json_report}: directory {json_report.parent} does not exist")
+        if context is not None and context < 0:
+            raise UserInputError(f"--context {context}: must be 0 or more frames")
+        cfg = _preflight(input_path, output_path, cfg, max_pixels=max_pixels, warn=not quiet)
     _run(input_path, output_path, cfg, frames=frames, quiet=quiet, json_report=json_report, debug=debug,
-         context=context)
+         context=context, max_pixels=max_pixels)
+
+
+# --------------------------------------------------------------------------- fail fast (issue 14)
+
+#: Coarse-mask source names (``masks.MASK_SOURCES``, which imports torch; a test keeps them equal).
+MASK_SOURCE_NAMES = ("person", "sam", "chroma", "plate", "file")
+_MASK_NEEDS_PATH = ("plate", "file")
+
+#: Peak resident memory of a CPU run: BASE bytes (interpreter, torch, model, mask model), plus
+#: FIXED bytes per pixel of the frame whatever the batch (refinement, temporal state, queues),
+#: plus PER_FRAME bytes per pixel of each frame in a batch (decode, generator activations,
+#: foreground, encode). Measured with /usr/bin/time on a 2-core CPU machine, default settings
+#: with refinement, chroma mask: 640x360 batch 1: 1.15 GB, batch 4: 1.56 GB; 1280x720 batch 1:
+#: 1.96 GB. The model (0.9 GiB + 600 + 600 x batch bytes per pixel) is at or above each.
+MEMORY_BASE_BYTES = 900 * 2**20
+MEMORY_FIXED_PER_PIXEL = 600
+MEMORY_PER_FRAME_PIXEL = 600
+
+
+def _check_config(cfg: PipelineConfig) -> None:
+    """Option values that are wrong whatever the input (the library checks them again later)."""
+    if cfg.model.batch_size < 1:
+        raise UserInputError(f"--batch-size {cfg.model.batch_size}: must be at least 1")
+    if not 0.0 <= cfg.temporal.strength <= 1.0:
+        raise UserInputError(f"--temporal-strength {cfg.temporal.strength}: must be between 0 and 1")
+    if cfg.trimap.band_px is not None and cfg.trimap.band_px < 1:
+        raise UserInputError(f"--trimap-band {cfg.trimap.band_px}: must be at least 1 pixel")
+    for option, path in (("--checkpoint", cfg.model.checkpoint), ("--prompts", cfg.mask.prompts_json)):
+        if path is not None and not Path(path).is_file():
+            what = "is not a file" if Path(path).exists() else "not found"
+            raise UserInputError(f"{option} {path}: {what}; pass an existing file")
+    if cfg.trimap.trimap_path is not None:
+        return  # the mask source is not used
+    spec = cfg.mask.source
+    name, sep, arg = (spec or "").strip().partition(":")
+    name = name.strip().lower()
+    from alphagan_video.errors import MaskSourceError
+
+    if name not in MASK_SOURCE_NAMES:
+        raise MaskSourceError(f"--mask {spec!r}: unknown mask source; use one of "
+                              "person, sam, chroma, plate:PATH, file:PATH")
+    if name in _MASK_NEEDS_PATH and not arg:
+        raise MaskSourceError(f"--mask {spec!r}: {name} needs a path; use --mask {name}:PATH")
+    if name not in _MASK_NEEDS_PATH and sep:
+        raise MaskSourceError(f"--mask {spec!r}: {name} takes no argument; use --mask {name}")
+    if name == "sam" and cfg.mask.sam_checkpoint is not None and not Path(cfg.mask.sam_checkpoint).is_file():
+        raise UserInputError(f"--sam-checkpoint {cfg.mask.sam_checkpoint}: not found; pass the official "
+                             "segment-anything checkpoint (.pth)")
+
+
+def _check_side_input(path: str, what: str, info, max_pixels: Optional[int]) -> None:
+    """A mask, plate or trimap medium: readable, within the pixel budget (sizes are checked by its reader)."""
+    from alphagan_video.errors import InputMediaError, MaskSourceError
+    from alphagan_video.io.reader import open_input
+
+    try:
+        with open_input(path, max_pixels=max_pixels):
+            pass
+    except InputMediaError as exc:
+        raise MaskSourceError(f"{what}: {exc}") from None
+
+
+def _available_memory() -> Optional[int]:
+    """Bytes this process can still allocate: MemAvailable, a cgroup limit, RLIMIT_AS (the smallest)."""
+    found = []
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    with contextlib.suppress(OSError, ValueError):
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as fh:
+                found.append(int(limit) - int(fh.read().strip()))
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            found.append(soft)
+    return min(found) if found else None
+
+
+def estimate_peak_memory(width: int, height: int, batch_size: int) -> int:
+    """Estimated peak resident bytes of a CPU run at this frame size and batch size."""
+    pixels = width * height
+    return MEMORY_BASE_BYTES + MEMORY_FIXED_PER_PIXEL * pixels + MEMORY_PER_FRAME_PIXEL * pixels * batch_size
+
+
+def _fit_batch(cfg: PipelineConfig, width: int, height: int, *, adjustable: bool,
+               warn: bool, available: Optional[int] = None) -> PipelineConfig:
+    """Lower the batch size (with a message) when its estimated peak memory exceeds what is
+    available; refuse (ResourceLimitError) when even one frame does not fit or the batch size is
+    fixed (farm jobs: it sets the chunk grid)."""
+    available = _available_memory() if available is None else available
+    batch = cfg.model.batch_size
+    if available is None or estimate_peak_memory(width, height, batch) <= available:
+        return cfg
+    gib = lambda n: f"{n / 2**30:.1f} GiB"  # noqa: E731
+    pixels = width * height
+    fits = max(0, (available - MEMORY_BASE_BYTES - MEMORY_FIXED_PER_PIXEL * pixels)
+               // max(1, MEMORY_PER_FRAME_PIXEL * pixels))
+    if fits < 1 or not adjustable:
+        raise ResourceLimitError(
+            f"{width}x{height} frames at batch size {batch} need about "
+            f"{gib(estimate_peak_memory(width, height, batch))} of memory, {gib(available)} is available"
+            + ("; lower --batch-size" if fits >= 1 else "; scale the input down or use a machine with more memory")
+        )
+    if warn:
+        click.echo(f"alphagan-video: note: --batch-size lowered from {batch} to {fits}: {width}x{height} frames at "
+                   f"batch size {batch} need about {gib(estimate_peak_memory(width, height, batch))} of memory, "
+                   f"{gib(available)} is available", err=True)
+    model = dataclasses.replace(cfg.model, batch_size=int(fits), auto_batch=False)
+    return dataclasses.replace(cfg, model=model)
+
+
+def _remove_stale(directory: str, warn: bool) -> None:
+    """Remove temporaries of killed runs (their process is gone) from ``directory`` and say so."""
+    from alphagan_video._atomic import remove_stale_temporaries
+
+    for path, pid in remove_stale_temporaries(directory):
+        if warn:
+            click.echo(f"alphagan-video: note: removed {path}, a temporary left by process {pid}, "
+                       "which is no longer running", err=True)
+
+
+def _preflight(input_path: str, output_path: Optional[str], cfg: PipelineConfig, *, max_pixels: Optional[int],
+               warn: bool = True, adjustable_batch: bool = True, check_output: bool = True) -> PipelineConfig:
+    """Every check that needs no model, before torch is imported (fail in well under a second).
+
+    Options, mask spec and side files; INPUT probed (frame 0 decoded, the declared frame size
+    checked against ``max_pixels`` first); OUTPUT: extension, kind, codec, folder, existing file;
+    ``--trimap-band`` against the frame; the batch size against the memory available (lowered
+    with a message, or refused). Stale temporaries of killed runs beside OUTPUT are removed.
+    Returns the config to run (batch size possibly lowered)."""
+    from alphagan_video.io.reader import open_input
+    from alphagan_video.io.writer import check_output as check_output_target
+
+    _check_config(cfg)
+    with open_input(input_path, max_pixels=max_pixels) as reader:
+        info = reader.info
+    band = cfg.trimap.band_px
+    if band is not None and band > max(info.width, info.height):
+        raise UserInputError(f"--trimap-band {band}: wider than the {info.width}x{info.height} frame; "
+                             f"give at most {max(info.width, info.height)} pixels")
+    if cfg.trimap.trimap_path is not None:
+        _check_side_input(str(cfg.trimap.trimap_path), f"--trimap {cfg.trimap.trimap_path}", info, max_pixels)
+    else:
+        name, _, arg = cfg.mask.source.strip().partition(":")
+        if name.strip().lower() in _MASK_NEEDS_PATH:
+            _check_side_input(arg, f"--mask {cfg.mask.source}", info, max_pixels)
+    if output_path is not None:
+        _remove_stale(os.path.dirname(os.path.abspath(output_path)), warn)
+        if check_output:
+            check_output_target(output_path, info, cfg.output)
+    return _fit_batch(cfg, info.width, info.height, adjustable=adjustable_batch, warn=warn)
 
 
 def _build_config(
@@ -297,9 +583,8 @@ def _parse_frame_range(value: Optional[str]) -> Optional[tuple[int, int]]:
 
 
 def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Optional[tuple[int, int]], quiet: bool,
-         json_report: Optional[Path], debug: bool, context: Optional[int] = None) -> None:
-    from alphagan_video.pipeline import matte_video
-
+         json_report: Optional[Path], debug: bool, context: Optional[int] = None,
+         max_pixels: Optional[int] = None) -> None:
     bar = None
 
     def progress(done: int, total: Optional[int]) -> None:
@@ -317,11 +602,12 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
             bar.close()
 
     with _exit_codes(debug, "interrupted; no output was written", before_exit=close_bar):
-        # Checked first: a report that cannot be written must not fail the run after the output exists.
-        if json_report is not None and not json_report.parent.is_dir():
-            raise UserInputError(f"--json-report {json_report}: directory {json_report.parent} does not exist")
-        report = matte_video(input_path, output_path, cfg, progress=progress, frame_range=frames,
-                             context=context)
+        from alphagan_video.io.reader import pixel_budget
+        from alphagan_video.pipeline import matte_video  # torch: imported inside the exit-code mapping
+
+        with pixel_budget(max_pixels):
+            report = matte_video(input_path, output_path, cfg, progress=progress, frame_range=frames,
+                                 context=context)
         close_bar()
         if json_report is not None:
             json_report.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
@@ -339,14 +625,22 @@ def info_command() -> None:
 
 
 def collect_info() -> list[str]:
+    """The ``info`` lines. Lazy: torch and the model are not imported (torch's version comes from
+    its package metadata, CUDA from the driver, the weights from the safetensors header), so
+    ``info`` answers in about a second."""
     import av
-    import torch
 
+    torch_mod = sys.modules.get("torch")
+    if torch_mod is not None:
+        torch_version = torch_mod.__version__
+        cuda = [torch_mod.cuda.get_device_name(i) for i in range(torch_mod.cuda.device_count())] \
+            if torch_mod.cuda.is_available() else []
+    else:
+        torch_version, cuda_build = _torch_build()
+        cuda = _cuda_devices() if cuda_build else []
     lines = [f"alphagan-video {__version__}", f"python {sys.version.split()[0]}",
-             f"torch {torch.__version__} (CUDA available: {torch.cuda.is_available()}"
-             + (f", {torch.cuda.device_count()} device(s): "
-                + ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-                if torch.cuda.is_available() else "") + ")",
+             f"torch {torch_version} (CUDA available: {bool(cuda)}"
+             + (f", {len(cuda)} device(s): " + ", ".join(cuda) if cuda else "") + ")",
              f"PyAV {av.__version__}, FFmpeg {getattr(av, 'ffmpeg_version_info', 'unknown')}"]
     encoders = []
     for name in ("prores_ks", "prores_aw", "ffv1", "png", "exr", "libx264", "libx265", "libvpx-vp9"):
@@ -356,14 +650,82 @@ def collect_info() -> list[str]:
         except Exception:  # noqa: BLE001 - absent encoder
             pass
     lines.append("encoders: " + ", ".join(encoders))
-    try:
-        from alphagan_video.model import DEFAULT_WEIGHTS_PATH, load_generator
-
-        _, meta = load_generator(None)
-        lines.append(f"model weights: {DEFAULT_WEIGHTS_PATH} (variant {meta.variant}, norm {meta.norm}, sha256 {meta.sha256})")
-    except AlphaGANVideoError as exc:
-        lines.append(f"model weights: unavailable ({exc})")
+    lines.append("model weights: " + _describe_default_weights())
     return lines
+
+
+def _torch_build() -> tuple[str, bool]:
+    """(torch.__version__, built with CUDA) read from torch/version.py without importing torch."""
+    import importlib.metadata
+    import importlib.util
+    import re
+
+    try:
+        spec = importlib.util.find_spec("torch")
+        text = Path(next(iter(spec.submodule_search_locations)), "version.py").read_text()
+        version = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)", text, re.M).group(1)
+        cuda = re.search(r"^cuda\s*(?::[^=]*)?=\s*(None|['\"][^'\"]*['\"])", text, re.M)
+        return version, bool(cuda and cuda.group(1) != "None")
+    except (AttributeError, ImportError, OSError, StopIteration, TypeError, ValueError):
+        try:
+            return importlib.metadata.version("torch"), True
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed", False
+
+
+def _default_weights_path() -> Path:
+    # = alphagan_video.model.DEFAULT_WEIGHTS_PATH, without importing torch (a test keeps them equal).
+    return Path(__file__).resolve().parent / "model" / "weights" / "alphagan_default.safetensors"
+
+
+def _describe_default_weights() -> str:
+    """``PATH (variant V, norm N, sha256 H)`` from the safetensors header, or ``unavailable (why)``."""
+    import hashlib
+    import struct
+
+    path = _default_weights_path()
+    try:
+        with open(path, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            if not 2 <= size <= 100 * 2**20:
+                raise ValueError("bad header size")
+            header = json.loads(fh.read(size))
+        meta = header.get("__metadata__") or {}
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        return f"unavailable (checkpoint file not found: {path})"
+    except (OSError, ValueError, struct.error, AttributeError) as exc:
+        return f"unavailable (cannot read {path}: {exc})"
+    if not meta.get("variant"):
+        return f"unavailable ({path} does not record its variant)"
+    return f"{path} (variant {meta['variant']}, norm {meta.get('norm', 'gn')}, sha256 {digest.hexdigest()[:12]})"
+
+
+def _cuda_devices() -> list[str]:
+    """Names of the CUDA devices the driver reports (libcuda through ctypes); [] without a driver."""
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return []
+    try:
+        if lib.cuInit(0) != 0:
+            return []
+        count = ctypes.c_int()
+        if lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return []
+        names = []
+        for i in range(count.value):
+            device, name = ctypes.c_int(), ctypes.create_string_buffer(256)
+            if lib.cuDeviceGet(ctypes.byref(device), i) == 0 and lib.cuDeviceGetName(name, 256, device) == 0:
+                names.append(name.value.decode(errors="replace"))
+        return names
+    except (AttributeError, OSError):
+        return []
 
 
 # --------------------------------------------------------------------------- pipe (issue 7)
@@ -390,18 +752,26 @@ Progress and errors go to stderr; a truncated last frame exits 2, a closed stdou
 @_pipeline_options(without=("overwrite", "codec", "chroma_key", "compile_model", "overlap", "no_audio"),
                    help={"output_kind": "What to write on stdout (default rgba).",
                          "trimap_path": "Your own trimaps (video, sequence or image) matching the piped frames."})
+@_max_pixels_option
 @click.option("--progress", "show_progress", is_flag=True, help="Show a progress counter on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def pipe_command(size, rate, pix_fmt, show_progress, debug, **opts) -> None:
+def pipe_command(size, rate, pix_fmt, max_pixels, show_progress, debug, **opts) -> None:
     """Matte raw frames from stdin to raw frames on stdout (a filter between two ffmpeg processes)."""
-    from alphagan_video.pipe import OutputPipeClosedError, parse_rate, parse_size, run_pipe
+    with _exit_codes(debug):
+        from alphagan_video.io.reader import check_frame_size
+        from alphagan_video.pipe import parse_rate, parse_size
 
-    try:
         width, height = parse_size(size)
         frame_rate = parse_rate(rate)
         cfg = _build_config(**opts)
-    except (click.BadParameter, UserInputError) as exc:
-        _fail(str(exc), 2, debug)
+        # Before anything is allocated: --size 100000x100000 would ask for 28 GiB per frame.
+        check_frame_size(f"--size {size}", width, height, max_pixels)
+        _check_config(cfg)
+        band = cfg.trimap.band_px
+        if band is not None and band > max(width, height):
+            raise UserInputError(f"--trimap-band {band}: wider than the {width}x{height} frame; "
+                                 f"give at most {max(width, height)} pixels")
+        cfg = _fit_batch(cfg, width, height, adjustable=True, warn=True)
 
     def progress(done: int, total: Optional[int]) -> None:
         if show_progress:
@@ -412,9 +782,13 @@ def pipe_command(size, rate, pix_fmt, show_progress, debug, **opts) -> None:
         _fail("pipe reads raw frames from stdin, which is a terminal; pipe ffmpeg into it "
               "(ffmpeg -i IN -f rawvideo -pix_fmt rgb24 - | alphagan-video pipe ...)", 2, debug)
     with _exit_codes(debug):
+        from alphagan_video.io.reader import pixel_budget
+        from alphagan_video.pipe import OutputPipeClosedError, run_pipe
+
         try:
-            run_pipe(stdin, stdout, width, height, frame_rate, cfg, pix_fmt=pix_fmt,
-                     progress=progress)
+            with pixel_budget(max_pixels):
+                run_pipe(stdin, stdout, width, height, frame_rate, cfg, pix_fmt=pix_fmt,
+                         progress=progress)
             if show_progress:
                 click.echo("", err=True)
         except BrokenPipeError as exc:  # OutputPipeClosedError included
@@ -536,7 +910,7 @@ reruns resume: verified segments (sha256) are kept, missing or corrupt ones redo
 
 def _with_run_options(command):
     """Give a farm command every pipeline option of ``run`` (same names, same help), after its own."""
-    command.params.extend(p for p in run_command.params if p.name in _PIPELINE_OPTIONS)
+    command.params.extend(p for p in run_command.params if p.name in _PIPELINE_OPTIONS or p.name == "max_pixels")
     return command
 
 
@@ -547,9 +921,29 @@ def _farm_guard(debug: bool, action) -> object:
 
 
 def _make_job(input_path: str, output_path: str, chunk_size: int, context: Optional[int], opts: dict):
+    """Check everything that needs no model, then write (or reuse) the job file."""
     from alphagan_video.farm import create_job
 
-    return create_job(input_path, output_path, _build_config(**opts), chunk_size=chunk_size, context=context)
+    opts = dict(opts)
+    max_pixels = opts.pop("max_pixels", None)
+    cfg = _build_config(**opts)
+    if chunk_size < 1:
+        raise UserInputError(f"--chunk-size {chunk_size}: must be at least 1 frame")
+    if context is not None and context < 0:
+        raise UserInputError(f"--context {context}: must be 0 or more frames")
+    # The output may exist (a finished job is recognised by create_job); the batch size sets the
+    # chunk grid, so it is refused rather than lowered when it does not fit in memory.
+    _preflight(input_path, output_path, cfg, max_pixels=max_pixels, adjustable_batch=False, check_output=False)
+    return create_job(input_path, output_path, cfg, chunk_size=chunk_size, context=context)
+
+
+def _already_complete(job) -> bool:
+    """Say so and return True when the job's OUTPUT is already assembled and intact (exit 0)."""
+    if not job.complete or job.config.output.overwrite:
+        return False
+    click.echo(f"already complete: {job.output} ({job.frame_count} frame(s), assembled from job {job.job_path}); "
+               "nothing to do (pass --overwrite to remake it)", err=True)
+    return True
 
 
 def _executable(value: str) -> list[str]:
@@ -590,6 +984,8 @@ def farm_local_command(input_path, output_path, chunk_size, context, debug, **op
 
     def action():
         job = _make_job(input_path, output_path, chunk_size, context, opts)
+        if _already_complete(job):
+            return
         results = run_local(job)
         report = assemble_job(job)
         ran = sum(1 for _, r in results if r)
@@ -743,6 +1139,8 @@ def farm_ray_command(input_path, output_path, chunk_size, context, debug, addres
 
     def action():
         job = _make_job(input_path, output_path, chunk_size, context, opts)
+        if _already_complete(job):
+            return
         results = run_ray(job, address=address, num_gpus=num_gpus_per_task, num_cpus=num_cpus_per_task,
                           max_retries=max_retries)
         report = assemble_job(job)
@@ -760,11 +1158,14 @@ def farm_ray_command(input_path, output_path, chunk_size, context, debug, addres
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def farm_prepass_command(input_path, output_path, debug, **opts) -> None:
     """Run the coarse-mask source serially and write per-frame box prompts (for --mask sam on farms)."""
-    from alphagan_video.farm.prepass import run_prepass
-
     def action():
+        from alphagan_video.farm.prepass import run_prepass
+        from alphagan_video.io.reader import pixel_budget
+
+        max_pixels = opts.pop("max_pixels", None)
         cfg = _build_config(**opts)
-        report = run_prepass(input_path, output_path, cfg, overwrite=cfg.output.overwrite)
+        with pixel_budget(max_pixels):
+            report = run_prepass(input_path, output_path, cfg, overwrite=cfg.output.overwrite)
         click.echo(f"wrote {output_path}: boxes for {report.boxes} of {report.frames} frame(s)"
                    + (f"; no subject on frames {report.empty[:10]}" if report.empty else ""), err=True)
 

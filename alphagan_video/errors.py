@@ -1,7 +1,9 @@
 """Typed errors. Every message names the offending value and the fix.
 
-Only ``alphagan_video.cli`` turns these into exit codes: ``UserInputError`` and its
-subclasses exit with 2 (bad usage or input), anything else with 1 (internal error).
+Only ``alphagan_video.cli`` turns these into exit codes (README "Errors, exit codes and files
+left behind"): ``UserInputError`` and its subclasses exit with 2 (bad usage, bad input, or an
+environment the run cannot use: unwritable or full output location, missing encoder), anything
+else with 1 (our own bug), ``KeyboardInterrupt`` (Ctrl-C) with 130 and ``Terminated`` (SIGTERM) with 143.
 Leaves also subclass a builtin so callers can catch them the Python way.
 """
 from __future__ import annotations
@@ -39,5 +41,18 @@ class SubjectLostError(MaskSourceError):
     """A propagated mask (e.g. SAM) became empty or exploded: the subject was lost."""
 
 
+class ResourceLimitError(UserInputError):
+    """The input is too large for the configured limits (``--max-pixels``, memory): refused before
+    anything is allocated. Exit code 2."""
+
+
 class EncoderError(AlphaGANVideoError, RuntimeError):
-    """An encoder or muxer failed while writing. Exit code 1."""
+    """An encoder or muxer failed while writing for a reason that is not the user's (a bug).
+    Exit code 1. A full disk, an unwritable location or a missing encoder is an OutputError."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (raised by the CLI's signal handler). Exit code 143.
+
+    A KeyboardInterrupt subclass so that every cleanup path written for Ctrl-C (temporary files
+    removed, worker threads joined) runs for SIGTERM too."""

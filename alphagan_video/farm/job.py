@@ -216,6 +216,9 @@ class FarmJob:
     config: PipelineConfig
     settings_sha256: str
     job_path: str
+    #: True when ``create_job`` found this job already assembled into an intact OUTPUT
+    #: (the job file's ``assembled.sha256`` matches the file): a rerun has nothing to do.
+    complete: bool = False
 
     @property
     def segments_dir(self) -> str:
@@ -339,7 +342,8 @@ def create_job(
         raise FarmUsageError(f"input not found: {input_path}")
     if not os.path.isdir(os.path.dirname(output_abs)):
         raise FarmUsageError(f"output directory {os.path.dirname(output_abs)} does not exist; create it first")
-    if os.path.exists(output_abs) and not cfg.output.overwrite:
+    assembled = _assembled_intact(job_path_for(output_abs), output_abs)
+    if os.path.exists(output_abs) and not cfg.output.overwrite and not assembled:
         raise FarmUsageError(f"output exists: {output_path}; pass --overwrite or choose another name")
     check_farmable(output_abs, cfg)
     from alphagan_video.farm.prepass import fill_chroma_key  # prepass imports this module
@@ -355,7 +359,10 @@ def create_job(
         existing = load_job(path)
         if existing.settings_sha256 == digest:
             # Same pixels; this invocation's --overwrite / --no-audio apply to the final file.
-            return dataclasses.replace(existing, config=cfg)
+            return dataclasses.replace(existing, config=cfg, complete=assembled)
+        if assembled and not cfg.output.overwrite:
+            raise FarmUsageError(f"output exists: {output_path} (made with other settings); pass --overwrite "
+                                 "or choose another name")
         if not cfg.output.overwrite:
             raise FarmUsageError(
                 f"{path} describes a job with other settings (or another input); pass --overwrite to "
@@ -372,28 +379,133 @@ def create_job(
     return job
 
 
+#: Largest frame count / chunk size / context a job file may declare (a day at 120 fps).
+_MAX_FRAMES = 10_000_000
+
+
+def _job_int(data: dict, key: str, path: str, minimum: int) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FarmUsageError(f"job file {path}: {key!r} must be an integer, got {value!r}; recreate the job")
+    if not minimum <= value <= _MAX_FRAMES:
+        raise FarmUsageError(f"job file {path}: {key!r} is {value}, expected {minimum}..{_MAX_FRAMES}; recreate the job")
+    return value
+
+
+def _job_str(data: dict, key: str, path: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise FarmUsageError(f"job file {path}: {key!r} must be a non-empty string, got {value!r}; recreate the job")
+    return value
+
+
+def check_job_paths(job_path: str, input_path: str, output_path: str) -> tuple[str, str]:
+    """Resolve a job's input and output against the job file's folder and check the output.
+
+    Relative paths are relative to the folder holding the job file (not to the worker's current
+    folder). The output must stay in that folder -- the job file is ``OUTPUT.alphagan-job.json``
+    beside it -- so a job file cannot send a worker's writes anywhere else (``../../x.mov``).
+    Returns (input, output), absolute and normalised."""
+    folder = os.path.dirname(os.path.abspath(job_path))
+    inp = os.path.normpath(os.path.join(folder, input_path))
+    out = os.path.normpath(os.path.join(folder, output_path))
+    if os.path.dirname(out) != folder:
+        raise FarmUsageError(
+            f"job file {job_path}: output {output_path!r} is outside the job's folder {folder}; a job writes only "
+            "beside its job file: recreate the job with 'alphagan-video farm plan'"
+        )
+    if os.path.basename(out) + JOB_SUFFIX != os.path.basename(job_path) and os.path.basename(job_path).endswith(JOB_SUFFIX):
+        raise FarmUsageError(
+            f"job file {job_path} names the output {os.path.basename(out)!r}, but belongs to "
+            f"{os.path.basename(job_path)[:-len(JOB_SUFFIX)]!r}; recreate the job"
+        )
+    return inp, out
+
+
+def _assembled_intact(job_path: str, output: str) -> bool:
+    """True when ``job_path`` records an assembly of ``output`` and the file still has that sha256."""
+    try:
+        with open(job_path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        assembled = data.get("assembled") if isinstance(data, dict) else None
+        if not isinstance(assembled, dict) or not os.path.isfile(output):
+            return False
+        recorded = assembled.get("sha256")
+        return isinstance(recorded, str) and len(recorded) == 64 and sha256_file(output) == recorded
+    except (OSError, ValueError, RecursionError):
+        return False
+
+
 def load_job(path: str | os.PathLike) -> FarmJob:
-    """Read a job file written by ``create_job``."""
+    """Read and validate a job file written by ``create_job``.
+
+    Every field is checked (types, ranges) and every problem is a FarmUsageError (exit 2) naming
+    the field; paths are resolved against the job file's folder (``check_job_paths``)."""
     path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        raise FarmUsageError(f"job file {path} is a directory; pass the OUTPUT{JOB_SUFFIX} file in it")
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except FileNotFoundError:
         raise FarmUsageError(f"job file not found: {path}; create it with 'alphagan-video farm openjd|opencue|ray|local'") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FarmUsageError(f"job file {path} is not valid JSON ({exc}); recreate it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise FarmUsageError(f"job file {path} is not valid JSON ({str(exc)[:200]}); recreate it") from None
+    except OSError as exc:
+        raise FarmUsageError(f"cannot read job file {path}: {exc.strerror or exc}") from None
     if not isinstance(data, dict) or data.get("format") != JOB_FORMAT:
         raise FarmUsageError(f"{path} is not an alphagan-video job file")
     if data.get("version") != JOB_VERSION:
-        raise FarmUsageError(f"job file {path} has version {data.get('version')}, this alphagan-video reads {JOB_VERSION}; recreate it")
+        raise FarmUsageError(f"job file {path} has version {data.get('version')!r}, this alphagan-video reads {JOB_VERSION}; recreate it")
+    for key in ("input", "output", "frame_count", "chunk_size", "context", "config", "settings_sha256"):
+        if key not in data:
+            raise FarmUsageError(f"job file {path} lacks the field {key!r}; recreate it")
+    input_path, output_path = check_job_paths(path, _job_str(data, "input", path), _job_str(data, "output", path))
+    frame_count = _job_int(data, "frame_count", path, 1)
+    chunk_size = _job_int(data, "chunk_size", path, 1)
+    context = _job_int(data, "context", path, 0)
+    digest = _job_str(data, "settings_sha256", path)
+    if not isinstance(data["config"], dict):
+        raise FarmUsageError(f"job file {path}: 'config' must be an object; recreate the job")
     try:
-        return FarmJob(
-            input=data["input"], output=data["output"], frame_count=int(data["frame_count"]),
-            chunk_size=int(data["chunk_size"]), context=int(data["context"]),
-            config=config_from_dict(data["config"]), settings_sha256=data["settings_sha256"], job_path=path,
-        )
-    except KeyError as exc:
-        raise FarmUsageError(f"job file {path} lacks the field {exc}; recreate it") from None
+        config = config_from_dict(data["config"])
+        _check_config_types(config, path)
+    except FarmUsageError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise FarmUsageError(f"job file {path}: bad 'config' ({exc}); recreate the job") from None
+    return FarmJob(input=input_path, output=output_path, frame_count=frame_count, chunk_size=chunk_size,
+                   context=context, config=config, settings_sha256=digest, job_path=path)
+
+
+def _check_config_types(cfg: PipelineConfig, path: str) -> None:
+    """Each config field has the type of its default (None allowed where the default is None)."""
+    defaults = PipelineConfig()
+    for section in dataclasses.fields(cfg):
+        value, default = getattr(cfg, section.name), getattr(defaults, section.name)
+        pairs = ([(f"{section.name}.{f.name}", getattr(value, f.name), getattr(default, f.name))
+                  for f in dataclasses.fields(value)] if dataclasses.is_dataclass(value)
+                 else [(section.name, value, default)])
+        for name, got, want in pairs:
+            if got is None or want is None:
+                continue
+            if isinstance(want, bool):
+                ok = isinstance(got, bool)
+            elif isinstance(want, (int, float)):
+                ok = isinstance(got, (int, float)) and not isinstance(got, bool)
+                if ok and isinstance(want, float) and got != got:  # NaN
+                    ok = False
+            elif isinstance(want, (str, Path)):
+                ok = isinstance(got, (str, Path))
+            elif isinstance(want, tuple):
+                ok = isinstance(got, tuple)
+            else:
+                ok = True
+            if not ok:
+                raise FarmUsageError(f"job file {path}: config {name} is {got!r}, expected a "
+                                     f"{type(want).__name__}; recreate the job")
+    if cfg.model.batch_size < 1 or cfg.model.batch_size > 4096:
+        raise FarmUsageError(f"job file {path}: config model.batch_size is {cfg.model.batch_size}, expected 1..4096")
 
 
 def write_json_atomic(path: str, data: dict) -> None:
@@ -483,10 +595,17 @@ def run_chunk(
         raise FarmUsageError(
             f"--frames {first}-{last} is outside the job's frames 0-{job.frame_count - 1} ({job.job_path})"
         )
+    out_dir = os.path.dirname(job.output)
+    if not os.path.isdir(out_dir):
+        raise FarmUsageError(f"output folder {out_dir} of job {job.job_path} does not exist; a chunk does not "
+                             "create it (check the path, or that the shared folder is mounted on this worker)")
     record = verify_segment(job, first, last)
     if record is not None:
         return record, False
-    os.makedirs(job.segments_dir, exist_ok=True)
+    try:
+        os.makedirs(job.segments_dir, exist_ok=True)
+    except OSError as exc:
+        raise FarmUsageError(f"cannot create {job.segments_dir}: {exc.strerror or exc}") from None
     segment = job.segment_path(first, last)
     try:
         os.remove(job.record_path(first, last))  # a stale record must not vouch for the new file

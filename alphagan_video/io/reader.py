@@ -12,9 +12,16 @@ Rules kept here:
 - YUV -> RGB uses the source's own matrix and range (see ``colour.frame_to_rgb``).
 - Every failure is an ``InputMediaError`` with a one-line message naming the file; PyAV
   exceptions never escape.
+- Pixel budget: a frame larger than ``max_pixels`` (default ``DEFAULT_MAX_PIXELS``, 8192x8192;
+  the CLI's ``--max-pixels``, see ``pixel_budget``) is refused from the size the container
+  declares, before any frame is decoded (``ResourceLimitError``). The decoders are also told
+  the declared size as their own limit, so a file whose frames are larger than its header
+  says fails to decode instead of allocating.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
 from fractions import Fraction
@@ -24,7 +31,7 @@ from typing import Iterator, Optional, Union
 import av
 import numpy as np
 
-from alphagan_video.errors import InputMediaError
+from alphagan_video.errors import InputMediaError, ResourceLimitError
 from alphagan_video.io.colour import frame_color_tags, frame_to_rgb, pix_fmt_bit_depth
 from alphagan_video.types import FrameBatch, VideoInfo
 
@@ -41,15 +48,124 @@ _PATTERN_RE = re.compile(r"%(0?)(\d*)d")
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+#: Default pixel budget per frame: 8192x8192 (generous for 8K DCI, 8192x4320).
+DEFAULT_MAX_PIXELS = 8192 * 8192
 
-def open_input(path: PathLike, *, still_rate: Fraction = DEFAULT_STILL_RATE) -> "InputReader":
+_MAX_PIXELS: contextvars.ContextVar[int] = contextvars.ContextVar("alphagan_max_pixels", default=DEFAULT_MAX_PIXELS)
+
+
+@contextlib.contextmanager
+def pixel_budget(max_pixels: Optional[int]) -> Iterator[None]:
+    """Within the block, readers opened without an explicit ``max_pixels`` use this budget
+    (None: keep the current one). The CLI wraps a run in it for ``--max-pixels``."""
+    if max_pixels is None:
+        yield
+        return
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+    token = _MAX_PIXELS.set(int(max_pixels))
+    try:
+        yield
+    finally:
+        _MAX_PIXELS.reset(token)
+
+
+def current_max_pixels() -> int:
+    """The pixel budget readers use now (see ``pixel_budget``)."""
+    return _MAX_PIXELS.get()
+
+
+def format_pixels(n: int) -> str:
+    """``67108864`` -> ``"67108864 (8192x8192)"`` when n is a square, else the number."""
+    root = int(round(n ** 0.5))
+    return f"{n} ({root}x{root})" if root * root == n else str(n)
+
+
+def check_frame_size(path: str, width: int, height: int, max_pixels: Optional[int] = None) -> None:
+    """Raise ResourceLimitError when a width x height frame exceeds the pixel budget."""
+    limit = current_max_pixels() if max_pixels is None else max_pixels
+    if width * height > limit:
+        raise ResourceLimitError(
+            f"{path}: frames are {width}x{height} = {width * height} pixels, over the budget of "
+            f"{format_pixels(limit)} per frame; pass --max-pixels {width * height} if this machine has the "
+            "memory, or scale the input down first"
+        )
+
+
+def declared_size(path: str, max_pixels: Optional[int] = None) -> Optional[tuple[int, int]]:
+    """(width, height) of the first video stream as the file declares it, without decoding a
+    frame larger than ``max_pixels`` (None: ``current_max_pixels()``); None when it declares none
+    or has no video. Raises InputMediaError for unreadable files."""
+    size = _png_size(path)
+    if size is not None:
+        return size
+    c = _open(path, current_max_pixels() if max_pixels is None else max_pixels)
+    try:
+        if not c.streams.video:
+            return None
+        ctx = c.streams.video[0].codec_context
+        w, h = int(ctx.width or 0), int(ctx.height or 0)
+        return (w, h) if w > 0 and h > 0 else None
+    finally:
+        c.close()
+
+
+def _png_size(path: str) -> Optional[tuple[int, int]]:
+    """Width and height from a PNG's IHDR (FFmpeg learns them only by decoding the image)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        return (w, h) if w > 0 and h > 0 else None
+    return None
+
+
+def _open(path: str, max_pixels: int) -> "av.container.InputContainer":
+    """av.open with the decoders capped at ``max_pixels``: probing the stream (which decodes a
+    frame for images) never allocates a larger picture."""
+    try:
+        return av.open(path, "r", options={"max_pixels": str(_slack(max_pixels))})
+    except av.FFmpegError as e:
+        raise InputMediaError(f"not a readable media file: {path} ({_reason(e)})") from None
+    except (OSError, UnicodeDecodeError, ValueError, MemoryError) as e:
+        raise InputMediaError(f"cannot open {path}: {e}") from None
+
+
+def _slack(max_pixels: int) -> int:
+    """A decoder-side cap a little above the budget: FFmpeg checks aligned / coded sizes."""
+    return max_pixels + max_pixels // 8 + (1 << 20)
+
+
+def _limit_decoder(path: str, stream, max_pixels: int) -> None:
+    """Refuse a declared size over the budget; cap the decoder at the declared size (or the budget)."""
+    ctx = stream.codec_context
+    w, h = int(ctx.width or 0), int(ctx.height or 0)
+    if not (w > 0 and h > 0):
+        w, h = _png_size(path) or (0, 0)
+    if w > 0 and h > 0:
+        check_frame_size(path, w, h, max_pixels)
+        cap = (w + 256) * (h + 256)  # decoders check padded sizes (aligned width, coded height)
+    else:
+        cap = _slack(max_pixels)
+    try:
+        ctx.options = {**dict(ctx.options or {}), "max_pixels": str(cap)}
+    except Exception:  # noqa: BLE001 - a codec without the option: the declared-size check stands
+        pass
+
+
+def open_input(path: PathLike, *, still_rate: Fraction = DEFAULT_STILL_RATE,
+               max_pixels: Optional[int] = None) -> "InputReader":
     """Open ``path`` (video file, single image, or sequence pattern like ``shots/%04d.png``).
 
     Probes the input (decoding its first frame) and raises ``InputMediaError`` if it is missing,
-    a directory, not media, audio-only, empty or undecodable. ``still_rate`` is the frame rate
-    given to images and sequences. Use as a context manager.
+    a directory, not media, audio-only, empty or undecodable, and ``ResourceLimitError`` if its
+    declared frame size exceeds ``max_pixels`` (None: ``current_max_pixels()``), before decoding.
+    ``still_rate`` is the frame rate given to images and sequences. Use as a context manager.
     """
-    return InputReader(os.fspath(path), still_rate=still_rate)
+    return InputReader(os.fspath(path), still_rate=still_rate, max_pixels=max_pixels)
 
 
 def is_sequence_pattern(path: str) -> bool:
@@ -66,8 +182,11 @@ class InputReader:
         sequence_start: for sequences, the number of the first file (else None).
     """
 
-    def __init__(self, path: str, *, still_rate: Fraction = DEFAULT_STILL_RATE) -> None:
+    def __init__(self, path: str, *, still_rate: Fraction = DEFAULT_STILL_RATE,
+                 max_pixels: Optional[int] = None) -> None:
         self.path = path
+        #: Pixel budget per frame (captured here: decoding may run in another thread).
+        self.max_pixels = current_max_pixels() if max_pixels is None else int(max_pixels)
         self._still_rate = Fraction(still_rate)
         self.sequence_files: list[str] = []
         self.sequence_start: Optional[int] = None
@@ -111,12 +230,14 @@ class InputReader:
             raise InputMediaError(f"input is an empty file: {path}")
 
     def _open_container(self, path: str) -> av.container.InputContainer:
-        try:
-            return av.open(path, "r")
-        except av.FFmpegError as e:
-            raise InputMediaError(f"not a readable media file: {path} ({_reason(e)})") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputMediaError(f"cannot open {path}: {e}") from None
+        c = _open(path, self.max_pixels)
+        if c.streams.video:
+            try:
+                _limit_decoder(path, c.streams.video[0], self.max_pixels)
+            except BaseException:
+                c.close()
+                raise
+        return c
 
     def _probe_video(self) -> VideoInfo:
         c = self._open_container(self.path)
@@ -129,7 +250,7 @@ class InputReader:
             try:
                 for first in c.decode(s):
                     break
-            except av.FFmpegError as e:
+            except (av.FFmpegError, MemoryError) as e:
                 raise InputMediaError(
                     f"corrupt video: {self.path}: cannot decode frame 0 ({_reason(e)})"
                 ) from None
@@ -168,8 +289,10 @@ class InputReader:
             try:
                 for frame in c.decode(c.streams.video[0]):
                     return frame, c.streams.video[0].codec_context.name
-            except av.FFmpegError as e:
-                raise InputMediaError(f"corrupt image: {path} ({_reason(e)})") from None
+            except (av.FFmpegError, MemoryError) as e:
+                raise InputMediaError(f"corrupt image: {path} ({_reason(e)}; images larger than the "
+                                      f"pixel budget {format_pixels(self.max_pixels)} are refused too, "
+                                      "see --max-pixels)") from None
             raise InputMediaError(f"image has no picture data: {path}")
         finally:
             c.close()
@@ -267,7 +390,7 @@ class InputReader:
                 except StopIteration:
                     exhausted = True
                     break
-                except av.FFmpegError as e:
+                except (av.FFmpegError, MemoryError) as e:
                     raise InputMediaError(
                         f"corrupt video: {self.path}: decode error at frame {index} "
                         f"({_reason(e)})"
@@ -363,6 +486,11 @@ def _reason(e: BaseException) -> str:
 
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "check_frame_size",
+    "current_max_pixels",
+    "declared_size",
+    "pixel_budget",
     "IMAGE_SUFFIXES",
     "DEFAULT_STILL_RATE",
     "InputReader",

@@ -44,9 +44,9 @@ Alpha conventions (what editors expect, DESIGN.md §4):
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
-import secrets
 import shutil
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -56,6 +56,7 @@ from typing import Iterator, Optional, Union
 import av
 import numpy as np
 
+from alphagan_video._atomic import temp_name
 from alphagan_video.config import OutputConfig
 from alphagan_video.errors import EncoderError, InputMediaError, OutputError
 from alphagan_video.io.colour import (
@@ -322,6 +323,67 @@ def open_output(
                         frame_range=frame_range)
 
 
+def _check_target(path: str, plan: _Plan, info: VideoInfo, cfg: OutputConfig) -> None:
+    """The checks ``open_output`` makes on OUTPUT before creating anything (see ``check_output``)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OutputError(f"output directory does not exist: {directory} (for {path})")
+    if not os.access(directory, os.W_OK):
+        raise OutputError(f"output directory is not writable: {directory}")
+    check_can_create(directory)
+    if os.path.isdir(path):
+        raise OutputError(f"output path is a directory: {path}; give a file name")
+    if plan.target == "sequence":
+        existing = _existing_sequence_files(path)
+        if existing and not cfg.overwrite:
+            raise OutputError(
+                f"output sequence {path} already has files (e.g. "
+                f"{os.path.basename(existing[0])}); pass --overwrite or choose another name"
+            )
+    elif os.path.exists(path) and not cfg.overwrite:
+        raise OutputError(
+            f"output exists: {path}; pass --overwrite or choose another name"
+        )
+    w, h = info.width, info.height
+    if plan.encoder == "libx264" and (w % 2 or h % 2):
+        raise OutputError(
+            f"H.264 yuv420p needs an even frame size, the input is {w}x{h}: {path}; "
+            "write .mov (ProRes) or .mkv (FFV1) instead"
+        )
+    if plan.encoder == "prores_aw" and w % 2:
+        raise OutputError(
+            f"prores_aw needs an even width, the input is {w}x{h}: {path}; "
+            "use the default prores4444 (prores_ks) codec"
+        )
+    if plan.target == "image" and info.kind != "video" and (
+        (info.frame_count or 1) > 1
+    ):
+        raise OutputError(
+            f"{info.frame_count} frames cannot go into the single image {path}; "
+            f"use a pattern such as {_pattern_hint(path)}"
+        )
+
+
+def check_output(
+    path: PathLike,
+    info: VideoInfo,
+    cfg: OutputConfig,
+    *,
+    has_color: Optional[bool] = None,
+    has_alpha: Optional[bool] = None,
+) -> None:
+    """Every check ``open_output`` makes before writing, without creating anything: extension,
+    codec and kind, output folder (exists, a file can be created in it), an existing output
+    without ``cfg.overwrite``, frame sizes the encoder cannot take. Raises OutputError.
+
+    The CLI calls it before loading the model, so a bad OUTPUT fails in a fraction of a second.
+    has_color/has_alpha default to what ``cfg.kind`` implies."""
+    c, a = _kind_flags(cfg.kind)
+    path = os.fspath(path)
+    plan = _plan(path, cfg, c if has_color is None else has_color, a if has_alpha is None else has_alpha)
+    _check_target(path, plan, info, cfg)
+
+
 class OutputWriter:
     """Writer returned by ``open_output``. ``write`` takes OutputBatch objects in frame order.
 
@@ -378,54 +440,22 @@ class OutputWriter:
 
     # ------------------------------------------------------------------ setup
     def _check_target(self) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(directory):
-            raise OutputError(f"output directory does not exist: {directory} (for {self.path})")
-        if not os.access(directory, os.W_OK):
-            raise OutputError(f"output directory is not writable: {directory}")
-        if os.path.isdir(self.path):
-            raise OutputError(f"output path is a directory: {self.path}; give a file name")
-        if self.plan.target == "sequence":
-            existing = _existing_sequence_files(self.path)
-            if existing and not self.cfg.overwrite:
-                raise OutputError(
-                    f"output sequence {self.path} already has files (e.g. "
-                    f"{os.path.basename(existing[0])}); pass --overwrite or choose another name"
-                )
-        elif os.path.exists(self.path) and not self.cfg.overwrite:
-            raise OutputError(
-                f"output exists: {self.path}; pass --overwrite or choose another name"
-            )
-        w, h = self.info.width, self.info.height
-        if self.plan.encoder == "libx264" and (w % 2 or h % 2):
-            raise OutputError(
-                f"H.264 yuv420p needs an even frame size, the input is {w}x{h}: {self.path}; "
-                "write .mov (ProRes) or .mkv (FFV1) instead"
-            )
-        if self.plan.encoder == "prores_aw" and w % 2:
-            raise OutputError(
-                f"prores_aw needs an even width, the input is {w}x{h}: {self.path}; "
-                "use the default prores4444 (prores_ks) codec"
-            )
-        if self.plan.target == "image" and self.info.kind != "video" and (
-            (self.info.frame_count or 1) > 1
-        ):
-            raise OutputError(
-                f"{self.info.frame_count} frames cannot go into the single image {self.path}; "
-                f"use a pattern such as {_pattern_hint(self.path)}"
-            )
+        _check_target(self.path, self.plan, self.info, self.cfg)
 
     def _open(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         base = os.path.basename(self.path)
-        token = f"{os.getpid()}-{secrets.token_hex(4)}"
         if self.plan.target == "sequence":
-            self._tmp_dir = os.path.join(directory, f".{_safe_stem(base)}.tmp-{token}")
-            os.mkdir(self._tmp_dir)
+            self._tmp_dir = os.path.join(directory, temp_name(_safe_stem(base)))
+            try:
+                os.mkdir(self._tmp_dir)
+            except OSError as e:
+                self._tmp_dir = None
+                raise OutputError(f"cannot create a folder beside {self.path}: {_reason(e)}") from None
             self._image_ctx = self._make_image_ctx()
             return
         stem, suffix = os.path.splitext(base)
-        self._tmp_path = os.path.join(directory, f".{stem}.tmp-{token}{suffix}")
+        self._tmp_path = os.path.join(directory, temp_name(_safe_stem(stem), suffix))
         if self.plan.target == "image":
             self._image_ctx = self._make_image_ctx()
             return
@@ -454,7 +484,8 @@ class OutputWriter:
         try:
             s = self._container.add_stream(plan.encoder, rate=rate)
         except (av.FFmpegError, ValueError) as e:
-            raise EncoderError(f"encoder {plan.encoder} unavailable: {e}") from None
+            raise OutputError(f"encoder {plan.encoder} is not available in this FFmpeg build ({_reason(e)}); "
+                              "choose another --codec or output extension") from None
         s.width, s.height = info.width, info.height
         s.pix_fmt = plan.pix_fmt
         s.time_base = info.time_base
@@ -490,11 +521,13 @@ class OutputWriter:
             self._container.start_encoding()
         except av.FFmpegError as e:
             if self._audio is not None:
+                _raise_if_environment(e, self.path)
                 raise OutputError(
                     f"cannot write {self.path} with the input's audio "
                     f"({', '.join(self._audio.codec_names)}): {_reason(e)}; "
-                    "choose .mov/.mkv or disable audio copy"
+                    "choose .mov/.mkv or pass --no-audio"
                 ) from None
+            _raise_if_environment(e, self.path)
             raise EncoderError(f"cannot start encoding {self.path}: {_reason(e)}") from None
 
     # ------------------------------------------------------------------ writing
@@ -599,6 +632,7 @@ class OutputWriter:
         try:
             self._container.mux(packet)
         except av.FFmpegError as e:
+            _raise_if_environment(e, self.path)
             raise EncoderError(f"muxing into {self.path} failed: {_reason(e)}") from None
 
     def _image_frame(self, color: Optional[np.ndarray], alpha: Optional[np.ndarray]):
@@ -640,9 +674,13 @@ class OutputWriter:
             packets = list(self._image_ctx.encode(frame))
         except av.FFmpegError as e:
             raise EncoderError(f"{self.plan.encoder} failed on {dest}: {_reason(e)}") from None
-        with open(dest, "wb") as fh:
-            for p in packets:
-                fh.write(bytes(p))
+        try:
+            with open(dest, "wb") as fh:
+                for p in packets:
+                    fh.write(bytes(p))
+        except OSError as e:
+            _raise_if_environment(e, self.path)
+            raise
 
     # ------------------------------------------------------------------ closing
     def __enter__(self) -> "OutputWriter":
@@ -668,6 +706,10 @@ class OutputWriter:
                 self._publish_file()
             else:
                 self._publish_sequence()
+        except OSError as e:  # renames and file writes: a full or vanished output location
+            self.abort()
+            _raise_if_environment(e, self.path)
+            raise
         except BaseException:
             self.abort()
             raise
@@ -678,6 +720,7 @@ class OutputWriter:
             for p in self._stream.encode(None):
                 self._mux_video(p)
         except av.FFmpegError as e:
+            _raise_if_environment(e, self.path)
             raise EncoderError(f"flushing {self.plan.encoder} for {self.path}: {_reason(e)}") \
                 from None
         if self._audio is not None:
@@ -687,7 +730,8 @@ class OutputWriter:
         container, self._container = self._container, None
         try:
             container.close()
-        except av.FFmpegError as e:
+        except (av.FFmpegError, OSError) as e:
+            _raise_if_environment(e, self.path)
             raise EncoderError(f"finishing {self.path}: {_reason(e)}") from None
 
     def _publish_file(self) -> None:
@@ -765,15 +809,22 @@ class _AudioCopier:
         self._map = {}
         self.codec_names = []
         for s in self._in.streams.audio:
+            name = _stream_codec_name(s)
+            if name is None:
+                self._in.close()
+                raise InputMediaError(
+                    f"audio stream {s.index} of {src} has no codec FFmpeg knows, so it cannot be copied; "
+                    "pass --no-audio to write the video without it"
+                )
             try:
                 self._map[s.index] = out.add_stream_from_template(s)
-            except (av.FFmpegError, ValueError) as e:
+            except (av.FFmpegError, ValueError, TypeError, AttributeError) as e:
                 self._in.close()
                 raise OutputError(
-                    f"audio stream {s.index} ({s.codec_context.name}) of {src} cannot be "
-                    f"copied into {out.name}: {e}"
+                    f"audio stream {s.index} ({name}) of {src} cannot be copied into {out.name}: "
+                    f"{_reason(e)}; choose .mov/.mkv or pass --no-audio"
                 ) from None
-            self.codec_names.append(s.codec_context.name)
+            self.codec_names.append(name)
         self._packets: Iterator[av.Packet] = self._in.demux(*self._in.streams.audio)
         self._pending: Optional[av.Packet] = None
         self._out = out
@@ -811,6 +862,7 @@ class _AudioCopier:
             try:
                 self._out.mux(p)
             except av.FFmpegError as e:
+                _raise_if_environment(e, self._out.name)
                 raise EncoderError(f"copying audio into {self._out.name}: {_reason(e)}") \
                     from None
             self._pending = None
@@ -948,8 +1000,56 @@ def _reason(e: BaseException) -> str:
     return str(text).strip().splitlines()[0] if text else type(e).__name__
 
 
+#: errno values that mean the output location, not our code, is the problem (exit 2).
+_ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "ENOENT",
+                                      "ENOTDIR", "EIO", "ESTALE")
+    if hasattr(errno, name)
+)
+
+
+def _raise_if_environment(e: BaseException, path: str) -> None:
+    """Raise OutputError for a write failure caused by the output location (full disk, quota,
+    read-only or vanished folder, a file system that takes no files such as /proc)."""
+    code = getattr(e, "errno", None)
+    if code in _ENVIRONMENT_ERRNOS:
+        what = "the disk is full" if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else _reason(e)
+        raise OutputError(f"cannot write {path}: {what} ({os.strerror(code)}); free space or choose another "
+                          "output location") from None
+
+
+def check_can_create(directory: str) -> None:
+    """Raise OutputError unless a file can be created (and removed) in ``directory``.
+
+    ``os.access`` says yes for /proc and for read-only mounts of root; creating a real file is the
+    only test that tells."""
+    probe = os.path.join(directory, temp_name("probe"))
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        raise OutputError(f"cannot create files in the output directory {directory}: {e.strerror or e}; "
+                          "choose another output location") from None
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
+
+
+def _stream_codec_name(stream) -> Optional[str]:
+    """The codec name of a stream, None when FFmpeg has no codec for it (no codec context)."""
+    try:
+        ctx = stream.codec_context
+    except Exception:  # noqa: BLE001 - PyAV raises various errors for streams without a codec
+        return None
+    name = getattr(ctx, "name", None) if ctx is not None else None
+    return name or None
+
+
 __all__ = [
     "CODEC_CHOICES",
+    "check_can_create",
+    "check_output",
     "OutputWriter",
     "SourceMetadata",
     "apply_source_metadata",

@@ -300,6 +300,15 @@ def load_generator(
         )
     # fp16 storage is upcast: the model's dtype (float32) wins; integer buffers keep their dtype.
     converted = {k: (v.to(expected[k].dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
+    # NaN / Inf weights (a diverged training run, a corrupt file) would turn every matte into NaN.
+    for key in expected:  # the model's own order: the first bad tensor in the network
+        value = converted[key]
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {key!r} has {bad} non-finite value(s) (NaN or Inf) of {value.numel()}; "
+                "the weights are unusable (diverged training or a corrupt file): pass another checkpoint"
+            )
     model.load_state_dict(converted, strict=True)
     model.eval()
     extra = {k: v for k, v in metadata.items() if k not in _RESERVED_META}
