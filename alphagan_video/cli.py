@@ -1028,6 +1028,7 @@ def farm_chunk_command(job_path, frames, quiet, debug) -> None:
     def action():
         job = load_job(job_path)
         first, last = parse_frames(frames)
+        _remove_stale(job.segments_dir, not quiet)
         record, ran = run_chunk(job, first, last)
         if not quiet:
             click.echo(f"{'wrote' if ran else 'verified, kept'} {job.segment_path(first, last)} "

@@ -9,11 +9,11 @@ its timecode, container tags and display rotation.
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional, Sequence
 
+from alphagan_video._atomic import temp_name
 from alphagan_video.errors import OutputError
 from alphagan_video.farm.job import (
     FarmError,
@@ -92,7 +92,7 @@ def assemble_segments(
     meta = read_source_metadata(input_path)
     report = AssembleReport(output=output_path, tags=dict(meta.tags))
     stem, suffix = os.path.splitext(os.path.basename(output_path))
-    tmp = os.path.join(out_dir, f".{stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+    tmp = os.path.join(out_dir, temp_name(stem, suffix))
     first_in = av.open(segments[0])
     template = first_in.streams.video[0]
     time_base = template.time_base

@@ -96,7 +96,7 @@ def declared_size(path: str, max_pixels: Optional[int] = None) -> Optional[tuple
     """(width, height) of the first video stream as the file declares it, without decoding a
     frame larger than ``max_pixels`` (None: ``current_max_pixels()``); None when it declares none
     or has no video. Raises InputMediaError for unreadable files."""
-    size = _png_size(path)
+    size = _header_size(path)
     if size is not None:
         return size
     c = _open(path, current_max_pixels() if max_pixels is None else max_pixels)
@@ -104,22 +104,29 @@ def declared_size(path: str, max_pixels: Optional[int] = None) -> Optional[tuple
         if not c.streams.video:
             return None
         ctx = c.streams.video[0].codec_context
+        if ctx is None:
+            return None
         w, h = int(ctx.width or 0), int(ctx.height or 0)
         return (w, h) if w > 0 and h > 0 else None
     finally:
         c.close()
 
 
-def _png_size(path: str) -> Optional[tuple[int, int]]:
-    """Width and height from a PNG's IHDR (FFmpeg learns them only by decoding the image)."""
+def _header_size(path: str) -> Optional[tuple[int, int]]:
+    """Width and height from a PNG's IHDR or a y4m header, read as bytes: FFmpeg learns a PNG's
+    size only by decoding it, and refuses a huge y4m with a misleading "Device or resource busy"."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(24)
+            head = fh.read(256)
     except OSError:
         return None
-    if len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+    if len(head) >= 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
         w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
         return (w, h) if w > 0 and h > 0 else None
+    if head.startswith(b"YUV4MPEG2 "):
+        m = re.search(rb" W(\d{1,9}) H(\d{1,9})", head.split(b"\n", 1)[0])
+        if m and int(m.group(1)) > 0 and int(m.group(2)) > 0:
+            return int(m.group(1)), int(m.group(2))
     return None
 
 
@@ -142,9 +149,11 @@ def _slack(max_pixels: int) -> int:
 def _limit_decoder(path: str, stream, max_pixels: int) -> None:
     """Refuse a declared size over the budget; cap the decoder at the declared size (or the budget)."""
     ctx = stream.codec_context
+    if ctx is None:
+        raise InputMediaError(f"{path}: the video stream has no codec FFmpeg knows; not a usable video")
     w, h = int(ctx.width or 0), int(ctx.height or 0)
     if not (w > 0 and h > 0):
-        w, h = _png_size(path) or (0, 0)
+        w, h = _header_size(path) or (0, 0)
     if w > 0 and h > 0:
         check_frame_size(path, w, h, max_pixels)
         cap = (w + 256) * (h + 256)  # decoders check padded sizes (aligned width, coded height)
@@ -230,6 +239,9 @@ class InputReader:
             raise InputMediaError(f"input is an empty file: {path}")
 
     def _open_container(self, path: str) -> av.container.InputContainer:
+        size = _header_size(path)
+        if size is not None:  # refused before FFmpeg even opens it
+            check_frame_size(path, size[0], size[1], self.max_pixels)
         c = _open(path, self.max_pixels)
         if c.streams.video:
             try:
@@ -252,7 +264,7 @@ class InputReader:
                     break
             except (av.FFmpegError, MemoryError) as e:
                 raise InputMediaError(
-                    f"corrupt video: {self.path}: cannot decode frame 0 ({_reason(e)})"
+                    f"corrupt video: {self.path}: cannot decode frame 0 ({_reason(e)}){self._budget_hint(c)}"
                 ) from None
             if first is None:
                 raise InputMediaError(f"video has no frames: {self.path}")
@@ -276,6 +288,14 @@ class InputReader:
         finally:
             c.close()
 
+    def _budget_hint(self, c: av.container.InputContainer) -> str:
+        """When the size could not be read without decoding, a failed decode may be the budget."""
+        ctx = c.streams.video[0].codec_context if c.streams.video else None
+        if (ctx is not None and ctx.width and ctx.height) or _header_size(c.name) is not None:
+            return ""
+        return (f"; the frame size could not be read, and frames over the pixel budget "
+                f"{format_pixels(self.max_pixels)} fail this way too (--max-pixels)")
+
     def _decode_still(self, path: str) -> av.VideoFrame:
         frame, _ = self._decode_still_codec(path)
         return frame
@@ -290,9 +310,7 @@ class InputReader:
                 for frame in c.decode(c.streams.video[0]):
                     return frame, c.streams.video[0].codec_context.name
             except (av.FFmpegError, MemoryError) as e:
-                raise InputMediaError(f"corrupt image: {path} ({_reason(e)}; images larger than the "
-                                      f"pixel budget {format_pixels(self.max_pixels)} are refused too, "
-                                      "see --max-pixels)") from None
+                raise InputMediaError(f"corrupt image: {path} ({_reason(e)}){self._budget_hint(c)}") from None
             raise InputMediaError(f"image has no picture data: {path}")
         finally:
             c.close()

@@ -362,6 +362,25 @@ def _check_target(path: str, plan: _Plan, info: VideoInfo, cfg: OutputConfig) ->
             f"{info.frame_count} frames cannot go into the single image {path}; "
             f"use a pattern such as {_pattern_hint(path)}"
         )
+    if plan.target == "video" and cfg.copy_audio and info.kind == "video" and info.audio_stream_count > 0:
+        _check_audio_codecs(info.path)
+
+
+def _check_audio_codecs(src: str) -> None:
+    """Every audio stream of ``src`` has a codec (else it cannot be copied): InputMediaError."""
+    try:
+        container = av.open(src, "r")
+    except (av.FFmpegError, OSError, ValueError):
+        return  # the reader reports unreadable inputs
+    try:
+        for s in container.streams.audio:
+            if _stream_codec_name(s) is None:
+                raise InputMediaError(
+                    f"audio stream {s.index} of {src} has no codec FFmpeg knows, so it cannot be copied; "
+                    "pass --no-audio to write the video without it"
+                )
+    finally:
+        container.close()
 
 
 def check_output(
