@@ -1,0 +1,223 @@
+"""Direct sparse solve vs matrix-free PCG for the refine's matting-Laplacian system. Not a test.
+
+Both solve the product's system (refine.py: expansion 9 px, sampling flow 0.1, generator prior
+refine_mu 3e-5, radius 1, eps 1e-7) with the shipped generator's alpha as the prior:
+
+* ``direct``: what the product does today on the CPU: assemble L_UU (refine.matting_system),
+  factorise L_UU + diag(mu + flow*eta) (mixed-precision sparse LU), solve;
+* ``pcg``: refine_pcg's matrix-free operator on the band's tiles + Jacobi PCG warm-started from
+  the combined prior, relative residual refine_pcg.DEFAULT_RTOL, float64 (and a float32 column
+  with the iteration cap 600, to show whether float32 holds the accuracy target).
+
+The expansion and sampling flow are the same code for both and timed once ("shared"); the
+solver columns time only what differs. Sections:
+
+1. ``--synthetic N`` composites of the training generator (8-bit): mean |pcg - direct| over the
+   unknown band against the PCG tolerance (how DEFAULT_RTOL was chosen; not the dev photos);
+2. each dev photo: mean |pcg - direct| over trimap == 128, SAD of both against GT (DIM
+   conventions), seconds, PCG iterations warm (prior) and cold (0.5 start);
+3. one dev photo (``--hd-photo``) with its trimap and generator alpha upscaled to 1920x1080:
+   the issue's "not slower than today's solve at 1080p" check.
+
+Runs on one thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)) unless --threads is given:
+
+    python bench/refine_solvers.py --data ../shared/data/alphamatting-dev [--synthetic 6] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+_THREADS = "1"
+for _i, _a in enumerate(sys.argv):  # before numpy / torch start their pools
+    if _a == "--threads" and _i + 1 < len(sys.argv):
+        _THREADS = sys.argv[_i + 1]
+    elif _a.startswith("--threads="):
+        _THREADS = _a.split("=", 1)[1]
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_v] = _THREADS
+
+import time  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from alphagan_video.config import ModelConfig  # noqa: E402
+from alphagan_video.metrics import score_all, to_uint8  # noqa: E402
+from alphagan_video.refine import (  # noqa: E402
+    RefineProblem, _with_factor, combine_priors, expand_known, matting_system, sampling_flow, solve_refine,
+    trimap_regions,
+)
+from alphagan_video.refine_pcg import DEFAULT_RTOL, matrix_free_system, solve_pcg  # noqa: E402
+
+MU, FLOW, EXPAND = ModelConfig.refine_mu, ModelConfig.refine_flow, ModelConfig.refine_expand
+
+
+def shared_part(image: np.ndarray, trimap: np.ndarray):
+    """Expansion + sampling flow (identical for both solvers). Returns (expanded trimap,
+    alpha_s, eta, seconds)."""
+    t0 = time.perf_counter()
+    tri = expand_known(image, trimap, radius=EXPAND)
+    unknown = trimap_regions(tri)[2]
+    alpha_s, eta = sampling_flow(image, trimap, only=unknown)
+    return tri, alpha_s, eta, time.perf_counter() - t0
+
+
+def solve_direct(image, tri, alpha_s, eta, prior):
+    """Today's solve: assembly + factorisation + solve, as prepare_refine/solve_refine run it."""
+    t0 = time.perf_counter()
+    system = matting_system(image, tri)
+    u = system.unknown_index
+    problem = _with_factor(RefineProblem(system, FLOW * eta.ravel()[u], alpha_s.ravel()[u]), MU)
+    alpha = solve_refine(problem, prior, mu=MU)
+    return alpha, time.perf_counter() - t0, u.size
+
+
+def solve_matrix_free(image, tri, alpha_s, eta, prior, *, device, dtype, rtol, max_iter=2000, x0_value=None):
+    """solve_refine's PCG branch, spelled out to get the iteration count. Returns
+    (alpha (H, W) float32, seconds, iterations, converged)."""
+    t0 = time.perf_counter()
+    fg, _bg, unknown = trimap_regions(tri)
+    system = matrix_free_system(image, fg, unknown, device=device, dtype=dtype)
+    u = system.unknown_index
+    w, target = combine_priors(MU, np.clip(prior.ravel()[u], 0, 1), FLOW * eta.ravel()[u], alpha_s.ravel()[u])
+    x0 = None if x0_value is None else np.full(u.size, x0_value)
+    res = solve_pcg(system.operator, w, target, x0=x0, rtol=rtol, max_iter=max_iter)
+    out = system.alpha_known.ravel().copy()
+    out[u] = res.x.double().cpu().numpy()
+    if device != "cpu":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    return np.clip(out, 0, 1).reshape(tri.shape).astype(np.float32), seconds, res.iterations, res.converged
+
+
+def mean_diff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64))[mask].mean()) if mask.any() else 0.0
+
+
+def synthetic_section(n: int, generator, device: str) -> None:
+    from training.data import SyntheticMattingDataset
+
+    rtols = (1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
+    print(f"\n## 1. synthetic composites ({n}, 480-640 px, seed 20261204): mean |pcg - direct| over the band")
+    print("| composite | unknowns | " + " | ".join(f"rtol {r:g} (iters)" for r in rtols) + " |")
+    print("|---|---:|" + "---:|" * len(rtols))
+    sizes = (480, 560, 640)
+    dsets = {s: SyntheticMattingDataset(size=s, seed=20261204, min_unknown=0.03) for s in sizes}
+    worst = {r: 0.0 for r in rtols}
+    for i in range(n):
+        image, tri, _alpha, _fg, _bg = dsets[sizes[i % 3]].sample_numpy(i)
+        image = np.round(np.clip(image, 0, 1) * 255).astype(np.float64) / 255  # 8-bit, as photos are
+        tri = np.where(tri >= 0.9, 1.0, np.where(tri <= 0.1, 0.0, 0.5))
+        prior = generator(image, tri)
+        etri, alpha_s, eta, _ = shared_part(image, tri)
+        direct, _, n_u = solve_direct(image, etri, alpha_s, eta, prior)
+        band = tri == 0.5
+        cells = []
+        for r in rtols:
+            alpha, _, it, _ok = solve_matrix_free(image, etri, alpha_s, eta, prior, device=device,
+                                                  dtype=torch.float64, rtol=r)
+            d = mean_diff(alpha, direct, band)
+            worst[r] = max(worst[r], d)
+            cells.append(f"{d:.1e} ({it})")
+        print(f"| syn{i:02d} | {n_u} | " + " | ".join(cells) + " |")
+    print("| worst | | " + " | ".join(f"{worst[r]:.1e}" for r in rtols) + " |")
+
+
+def dev_section(data: str, trimap_dir: str, generator, device: str, float32: bool):
+    from training.evaluate import list_samples, load_sample, trimap_to_float
+
+    print(f"\n## 2. {data} ({trimap_dir}): direct vs pcg (float64, rtol {DEFAULT_RTOL:g})")
+    head = ("| photo | unknowns | shared s | direct s | pcg s | pcg/direct | iters warm / cold | "
+            "mean abs diff | SAD direct | SAD pcg |" + (" f32 iters | f32 diff |" if float32 else ""))
+    print(head)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if float32 else ""))
+    rows = []
+    priors = {}
+    for sample in list_samples(data, trimap_dir):
+        img_u8, gt, tri_u8 = load_sample(sample)
+        image, tri = img_u8 / 255.0, trimap_to_float(tri_u8)
+        prior = generator(image, tri)
+        priors[sample.name] = (image, tri, prior)
+        etri, alpha_s, eta, t_shared = shared_part(image, tri)
+        direct, t_direct, n_u = solve_direct(image, etri, alpha_s, eta, prior)
+        pcg_a, t_pcg, it, ok = solve_matrix_free(image, etri, alpha_s, eta, prior, device=device,
+                                                 dtype=torch.float64, rtol=DEFAULT_RTOL)
+        _, _, it_cold, _ = solve_matrix_free(image, etri, alpha_s, eta, prior, device=device,
+                                             dtype=torch.float64, rtol=DEFAULT_RTOL, x0_value=0.5)
+        band = tri_u8 == 128
+        diff = mean_diff(pcg_a, direct, band)
+        sad_d = score_all(to_uint8(direct), gt, tri_u8).sad
+        sad_p = score_all(to_uint8(pcg_a), gt, tri_u8).sad
+        row = [sample.name, n_u, t_shared, t_direct, t_pcg, it, it_cold, diff, sad_d, sad_p, ok]
+        extra = ""
+        if float32:
+            a32, _, it32, ok32 = solve_matrix_free(image, etri, alpha_s, eta, prior, device=device,
+                                                   dtype=torch.float32, rtol=DEFAULT_RTOL, max_iter=600)
+            d32 = mean_diff(a32, direct, band)
+            row += [it32, ok32, d32]
+            extra = f" {it32}{'' if ok32 else ' (cap)'} | {d32:.1e} |"
+        rows.append(row)
+        print(f"| {sample.name} | {n_u} | {t_shared:.2f} | {t_direct:.2f} | {t_pcg:.2f} | {t_pcg / t_direct:.1f} | "
+              f"{it}{'' if ok else ' (cap)'} / {it_cold} | {diff:.1e} | {sad_d:.3f} | {sad_p:.3f} |" + extra,
+              flush=True)
+    m = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+    extra = f" {m(11):.0f} | {m(13):.1e} |" if float32 else ""
+    print(f"| **mean** | {m(1):.0f} | {m(2):.2f} | {m(3):.2f} | {m(4):.2f} | {m(4) / m(3):.1f} | "
+          f"{m(5):.0f} / {m(6):.0f} | {m(7):.1e} (max {max(r[7] for r in rows):.1e}) | {m(8):.3f} | {m(9):.3f} |" + extra)
+    return priors
+
+
+def hd_section(priors, name: str, device: str) -> None:
+    image, tri, prior = priors[name]
+    size = (1920, 1080)
+    image = np.clip(cv2.resize(image, size, interpolation=cv2.INTER_CUBIC), 0, 1)
+    image = np.round(image * 255) / 255
+    tri = cv2.resize(tri, size, interpolation=cv2.INTER_NEAREST)
+    prior = np.clip(cv2.resize(prior, size, interpolation=cv2.INTER_LINEAR), 0, 1)
+    print(f"\n## 3. 1920x1080: {name} upscaled (image bicubic, trimap nearest, generator alpha bilinear); "
+          f"{100 * float((tri == 0.5).mean()):.1f} % unknown")
+    etri, alpha_s, eta, t_shared = shared_part(image, tri)
+    direct, t_direct, n_u = solve_direct(image, etri, alpha_s, eta, prior)
+    pcg_a, t_pcg, it, ok = solve_matrix_free(image, etri, alpha_s, eta, prior, device=device,
+                                             dtype=torch.float64, rtol=DEFAULT_RTOL)
+    diff = mean_diff(pcg_a, direct, tri == 0.5)
+    print("| unknowns after expansion | shared s | direct s | pcg s | pcg/direct | pcg iters | mean abs diff |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {n_u} | {t_shared:.2f} | {t_direct:.2f} | {t_pcg:.2f} | {t_pcg / t_direct:.1f} | "
+          f"{it}{'' if ok else ' (cap)'} | {diff:.1e} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "alphamatting-dev"))
+    ap.add_argument("--trimap-dir", default="trimap")
+    ap.add_argument("--synthetic", type=int, default=6, help="synthetic composites for the tolerance sweep (0 = skip)")
+    ap.add_argument("--hd-photo", default="GT19", help="dev photo upscaled to 1080p (GT19: 5.5 %% unknown)")
+    ap.add_argument("--device", default="cpu", help="where PCG runs (cpu | cuda)")
+    ap.add_argument("--no-float32", action="store_true", help="skip the float32 PCG column")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from training.evaluate import make_generator
+
+    generator = make_generator(None, "cpu", None, args.threads)
+    print(f"threads: {args.threads}  device (pcg): {args.device}  torch {torch.__version__}  "
+          f"mu {MU} flow {FLOW} expand {EXPAND}  pcg rtol {DEFAULT_RTOL:g}")
+    if args.synthetic > 0:
+        synthetic_section(args.synthetic, generator, args.device)
+    priors = dev_section(args.data, args.trimap_dir, generator, args.device, not args.no_float32)
+    if args.hd_photo:
+        hd_section(priors, args.hd_photo, args.device)
+
+
+if __name__ == "__main__":
+    main()
