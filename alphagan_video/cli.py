@@ -54,6 +54,11 @@ def _on_sigterm(signum, frame) -> None:
     raise Terminated("terminated")
 
 
+def _standalone() -> bool:
+    """True in the installed script / ``python -m`` (not when a host calls the CLI in-process)."""
+    return bool(getattr(_install_signal_handlers, "installed", False))
+
+
 def _install_signal_handlers() -> None:
     """SIGTERM raises ``Terminated``; SIGINT raises KeyboardInterrupt (Python's default, restored
     if a host application changed it). Only from the main thread (``signal`` requires it)."""
@@ -65,6 +70,7 @@ def _install_signal_handlers() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
         if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        _install_signal_handlers.installed = True
 
 
 def _inductor_cache_dir() -> Optional[str]:
@@ -80,6 +86,18 @@ def _inductor_cache_dir() -> Optional[str]:
     except (KeyError, OSError, ImportError):
         return None
     return os.path.join(tempfile.gettempdir(), "torchinductor_" + user)
+
+
+def _work_is_done() -> None:
+    """From here on a signal can undo nothing (OUTPUT is in place, or the run has failed and
+    cleaned up): ignore SIGINT / SIGTERM so that one arriving during the interpreter's shutdown
+    does not turn a finished run into a death by signal. Main thread only."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _interrupted(exc: BaseException, message: str, debug: bool) -> None:
@@ -102,9 +120,14 @@ class _DefaultCommandGroup(click.Group):
         ctx.meta["alphagan_debug"] = "--debug" in args
         return super().parse_args(ctx, args)
 
-    def main(self, *args, **kwargs):
-        _install_signal_handlers()
-        return super().main(*args, **kwargs)
+    def main(self, args=None, *rest, **kwargs):
+        if args is not None:  # called in-process by a host (tests, scripts): leave its signals alone
+            return super().main(args, *rest, **kwargs)
+        _install_signal_handlers()  # the installed script or python -m alphagan_video
+        try:
+            return super().main(args, *rest, **kwargs)
+        finally:
+            _work_is_done()
 
     def invoke(self, ctx: click.Context):
         debug = bool(ctx.meta.get("alphagan_debug"))
@@ -608,6 +631,8 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
         with pixel_budget(max_pixels):
             report = matte_video(input_path, output_path, cfg, progress=progress, frame_range=frames,
                                  context=context)
+        if _standalone():
+            _work_is_done()  # OUTPUT is in place: an interrupt now would report a lie
         close_bar()
         if json_report is not None:
             json_report.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")

@@ -1,0 +1,462 @@
+"""Hostile-user fuzzing of the CLI (issue 14), the long version of tests/test_fuzz.py.
+
+    python bench/fuzz.py --cases 300 [--seed 14] [--jobs 1] [--timeout 120] [--keep DIR]
+
+Builds a seeded corpus and runs every case as its own process (``python -m alphagan_video``),
+polling the child's resident memory every few ms, then prints one table row per category:
+
+    cases | exit-code violations | tracebacks | hangs | files left | runs > 4 GB RSS | peak RSS
+
+Categories (about half the cases are mutants, the rest split over the others):
+- mutant-mp4 / mutant-mov / mutant-png: seeded byte mutants of an H.264+AAC mp4, a ProRes .mov,
+  a PNG (tests/fuzz_corpus.py); must exit 0 or 2;
+- hostile-size / hostile-media: 16000x16000 PNG and PNG-in-MOV, 60000x40000 y4m, codec-less
+  audio: exit 2, small RSS;
+- paths: /proc, missing folders, OUTPUT a folder or existing, odd names, input a folder ...: exit 2;
+- options: out-of-range and malformed option values (bands, batch sizes, budgets, ranges, keys): 2;
+- checkpoint: NaN/Inf weights, garbage, truncated, a malicious pickle (must not run), a folder: 2;
+- farm-job: malformed job files through ``farm chunk`` and ``farm assemble --job``; finished-job
+  reruns (must exit 0 "already complete" and touch nothing);
+- pipe: absurd sizes and bands, truncated frames, bad rates: 2;
+- signals: SIGINT / SIGTERM at seeded moments of a valid run: 130 / 143 (0 if it finished first);
+- enospc: a tiny tmpfs in a private mount namespace (``unshare``; skipped where refused): 2.
+
+"files left" counts anything beside OUTPUT in the output folder (OUTPUT itself only after exit 0),
+anything left in the run's private $TMPDIR, and, for farm reruns, any file touched. A hang is a run
+still alive after --timeout seconds (killed). Exit status of this script: 0 when every column of
+violations is 0.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fuzz_corpus import (  # noqa: E402
+    hostile_cases, make_bases, make_mp4, mutant_cases, png_with_size,
+)
+
+RSS_LIMIT = 4 * 2**30
+FAST = ["--no-refine", "--mask", "chroma", "-q"]
+
+
+@dataclass
+class Run:
+    name: str
+    category: str
+    argv: list
+    out_dir: Path
+    allowed: frozenset
+    output: Optional[str] = None          # the file allowed in out_dir after exit 0
+    signal_at: Optional[tuple[int, float]] = None
+    wrapper: Optional[list] = None        # e.g. unshare ... sh -c
+    stdin: Optional[bytes] = None
+    check: Optional[Callable[["Result"], list]] = None  # extra checks -> problems
+    note: str = ""
+
+
+@dataclass
+class Result:
+    run: Run
+    code: int = 0
+    stderr: str = ""
+    seconds: float = 0.0
+    peak_rss: int = 0
+    hang: bool = False
+    problems: list = field(default_factory=list)
+
+
+def _rss_of_tree(pid: int) -> int:
+    """Resident bytes of ``pid`` and its children (VmRSS), 0 once gone."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def execute(run: Run, timeout: float, env: dict) -> Result:
+    res = Result(run)
+    tmpdir = Path(tempfile.mkdtemp(prefix="fuzz-tmp-"))
+    run_env = dict(env, TMPDIR=str(tmpdir))
+    argv = [sys.executable, "-m", "alphagan_video", *map(str, run.argv)]
+    if run.wrapper:
+        argv = [*run.wrapper[:-1], run.wrapper[-1].replace("{CMD}", " ".join(_quote(a) for a in argv))]
+    before = set(os.listdir(run.out_dir)) if run.out_dir.is_dir() else set()
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if run.stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=run_env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    if run.stdin is not None:
+        try:
+            proc.stdin.write(run.stdin)
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+    err_chunks: list[bytes] = []
+
+    def drain():
+        for chunk in iter(lambda: proc.stderr.read(4096), b""):
+            err_chunks.append(chunk)
+
+    import threading
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    sent = False
+    while proc.poll() is None:
+        now = time.monotonic() - started
+        res.peak_rss = max(res.peak_rss, _rss_of_tree(proc.pid))
+        if run.signal_at and not sent and now >= run.signal_at[1]:
+            proc.send_signal(run.signal_at[0])
+            sent = True
+        if now > timeout:
+            res.hang = True
+            proc.kill()
+            break
+        time.sleep(0.005)
+    proc.wait()
+    reader.join(5)
+    res.code = proc.returncode
+    res.seconds = time.monotonic() - started
+    res.stderr = b"".join(err_chunks).decode(errors="replace")
+    if res.code not in run.allowed and not res.hang:
+        res.problems.append(f"exit {res.code} not in {sorted(run.allowed)}")
+    if "Traceback" in res.stderr:
+        res.problems.append("traceback")
+    left = sorted(os.listdir(run.out_dir)) if run.out_dir.is_dir() else []
+    expected = [run.output] if (res.code == 0 and run.output) else []
+    extra = [n for n in left if n not in expected and n not in before]
+    if "FUZZ-LEFT" in res.stderr:
+        extra.append(res.stderr.split("FUZZ-LEFT", 1)[1].strip().splitlines()[0])
+    if extra:
+        res.problems.append(f"files left {extra}")
+    leftovers = sorted(os.listdir(tmpdir))
+    if leftovers:
+        res.problems.append(f"left in $TMPDIR {leftovers}")
+    shutil.rmtree(tmpdir, ignore_errors=True)
+    if run.check is not None:
+        res.problems += run.check(res)
+    return res
+
+
+def _quote(a: str) -> str:
+    import shlex
+
+    return shlex.quote(str(a))
+
+
+# ----------------------------------------------------------------------------- corpus
+
+def build(root: Path, n: int, seed: int, checkpoint: str) -> list[Run]:
+    rng = random.Random(seed)
+    runs: list[Run] = []
+    counter = [0]
+
+    def out(name: str) -> Path:
+        counter[0] += 1
+        d = root / "out" / f"{counter[0]:04d}-{name}"
+        d.mkdir(parents=True)
+        return d
+
+    bases = make_bases(str(root / "bases"))
+    n_mut = max(3, n * 55 // 100)
+    for c in mutant_cases(bases, str(root / "mutants"), n_mut, seed):
+        d = out(c.name)
+        runs.append(Run(c.name, c.category, [c.input, "-o", d / c.output, "--checkpoint", checkpoint, *FAST], d,
+                        frozenset({0, 2}), c.output, note=c.note))
+    for c in hostile_cases(str(root / "hostile")):
+        d = out(c.name)
+        runs.append(Run(c.name, c.category, [c.input, "-o", d / c.output, "--checkpoint", checkpoint, *FAST], d,
+                        frozenset({2}), c.output, note=c.note))
+    mp4, png = bases["mp4"], bases["png"]
+    rest = max(0, n - len(runs))
+
+    # paths
+    def paths(i: int) -> Run:
+        d = out(f"path{i}")
+        kind = i % 10
+        if kind == 0:
+            argv = [mp4, "-o", "/proc/out.mov"]
+        elif kind == 1:
+            argv = [mp4, "-o", d / "missing" / "o.mov"]
+        elif kind == 2:
+            (d / "o.mov").mkdir()
+            return Run(f"path{i}", "paths", [mp4, "-o", d / "o.mov", *FAST], d, frozenset({2}), "o.mov",
+                       check=lambda r, d=d: [] if (d / "o.mov").is_dir() else ["folder replaced"])
+        elif kind == 3:
+            (d / "o.mov").write_bytes(b"keep")
+            return Run(f"path{i}", "paths", [mp4, "-o", d / "o.mov", *FAST], d, frozenset({2}), "o.mov",
+                       check=lambda r, d=d: [] if (d / "o.mov").read_bytes() == b"keep" else ["OUTPUT replaced"])
+        elif kind == 4:
+            argv = [root / "nope.mp4", "-o", d / "o.mov"]
+        elif kind == 5:
+            argv = [root / "bases", "-o", d / "o.mov"]
+        elif kind == 6:
+            argv = [str(root / "bases" / "x_%04d.png"), "-o", d / "o.mov"]
+        elif kind == 7:
+            argv = [mp4, "-o", d / ("\u00e9\u00df" * 60 + ".mov")]
+            return Run(f"path{i}", "paths", [*argv, "--checkpoint", checkpoint, *FAST], d, frozenset({0, 2}),
+                       argv[-1].name)
+        elif kind == 8:
+            argv = [mp4, "-o", d / ("x" * 300 + ".mov")]
+        else:
+            argv = [mp4, "-o", d / "o.%04d.txt"]
+        return Run(f"path{i}", "paths", [*argv, "--checkpoint", checkpoint, *FAST], d, frozenset({2}))
+
+    bad_options = [["--trimap-band", "100000"], ["--trimap-band", "0"], ["--trimap-band", "-5"],
+                   ["--batch-size", "0"], ["--batch-size", "-3"], ["--max-pixels", "0"], ["--max-pixels", "abc"],
+                   ["--max-pixels", "100"], ["--temporal-strength", "2"], ["--temporal-strength", "nan"],
+                   ["--frames", "5-2"], ["--frames", "abc"], ["--mask", "nonsense"], ["--mask", "file:/nonexistent"],
+                   ["--mask", "plate:" + str(root)], ["--chroma-key", "9,9"], ["--box", "1,2,3"],
+                   ["--output-kind", "rgba", "--codec", "h264"], ["--codec", "ffv1"], ["--context", "-2"],
+                   ["--mask", "sam"], ["--trimap", "/nonexistent.png"], ["--background", "/nonexistent.png",
+                                                                       "--output-kind", "composite"]]
+
+    def options(i: int) -> Run:
+        d = out(f"opt{i}")
+        extra = bad_options[i % len(bad_options)]
+        argv = [mp4, "-o", d / "o.mov", "--checkpoint", checkpoint, "--no-refine", "-q"]
+        if "--mask" not in extra:
+            argv += ["--mask", "chroma"]
+        return Run(f"opt{i}:{' '.join(extra)[:30]}", "options", [*argv, *extra], d, frozenset({2}))
+
+    import torch
+    from safetensors.torch import save_file
+
+    from alphagan_video.model import build_generator
+
+    ck = root / "ckpt"
+    ck.mkdir(exist_ok=True)
+    marker = root / "PWNED"
+
+    def checkpoints(i: int) -> Run:
+        d = out(f"ckpt{i}")
+        kind = i % 7
+        path = ck / f"c{i}.safetensors"
+        if kind in (0, 1):
+            state = {k: v.clone() for k, v in build_generator("tiny").state_dict().items()}
+            floats = [k for k, v in state.items() if v.is_floating_point()]
+            state[floats[rng.randrange(len(floats))]].view(-1)[0] = float("nan") if kind == 0 else float("-inf")
+            save_file(state, str(path), metadata={"format": "alphagan-video-generator", "variant": "tiny", "norm": "gn"})
+        elif kind == 2:
+            path.write_bytes(bytes(rng.randrange(256) for _ in range(4096)))
+        elif kind == 3:
+            data = Path(checkpoint).read_bytes()
+            path.write_bytes(data[: rng.randrange(8, len(data))])
+        elif kind == 4:
+            path = ck / f"c{i}.pt"
+
+            class Evil:
+                def __reduce__(self):
+                    return (os.system, (f"touch {marker}",))
+            torch.save({"state_dict": {"x": Evil()}}, str(path))
+        elif kind == 5:
+            path.write_bytes(b"")
+        else:
+            path = ck / f"dir{i}.safetensors"
+            path.mkdir()
+        return Run(f"ckpt{i}", "checkpoint", [mp4, "-o", d / "o.mov", "--checkpoint", path, *FAST], d,
+                   frozenset({2}), check=lambda r: ["malicious pickle executed"] if marker.exists() else [])
+
+    farm_root = root / "farm"
+    farm_root.mkdir(exist_ok=True)
+    done_job: dict = {}
+
+    def farm(i: int) -> Run:
+        kind = i % 12
+        d = out(f"farm{i}")
+        if kind == 11:  # rerun of a finished job: exit 0 "already complete", nothing touched
+            if not done_job:
+                shot = farm_root / "done"
+                shot.mkdir()
+                clip = make_mp4(str(shot / "in.mp4"), frames=4, audio=False)
+                args = ["farm", "local", clip, "-o", shot / "out.mov", "--chunk-size", "4", "--checkpoint",
+                        checkpoint, "--no-temporal", "--no-refine", "--mask", "chroma"]
+                subprocess.run([sys.executable, "-m", "alphagan_video", *map(str, args)], check=True,
+                               capture_output=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+                done_job.update(shot=shot, args=args)
+            shot = done_job["shot"]
+            before = sorted((str(p), p.stat().st_mtime_ns) for p in shot.rglob("*"))
+
+            def untouched(r, shot=shot, before=before):
+                after = sorted((str(p), p.stat().st_mtime_ns) for p in shot.rglob("*"))
+                problems = [] if after == before else ["finished job touched"]
+                if "already complete" not in r.stderr:
+                    problems.append("no 'already complete'")
+                return problems
+            return Run(f"farm{i}:rerun", "farm-job", done_job["args"], d, frozenset({0}), check=untouched)
+        job = d / "out.mov.alphagan-job.json"
+        data = {"format": "alphagan-video-job", "version": 1, "input": str(mp4), "output": "out.mov",
+                "frame_count": 6, "chunk_size": 4, "context": 0, "settings_sha256": "0" * 64, "config": {}}
+        mutations = [("chunk_size", "abc"), ("chunk_size", None), ("chunk_size", 0), ("chunk_size", -4),
+                     ("output", "../../x.mov"), ("output", "/tmp/elsewhere/x.mov"), ("frame_count", 1e30),
+                     ("config", {"model": None}), ("config", {"model": {"batch_size": -1}}), ("input", None),
+                     ("version", 99)]
+        key, value = mutations[kind]
+        data[key] = value
+        job.write_text(json.dumps(data))
+        allowed = {job.name}
+        command = (["farm", "chunk", job, "--frames", "0-3"] if i % 2 == 0 else ["farm", "assemble", "--job", job])
+        if kind == 0 and i % 24 == 0:
+            command = ["farm", "assemble", "--job", d]  # a folder as the job
+        return Run(f"farm{i}:{key}={value!r}"[:40], "farm-job", command, d, frozenset({2}), output=None,
+                   check=lambda r, d=d, allowed=allowed: ([] if set(os.listdir(d)) <= allowed else
+                                                          [f"farm files {sorted(set(os.listdir(d)) - allowed)}"]))
+
+    def pipe(i: int) -> Run:
+        d = out(f"pipe{i}")
+        kind = i % 7
+        size, band, data, rate = "64x48", None, bytes(64 * 48 * 3 * 2), "25"
+        if kind == 0:
+            size = "100000x100000"
+        elif kind == 1:
+            size = "0x0"
+        elif kind == 2:
+            size = "abc"
+        elif kind == 3:
+            band = "100000"
+        elif kind == 4:
+            data = data[:-7]  # truncated last frame
+        elif kind == 5:
+            rate = "0"
+        else:
+            size = "65536x65536"
+        argv = ["pipe", "--size", size, "--rate", rate, "--checkpoint", checkpoint, "--mask", "chroma",
+                "--no-refine"] + (["--trimap-band", band] if band else [])
+        # Runs that get past the checks key a black frame: chroma finds no screen (exit 2).
+        return Run(f"pipe{i}", "pipe", argv, d, frozenset({2}), stdin=data)
+
+    long_clip = make_mp4(str(root / "long.mp4"), frames=240)
+
+    def signals(i: int) -> Run:
+        d = out(f"sig{i}")
+        sig = signal.SIGINT if i % 2 == 0 else signal.SIGTERM
+        delay = rng.uniform(0.05, 8.0)
+        return Run(f"sig{i}:{sig.name}@{delay:.2f}s", "signals",
+                   [long_clip, "-o", d / "o.mov", "--checkpoint", checkpoint, "--batch-size", "1", *FAST], d,
+                   frozenset({0, 130 if sig == signal.SIGINT else 143}), "o.mov", signal_at=(sig, delay))
+
+    unshare_ok = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"],
+                                capture_output=True).returncode == 0
+    big = make_mp4(str(root / "big.mp4"), frames=24, width=320, height=240)
+
+    def enospc(i: int) -> Optional[Run]:
+        if not unshare_ok:
+            return None
+        d = out(f"nospc{i}")
+        size = ["16k", "48k", "64k", "128k"][i % 4]
+        argv = [big, "-o", d / "o.mov", "--checkpoint", checkpoint, *FAST]
+        wrapper = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                   f"mount -t tmpfs -o size={size} tmpfs {d} && {{CMD}}; rc=$?; "
+                   f"[ -z \"$(ls -A {d})\" ] || echo FUZZ-LEFT $(ls -A {d}) >&2; exit $rc"]
+        return Run(f"nospc{i}:{size}", "enospc", argv, d, frozenset({2}), wrapper=wrapper,
+                   check=lambda r: [] if "disk is full" in r.stderr or r.code != 2 else [])
+
+    makers = [paths, options, checkpoints, farm, pipe, signals, enospc]
+    weights = [3, 4, 2, 3, 2, 3, 1]
+    schedule = [m for m, w in zip(makers, weights) for _ in range(w)]
+    i = 0
+    while rest > 0:
+        made = schedule[i % len(schedule)](i)
+        i += 1
+        if made is not None:
+            runs.append(made)
+            rest -= 1
+    return runs
+
+
+# ----------------------------------------------------------------------------- report
+
+def table(results: list[Result]) -> str:
+    rows = defaultdict(list)
+    for r in results:
+        rows[r.run.category].append(r)
+    head = ("category", "cases", "exit-code violations", "tracebacks", "hangs", "files left", "runs > 4 GB RSS",
+            "peak RSS MB", "max s")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    total = defaultdict(int)
+    for cat in sorted(rows):
+        rs = rows[cat]
+        vals = (len(rs),
+                sum(any(p.startswith("exit ") for p in r.problems) for r in rs),
+                sum("traceback" in r.problems for r in rs),
+                sum(r.hang for r in rs),
+                sum(any(("left" in p or "touched" in p or "replaced" in p or "farm files" in p) for p in r.problems)
+                    for r in rs),
+                sum(r.peak_rss > RSS_LIMIT for r in rs))
+        for k, v in zip(head[1:], vals):
+            total[k] += v
+        peak = max(r.peak_rss for r in rs) / 2**20
+        lines.append(f"| {cat} | " + " | ".join(map(str, vals)) + f" | {peak:.0f} | {max(r.seconds for r in rs):.1f} |")
+    allpeak = max(r.peak_rss for r in results) / 2**20
+    lines.append("| **all** | " + " | ".join(str(total[k]) for k in head[1:7])
+                 + f" | {allpeak:.0f} | {max(r.seconds for r in results):.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--jobs", type=int, default=1, help="cases run at once")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a run counts as a hang")
+    ap.add_argument("--keep", type=Path, default=None, help="build the corpus here and keep it")
+    args = ap.parse_args()
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="alphagan-fuzz-"))
+    root.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    from alphagan_video.model import build_generator, save_generator
+
+    torch.manual_seed(0)
+    checkpoint = str(root / "tiny.safetensors")
+    save_generator(build_generator("tiny"), checkpoint)
+    runs = build(root, args.cases, args.seed, checkpoint)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    started = time.monotonic()
+    results: list[Result] = []
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for n, res in enumerate(pool.map(lambda r: execute(r, args.timeout, env), runs), 1):
+            results.append(res)
+            flag = "  <-- " + "; ".join(res.problems) if res.problems or res.hang else ""
+            print(f"[{n:4d}/{len(runs)}] {res.run.category:14s} {res.run.name[:42]:42s} exit {res.code:4d} "
+                  f"{res.seconds:6.1f}s {res.peak_rss / 2**20:7.0f} MB{flag}", flush=True)
+            if res.problems:
+                print("        " + res.stderr.strip().replace("\n", "\n        ")[-600:], flush=True)
+    print(f"\n{len(results)} cases, seed {args.seed}, {time.monotonic() - started:.0f} s\n")
+    print(table(results))
+    if args.keep is None:
+        shutil.rmtree(root, ignore_errors=True)
+    bad = sum(bool(r.problems) or r.hang or r.peak_rss > RSS_LIMIT for r in results)
+    return 0 if bad == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
