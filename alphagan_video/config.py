@@ -76,6 +76,12 @@ class ModelConfig:
     # 9 px with colour 0.04 measured best on the synthetic validation set (SAD 7.41 -> 7.30),
     # then confirmed on alphamatting-dev (product Trimap1 SAD 3.90 -> 3.68, Trimap2 6.20 -> 5.54).
     refine_expand: int = 9
+    # How the refine's linear system is solved: "direct" (sparse factorisation, refine.py; CG
+    # beyond 300k unknowns), "pcg" (matrix-free PCG in torch on the model's device,
+    # refine_pcg.py) or "auto" = pcg on CUDA, direct elsewhere. Same system, same answer within
+    # 1e-4 mean alpha; on the CPU pcg is ~7x slower (bench/refine_solvers.py, one thread:
+    # 1080p 4.8 s vs 0.7 s), so it is not the CPU default.
+    refine_solver: str = "auto"
     # "auto": tile the unknown band when tiles cover < 60% of the frame; "on": always; "off": full frame.
     tiling: str = "off"
     # torch.compile the generator (``--compile``); pays compilation on the first batches.

@@ -198,9 +198,10 @@ def _refine_batch(
     image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor, mu: float, gate: float = 0.0,
     weighting: str = "uniform", flow: float = 0.0,
     temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None, expand: int = 0,
-    problems: Optional[list[Future]] = None,
+    problems: Optional[list[Future]] = None, solver: str = "auto", device: str = "cpu",
 ) -> torch.Tensor:
-    """Matting-Laplacian solve per frame with the generator's alpha as prior (CPU, float64);
+    """Matting-Laplacian solve per frame with the generator's alpha as prior (float64; on the CPU,
+    or with solver "pcg" matrix-free on ``device``, see ``refine_solver``);
     mu / gate / weighting / flow / expand as ``refine.refine_alpha`` (ModelConfig.refine_*).
     temporal: optional (target, weight), both (B,1,H,W): one more data term
     weight * (a - target)^2 per pixel (the warped previous alpha), folded into the prior as
@@ -228,9 +229,24 @@ def _refine_batch(
             refined = refine_alpha(
                 image[i].permute(1, 2, 0).double().cpu().numpy(), tri, p, mu=mu,
                 gate=gate, weighting=weighting, flow=flow, weight=pixel_weight, expand=expand,
+                solver=solver, device=device,
             )
         out.append(torch.as_tensor(refined, dtype=torch.float32)[None, None].to(prior.device))
     return torch.cat(out, 0)
+
+
+_REFINE_SOLVERS = ("auto", "direct", "pcg")
+
+
+def refine_solver(choice: str, device: torch.device) -> str:
+    """ModelConfig.refine_solver -> the ``solver`` of refine.refine_alpha / prepare_refine:
+    "pcg" (matrix-free, on ``device``) for "pcg", and for "auto" on CUDA; otherwise refine's
+    "auto" (today's direct factorisation, CG beyond its size limit)."""
+    if choice not in _REFINE_SOLVERS:
+        raise UserInputError(f"refine_solver {choice!r}: must be one of {', '.join(_REFINE_SOLVERS)}")
+    if choice == "pcg" or (choice == "auto" and device.type == "cuda"):
+        return "pcg"
+    return "auto"
 
 
 # --------------------------------------------------------------------------- the wiring
@@ -259,6 +275,7 @@ class FrameMatter:
         self.info = info
         self.kind = cfg.output.kind
         self.device = resolve_device(cfg.model.device)
+        self.refine_solver = refine_solver(cfg.model.refine_solver, self.device)
         self.background = None
         if self.kind == "composite":
             self.background = torch.from_numpy(
@@ -397,7 +414,8 @@ class FrameMatter:
                 return clamp_known(_refine_batch(image[i : i + 1], one_tri, a, m.refine_mu, m.refine_gate,
                                                  m.refine_weighting, m.refine_flow, temporal=previous,
                                                  expand=m.refine_expand,
-                                                 problems=None if problems is None else problems[i : i + 1]),
+                                                 problems=None if problems is None else problems[i : i + 1],
+                                                 solver=self.refine_solver, device=str(self.device)),
                                    one_tri)
 
             alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, tc, fuse=fuse)
@@ -406,7 +424,7 @@ class FrameMatter:
         if m.refine:
             alpha = clamp_known(_refine_batch(
                 image, trimap, alpha, m.refine_mu, m.refine_gate, m.refine_weighting, m.refine_flow,
-                expand=m.refine_expand, problems=problems,
+                expand=m.refine_expand, problems=problems, solver=self.refine_solver, device=str(self.device),
             ), trimap)
             tick = self._lap("refine", tick)
         alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, tc)
@@ -424,12 +442,13 @@ class FrameMatter:
         # Factorised in advance for the uniform prior weight: exact for frames solved alone, and
         # the CG preconditioner for frames that get the warped previous alpha as a per-pixel
         # prior (temporal in-solve fusion), which is cheaper than factorising them afterwards.
-        mu = m.refine_mu if m.refine_weighting == "uniform" else None
+        mu = m.refine_mu if m.refine_weighting == "uniform" and self.refine_solver != "pcg" else None
         return [
             self._prepare_pool.submit(
                 lambda i=i: prepare_refine(  # the float64 copies are made in the worker too
                     image[i].permute(1, 2, 0).double().cpu().numpy(), trimap[i, 0].float().cpu().numpy(),
-                    flow=m.refine_flow, expand=m.refine_expand, mu=mu,
+                    flow=m.refine_flow, expand=m.refine_expand, mu=mu, solver=self.refine_solver,
+                    device=str(self.device),
                 )
             )
             for i in range(image.shape[0])
