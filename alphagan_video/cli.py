@@ -380,9 +380,11 @@ def main() -> None:
 @_max_pixels_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write what was done as JSON.")
+@click.option("--strict", is_flag=True,
+              help="Exit 2 when the matte is empty or full on more than a few frames (the output is still written).")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def run_command(input_path: str, output_path: str, frame_range, context, max_pixels, quiet, json_report, debug,
-                **opts) -> None:
+                strict=False, **opts) -> None:
     """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
     with _exit_codes(debug, "interrupted; no output was written"):
         cfg = _build_config(**opts)
@@ -394,7 +396,7 @@ def run_command(input_path: str, output_path: str, frame_range, context, max_pix
             raise UserInputError(f"--context {context}: must be 0 or more frames")
         cfg = _preflight(input_path, output_path, cfg, max_pixels=max_pixels, warn=not quiet)
     _run(input_path, output_path, cfg, frames=frames, quiet=quiet, json_report=json_report, debug=debug,
-         context=context, max_pixels=max_pixels)
+         context=context, max_pixels=max_pixels, strict=strict)
 
 
 # --------------------------------------------------------------------------- fail fast (issue 14)
@@ -607,7 +609,7 @@ def _parse_frame_range(value: Optional[str]) -> Optional[tuple[int, int]]:
 
 def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Optional[tuple[int, int]], quiet: bool,
          json_report: Optional[Path], debug: bool, context: Optional[int] = None,
-         max_pixels: Optional[int] = None) -> None:
+         max_pixels: Optional[int] = None, strict: bool = False) -> None:
     bar = None
 
     def progress(done: int, total: Optional[int]) -> None:
@@ -640,6 +642,10 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
             fps = report.frames / max(report.seconds.get("total", 0.0), 1e-9)
             click.echo(f"wrote {output_path}: {report.frames} frame(s), {report.output_description}, {fps:.2f} fps",
                        err=True)
+    for warning in report.warnings:  # empty/full mattes (issue 15): never a silent empty deliverable
+        click.echo(f"alphagan-video: warning: {warning}", err=True)
+    if strict and report.warnings:
+        _fail(f"--strict: {len(report.warnings)} warning(s) above; {output_path} was written", 2, False)
 
 
 @main.command("info")
@@ -959,7 +965,11 @@ def _make_job(input_path: str, output_path: str, chunk_size: int, context: Optio
     # The output may exist (a finished job is recognised by create_job); the batch size sets the
     # chunk grid, so it is refused rather than lowered when it does not fit in memory.
     _preflight(input_path, output_path, cfg, max_pixels=max_pixels, adjustable_batch=False, check_output=False)
-    return create_job(input_path, output_path, cfg, chunk_size=chunk_size, context=context)
+    from alphagan_video.io.reader import pixel_budget
+
+    with pixel_budget(max_pixels):  # create_job probes the input (frame count, chroma key)
+        return create_job(input_path, output_path, cfg, chunk_size=chunk_size, context=context,
+                          max_pixels=max_pixels)
 
 
 def _already_complete(job) -> bool:

@@ -5,6 +5,7 @@ SIGTERM). Real PyAV, real subprocesses and real signals where the behaviour is t
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -403,3 +404,23 @@ def test_light_copies_match_the_library():
     assert set(cli_module.MASK_SOURCE_NAMES) == set(MASK_SOURCES)
     assert cli_module._default_weights_path() == DEFAULT_WEIGHTS_PATH
     assert cli_module._torch_build()[0] == torch.__version__
+
+
+def test_farm_jobs_carry_the_pixel_budget_to_every_chunk(tmp_path, tiny_checkpoint):
+    shot = tmp_path / "shot"
+    shot.mkdir()
+    clip = make_mp4(str(shot / "in.mp4"), frames=4, audio=False)
+    common = ("--chunk-size", 4, "--checkpoint", tiny_checkpoint, "--no-temporal", *FAST[:3])
+    result = cli("farm", "plan", clip, "-o", shot / "out.mov", "--max-pixels", 1000, *common)
+    assert result.exit_code == 2 and "over the budget of 1000" in result.stderr
+    assert sorted(p.name for p in shot.iterdir()) == ["in.mp4"]
+    run_ok("farm", "plan", clip, "-o", shot / "out.mov", "--max-pixels", 3072, *common)
+    job = shot / "out.mov.alphagan-job.json"
+    assert json.loads(job.read_text())["max_pixels"] == 3072
+    run_ok("farm", "chunk", job, "--frames", "0-3")
+    data = json.loads(job.read_text())
+    data["max_pixels"] = 1000
+    job.write_text(json.dumps(data))
+    shutil.rmtree(shot / "out.mov.alphagan-segments")
+    result = cli("farm", "chunk", job, "--frames", "0-3")
+    assert result.exit_code == 2 and "over the budget of 1000" in result.stderr

@@ -219,6 +219,8 @@ class FarmJob:
     #: True when ``create_job`` found this job already assembled into an intact OUTPUT
     #: (the job file's ``assembled.sha256`` matches the file): a rerun has nothing to do.
     complete: bool = False
+    #: Pixel budget per frame for every task (``--max-pixels`` at planning); None = the default.
+    max_pixels: Optional[int] = None
 
     @property
     def segments_dir(self) -> str:
@@ -239,11 +241,14 @@ class FarmJob:
         return os.path.join(self.segments_dir, f"seg_{first:06d}-{last:06d}.json")
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "format": JOB_FORMAT, "version": JOB_VERSION, "input": self.input, "output": self.output,
             "frame_count": self.frame_count, "chunk_size": self.chunk_size, "context": self.context,
             "settings_sha256": self.settings_sha256, "config": config_to_dict(self.config),
         }
+        if self.max_pixels is not None:
+            data["max_pixels"] = self.max_pixels
+        return data
 
 
 def job_path_for(output: str | os.PathLike) -> str:
@@ -325,6 +330,7 @@ def create_job(
     chunk_size: int,
     context: Optional[int] = None,
     frame_count: Optional[int] = None,
+    max_pixels: Optional[int] = None,
 ) -> FarmJob:
     """Describe a farm job and write (or reuse) ``OUTPUT.alphagan-job.json``.
 
@@ -359,7 +365,8 @@ def create_job(
         existing = load_job(path)
         if existing.settings_sha256 == digest:
             # Same pixels; this invocation's --overwrite / --no-audio apply to the final file.
-            return dataclasses.replace(existing, config=cfg, complete=assembled)
+            return dataclasses.replace(existing, config=cfg, complete=assembled,
+                                       max_pixels=max_pixels if max_pixels is not None else existing.max_pixels)
         if assembled and not cfg.output.overwrite:
             raise FarmUsageError(f"output exists: {output_path} (made with other settings); pass --overwrite "
                                  "or choose another name")
@@ -373,7 +380,7 @@ def create_job(
     plan_chunks(count, chunk_size, cfg.model.batch_size)  # validates
     batch = max(1, cfg.model.batch_size)
     size = -(-chunk_size // batch) * batch
-    job = FarmJob(input_abs, output_abs, count, size, context, cfg, digest, path)
+    job = FarmJob(input_abs, output_abs, count, size, context, cfg, digest, path, max_pixels=max_pixels)
     os.makedirs(job.segments_dir, exist_ok=True)
     write_json_atomic(path, job.to_dict())
     return job
@@ -474,8 +481,11 @@ def load_job(path: str | os.PathLike) -> FarmJob:
         raise
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise FarmUsageError(f"job file {path}: bad 'config' ({exc}); recreate the job") from None
+    max_pixels = data.get("max_pixels")
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+        raise FarmUsageError(f"job file {path}: 'max_pixels' must be a positive integer, got {max_pixels!r}")
     return FarmJob(input=input_path, output=output_path, frame_count=frame_count, chunk_size=chunk_size,
-                   context=context, config=config, settings_sha256=digest, job_path=path)
+                   context=context, config=config, settings_sha256=digest, job_path=path, max_pixels=max_pixels)
 
 
 def _check_config_types(cfg: PipelineConfig, path: str) -> None:
@@ -613,7 +623,10 @@ def run_chunk(
         pass
     cfg = job.config
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, overwrite=True, copy_audio=False))
-    matte_video(job.input, segment, cfg, progress=progress, frame_range=(first, last), context=job.context)
+    from alphagan_video.io.reader import pixel_budget
+
+    with pixel_budget(job.max_pixels):
+        matte_video(job.input, segment, cfg, progress=progress, frame_range=(first, last), context=job.context)
     record = SegmentRecord(first, last, os.path.basename(segment), os.path.getsize(segment),
                            sha256_file(segment), job.settings_sha256)
     write_json_atomic(job.record_path(first, last), record.to_dict())
