@@ -41,10 +41,16 @@ class MaskConfig:
 @dataclass(frozen=True)
 class TrimapConfig:
     """Trimap derivation. band_px: total width of the unknown band in pixels (None = scale
-    with resolution, see ``trimap.default_band_px``). trimap_path: user trimaps (skip masks)."""
+    with resolution, see ``trimap.default_band_px``, and derive the trimap automatically, see
+    ``auto``). trimap_path: user trimaps (skip masks)."""
 
     band_px: Optional[int] = None
     trimap_path: Optional[Path] = None
+    # Without band_px: derive the trimap from evidence (trimap.auto_trimap: the mask's soft
+    # probability, fine structure, local colour models that let go of wrong certainty). False =
+    # the AlphaGAN erosion/dilation routine alone at the default band (the behaviour before
+    # issue 15). With band_px given the AlphaGAN routine always runs, exactly as before.
+    auto: bool = True
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,11 @@ class RunReport:
     output_description: str = ""
     settings: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
+    #: Written frames whose matte is empty (no pixel above 0.5) or full (no pixel below).
+    empty_frames: list = field(default_factory=list)
+    full_frames: list = field(default_factory=list)
+    #: One-line warnings for the user (the CLI prints them; ``--strict`` makes them exit 2).
+    warnings: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -169,6 +174,36 @@ def render_output(
             raise ValueError("composite output needs a background")
         return to_numpy(alpha * foreground + (1 - alpha) * background), None
     raise UserInputError(f"--output-kind {kind!r}: expected rgba, alpha, foreground or composite")
+
+
+#: An empty or full matte on more than this many frames (or on every frame) is worth a warning:
+#: a frame or two may legitimately have nobody in it.
+FEW_FRAMES = 3
+
+
+def _frame_list(frames: list[int], limit: int = 8) -> str:
+    shown = ", ".join(str(f) for f in frames[:limit])
+    return shown + (f", ... ({len(frames)} frames)" if len(frames) > limit else "")
+
+
+def coverage_warnings(empty: list[int], full: list[int], total: int, mask_description: str = "") -> list[str]:
+    """One-line warnings when the matte is empty or full on more than ``FEW_FRAMES`` frames (or on
+    all of them), naming the frames and a hint. Empty list when all is well."""
+    source = mask_description.split(" ", 1)[0] if mask_description else ""
+    hints = {
+        "plate": "is the plate of this shot, and shot from (about) the same camera position?",
+        "chroma": "is there a green/blue screen behind the subject? try --chroma-key R,G,B",
+        "person": "is there a person in frame? for other subjects use --mask sam or file:PATH",
+        "sam": "add a prompt for those frames (--prompts JSON)",
+        "file": "check that the masks are white (255) on the subject and match the frames",
+        "user": "check the trimaps: white = foreground, black = background, grey = unknown",
+    }
+    hint = hints.get(source, "check the --mask source")
+    out = []
+    for what, frames in (("empty (fully transparent)", empty), ("full (fully opaque)", full)):
+        if frames and (len(frames) > FEW_FRAMES or len(frames) == total):
+            out.append(f"the matte is {what} on {len(frames)} of {total} frame(s): {_frame_list(frames)}; {hint}")
+    return out
 
 
 # --------------------------------------------------------------------------- stages
@@ -294,6 +329,8 @@ class FrameMatter:
         if self.device.type == "cuda" and cfg.model.auto_batch:
             self.batch_size = cuda_batch_size(self.device, info.height, info.width)
         self.band_px = cfg.trimap.band_px or default_band_px(info.height, info.width)
+        #: Evidence trimaps (trimap.auto_trimap) unless --trimap-band fixes the AlphaGAN band.
+        self.auto_trimap = cfg.trimap.band_px is None and cfg.trimap.auto
         if self.band_px < 1:
             raise UserInputError(f"--trimap-band {self.band_px}: must be at least 1 pixel")
         self._user_trimaps: Optional[_UserTrimaps] = None
@@ -322,6 +359,9 @@ class FrameMatter:
         #: converts RGB(A) -> YCbCr(A) on the device (CUDA only) instead of in the writer.
         self.device_planes = False
         self.seconds = {"mask": 0.0, "model": 0.0, "refine": 0.0, "temporal": 0.0, "foreground": 0.0}
+        #: Frame indices whose matte came out empty / full (every pixel background / foreground).
+        self.empty_frames: list[int] = []
+        self.full_frames: list[int] = []
 
     @property
     def has_color(self) -> bool:
@@ -345,13 +385,24 @@ class FrameMatter:
 
     def process(self, batch: FrameBatch) -> OutputBatch:
         image, alpha = self._matte(batch)
+        self._note_coverage(batch.index, alpha)
         return self.render(batch, image, alpha)
+
+    def _note_coverage(self, index: list[int], alpha: torch.Tensor) -> None:
+        """Record frames whose matte is empty (no pixel above 0.5) or full (none below)."""
+        above = (alpha > 0.5).flatten(1)
+        for i, frame in enumerate(index):
+            if not bool(above[i].any()):
+                self.empty_frames.append(int(frame))
+            elif bool(above[i].all()):
+                self.full_frames.append(int(frame))
 
     def matte(self, batch: FrameBatch) -> tuple[FrameBatch, torch.Tensor, torch.Tensor]:
         """First half of ``process``: masks, trimap, model, refine and temporal smoothing
         (everything that carries state from batch to batch). Returns (batch, image (B,3,H,W),
         alpha (B,1,H,W)) for ``render``; ``render(*matte(b)) == process(b)``."""
         image, alpha = self._matte(batch)
+        self._note_coverage(batch.index, alpha)
         return batch, image, alpha
 
     def render(self, batch: FrameBatch, image: torch.Tensor, alpha: torch.Tensor) -> OutputBatch:
@@ -384,7 +435,7 @@ class FrameMatter:
 
     def _matte(self, batch: FrameBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames -> (image (B,3,H,W), final alpha (B,1,H,W)), advancing the temporal state."""
-        from alphagan_video.trimap import clamp_known, make_trimap
+        from alphagan_video.trimap import auto_trimap, clamp_known, make_trimap
 
         tick = time.perf_counter()
         image = frames_to_tensor(batch, self.device)
@@ -392,10 +443,14 @@ class FrameMatter:
             trimap = self._user_trimaps(batch.index, self.device)
         else:
             with torch.inference_mode():
-                mask = self._mask_source(image, batch.index)
+                soft = self._mask_source(image, batch.index)
             # Stable coarse mask -> the unknown band does not jump when the subject is still.
-            mask, self.state = stabilize_mask(mask, image, self.state, self.cfg.temporal)
-            trimap = make_trimap(mask, self.band_px)
+            mask, self.state = stabilize_mask(soft, image, self.state, self.cfg.temporal)
+            if self.auto_trimap:
+                # The contour from the stabilised mask, the uncertainty from the source's soft one.
+                trimap = auto_trimap(image, soft.float(), self.band_px, binary=mask)
+            else:
+                trimap = make_trimap(mask, self.band_px)
         tick = self._lap("mask", tick)
         problems = self._prepare_refine(image, trimap)
         alpha = infer_alpha(
@@ -549,6 +604,8 @@ def matte_video(
             output_description=describe_output(output_path, cfg.output, has_color=matter.has_color,
                                                has_alpha=matter.has_alpha),
             settings={"batch_size": cfg.model.batch_size, "trimap_band_px": matter.band_px,
+                      "trimap": ("user" if cfg.trimap.trimap_path is not None
+                                 else "auto" if matter.auto_trimap else "band"),
                       "temporal": cfg.temporal.enabled, "temporal_strength": cfg.temporal.strength,
                       "refine": cfg.model.refine, "tiling": cfg.model.tiling, "output_kind": cfg.output.kind,
                       "frame_range": list(frame_range) if frame_range else None,
@@ -610,6 +667,11 @@ def matte_video(
             raise InputMediaError(f"{input_path}: no video frames could be decoded"
                                   + (f" in the range {start}-{stop - 1}" if frame_range else ""))
         seconds.update(matter.seconds)
+        written = lambda frames: sorted(f for f in set(frames) if f >= start and (stop is None or f < stop))  # noqa: E731
+        report.empty_frames = written(matter.empty_frames)
+        report.full_frames = written(matter.full_frames)
+        report.warnings = coverage_warnings(report.empty_frames, report.full_frames, report.frames,
+                                            matter.mask_description)
     seconds["total"] = time.perf_counter() - started
     report.seconds = {k: round(v, 4) for k, v in seconds.items()}
     return report
