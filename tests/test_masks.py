@@ -264,8 +264,14 @@ def test_plate_image_difference(tmp_path):
     for i in range(4):
         assert iou(masks[i] > 0.5, truths[i]) > 0.9
     # noise alone (no subject) leaves no specks
-    empty = src(to_tensor(plate_and_frames(np.random.default_rng(3), n=1)[0]), [4])
+    noisy = np.clip(plate.astype(np.float32) + np.random.default_rng(3).normal(0, 3, plate.shape), 0, 255)
+    empty = src(to_tensor(noisy.astype(np.uint8)), [4])
     assert float(empty.max()) < 0.5
+    # Another scene entirely differs everywhere: the threshold now comes from the images' noise,
+    # not from the frame's median difference (which used to rise above every pixel and return a
+    # silently empty mask, issue 15), so the mask is (nearly) full -- and the pipeline warns.
+    other = src(to_tensor(plate_and_frames(np.random.default_rng(3), n=1)[0]), [5])
+    assert float((other > 0.5).float().mean()) > 0.9
     src.close()
 
 
