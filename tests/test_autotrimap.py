@@ -212,6 +212,7 @@ def test_soft_mask_uncertainty_is_unknown_and_band_override_unchanged():
     # the tensor entry point: same trimap, {0, 0.5, 1}
     t = auto_trimap(torch.from_numpy(frame).permute(2, 0, 1)[None], torch.from_numpy(soft)[None, None])
     assert set(torch.unique(t).tolist()) <= {0.0, 0.5, 1.0}
-    assert np.array_equal(np.rint(t[0, 0].numpy() * 255).astype(np.uint8) // 2 * 2, (tri // 2 * 2))
+    expected = auto_trimap_numpy(frame.astype(np.float32), soft)
+    assert np.array_equal(t[0, 0].numpy(), np.where(expected == 255, 1.0, np.where(expected == 0, 0.0, 0.5)))
     # a full or empty mask leaves nothing to derive
     assert (auto_trimap_numpy(_u8(frame), np.zeros((H, W), np.float32)) == 0).all()
