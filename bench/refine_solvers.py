@@ -171,7 +171,8 @@ def dev_section(data: str, trimap_dir: str, generator, device: str, float32: boo
     m = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     extra = f" {m(11):.0f} | {m(13):.1e} |" if float32 else ""
     print(f"| **mean** | {m(1):.0f} | {m(2):.2f} | {m(3):.2f} | {m(4):.2f} | {m(4) / m(3):.1f} | "
-          f"{m(5):.0f} / {m(6):.0f} | {m(7):.1e} (max {max(r[7] for r in rows):.1e}) | {m(8):.3f} | {m(9):.3f} |" + extra)
+          f"{m(5):.0f} / {m(6):.0f} | {m(7):.1e} (max {max(r[7] for r in rows):.1e}) | {m(8):.3f} | "
+          f"{m(9):.3f} |" + extra)
     return priors
 
 
