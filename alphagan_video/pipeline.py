@@ -672,6 +672,14 @@ def matte_video(
         report.full_frames = written(matter.full_frames)
         report.warnings = coverage_warnings(report.empty_frames, report.full_frames, report.frames,
                                             matter.mask_description)
+        registrations = getattr(matter._mask_source, "registrations", None)
+        if registrations:  # plate mode: how the plate was aligned to the frames
+            residuals = [r["residual_px"] for r in registrations if r["registered"]]
+            report.settings["plate_registration"] = {
+                "frames": len(registrations), "registered": len(residuals),
+                "median_residual_px": float(np.median(residuals)) if residuals else None,
+                "max_residual_px": max(residuals) if residuals else None,
+            }
     seconds["total"] = time.perf_counter() - started
     report.seconds = {k: round(v, 4) for k, v in seconds.items()}
     return report

@@ -134,6 +134,7 @@ def test_unrelated_plate_warns_instead_of_a_silent_deliverable(tmp_path, tiny_ch
     assert len(warnings) == 1 and "0, 1, 2, 3, 4" in warnings[0] and "plate" in warnings[0], result.stderr
     data = json.loads(report.read_text())
     assert data["empty_frames"] + data["full_frames"] == [0, 1, 2, 3, 4] and data["warnings"]
+    assert data["settings"]["plate_registration"]["frames"] == 5
     strict = cli(*args, "--strict", "--overwrite")
     assert strict.exit_code == 2 and "--strict" in strict.stderr
 
