@@ -20,7 +20,7 @@ SAD here is whole-image: sum |pred - gt| / 255 over every pixel, / 1000 (8-bit p
 ground truth, DIM conventions otherwise). Temporal smoothing is off (single photos).
 
     python bench/autotrimap.py [--data ../shared/data/alphamatting-dev] [--seed 0]
-        [--methods coarse,auto,band,hand] [--save /tmp/autotrimap]
+        [--methods coarse,auto,band,hand] [--save /tmp/autotrimap] [--synthetic N]
 
 ``--save DIR`` writes, per photo, the coarse mask, the product's trimap, each matte and a
 composite over a checkerboard (PNG) for looking at. The photos themselves never leave ``--data``.
@@ -105,6 +105,24 @@ def run_product(image: Path, out: Path, *, mask: Path | None = None, trimap: Pat
     return matte.astype(np.float64) / scale, report
 
 
+def make_synthetic(root: Path, n: int) -> Path:
+    """Write ``n`` synthetic composites (training.data, fixed seed) as an image/alpha/trimap folder."""
+    from training.data import SyntheticMattingDataset
+
+    for sub in ("image", "alpha", "trimap"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    sizes = (480, 560, 640)
+    dsets = {s: SyntheticMattingDataset(size=s, seed=20261204, min_unknown=0.03) for s in sizes}
+    for i in range(n):
+        image, tri, alpha, _fg, _bg = dsets[sizes[i % 3]].sample_numpy(i)
+        to8 = lambda a: np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)  # noqa: E731
+        tri8 = np.where(tri >= 0.9, 255, np.where(tri <= 0.1, 0, 128)).astype(np.uint8)
+        cv2.imwrite(str(root / "image" / f"syn{i:03d}.png"), to8(image)[..., ::-1])
+        cv2.imwrite(str(root / "alpha" / f"syn{i:03d}.png"), to8(alpha))
+        cv2.imwrite(str(root / "trimap" / f"syn{i:03d}.png"), tri8)
+    return root
+
+
 def main(argv=None) -> int:
     from training.evaluate import list_samples, load_sample
 
@@ -114,9 +132,13 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="coarse,auto,hand")
     parser.add_argument("--only", default="", help="comma-separated photo names (default: all)")
     parser.add_argument("--save", default="", help="folder for masks, trimaps, mattes and composites")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
+                        help="instead of --data: N synthetic composites of training/synthetic.py (seed "
+                             "20261204; 'hand' = their random training trimap), for checks away from the photos")
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    samples = list_samples(args.data)
+    synth_dir = tempfile.TemporaryDirectory() if args.synthetic else None
+    samples = list_samples(make_synthetic(Path(synth_dir.name), args.synthetic) if synth_dir else args.data)
     if args.only:
         keep = set(args.only.split(","))
         samples = [s for s in samples if s.name in keep]
@@ -124,7 +146,8 @@ def main(argv=None) -> int:
     if save is not None:
         save.mkdir(parents=True, exist_ok=True)
     rows = []
-    print(f"whole-image SAD (/1000), data {args.data}, seed {args.seed}")
+    print(f"whole-image SAD (/1000), data {f'{args.synthetic} synthetic composites' if synth_dir else args.data}, "
+          f"seed {args.seed}")
     header = "photo  " + "".join(f"{m:>9}" for m in methods) + "   auto/hand  s(auto)"
     print(header)
     with tempfile.TemporaryDirectory() as tmpdir:
