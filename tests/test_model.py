@@ -175,7 +175,7 @@ def test_generator_input_errors():
 
 
 def test_build_errors():
-    with pytest.raises(UserInputError, match="unknown generator variant 'resnet101'; use one of resnet18"):
+    with pytest.raises(UserInputError, match="unknown generator variant 'resnet101'; use one of efficientnet_lite0, resnet18"):
         build_generator("resnet101")
     with pytest.raises(UserInputError, match="unknown norm 'in'; use one of gn, bn"):
         build_generator("tiny", "in")

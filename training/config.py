@@ -15,13 +15,20 @@ __all__ = ["TrainConfig", "load_config", "config_to_dict", "coerce_override"]
 class TrainConfig:
     """Everything a run depends on (saved into every checkpoint and the run folder).
 
-    Model: variant ("resnet50"|"resnet34"|"resnet18"|"tiny"), norm ("gn"|"bn"),
-      disc_width (PatchGAN first-layer width).
+    Model: variant (a key of ``alphagan_video.model.GENERATOR_VARIANTS``), norm ("gn"|"bn"),
+      disc_width (PatchGAN first-layer width), encoder_init ("random" | "imagenet": start the
+      encoder from ImageNet weights, variants in ``training.pretrained.PRETRAINED_ENCODERS``).
     Data: size (training crop side), batch_size, num_workers, seed; dim_root/dim_bg_dir/dim_list
       (Adobe DIM layout, optional) with dim_weight = share of DIM samples when given;
       synth_supersample (hair drawn at this factor).
     Optimisation: steps, lr, disc_lr, betas, weight_decay, warmup_steps then cosine decay to
-      lr * min_lr_ratio; grad_clip (0 = off); amp (CUDA only).
+      lr * min_lr_ratio; grad_clip (0 = off); amp (CUDA only) with amp_dtype ("auto" = bf16 on
+      GPUs that support it, else fp16 with loss scaling; "fp16"; "bf16");
+      time_budget_s (> 0: wall-clock budget; the number of steps is planned from the measured
+      rate and warm-up, adversarial start, validation and checkpoint intervals keep their share
+      of ``steps``, see training.schedule); reuse (train each loaded batch this many times: as
+      loaded, then composited over other backgrounds of the batch and randomly mirrored, on the
+      training device -- the synthetic generator is CPU-bound, the GPU is not).
     Objective: w_alpha, w_comp, w_adv (0 disables the GAN), gan_mode ("bce" paper | "lsgan"),
       adv_start_step (generator trains alone before this step), new_background.
     Bookkeeping: out_dir, log_every, ckpt_every, val_every, val_samples (held-out synthetic
@@ -31,6 +38,7 @@ class TrainConfig:
 
     variant: str = "resnet18"
     norm: str = "gn"
+    encoder_init: str = "random"
     disc_width: int = 64
     size: int = 320
     batch_size: int = 4
@@ -50,6 +58,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.02
     grad_clip: float = 1.0
     amp: bool = True
+    amp_dtype: str = "auto"
+    time_budget_s: float = 0.0
+    reuse: int = 1
     w_alpha: float = 0.5
     w_comp: float = 0.5
     w_adv: float = 0.05
@@ -69,8 +80,16 @@ class TrainConfig:
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
-        if self.variant not in ("resnet50", "resnet34", "resnet18", "tiny"):
-            raise ValueError(f"config variant={self.variant!r}: use resnet50, resnet34, resnet18 or tiny")
+        from alphagan_video.model.generator import GENERATOR_VARIANTS
+
+        if self.variant not in GENERATOR_VARIANTS:
+            raise ValueError(f"config variant={self.variant!r}: use one of {', '.join(sorted(GENERATOR_VARIANTS))}")
+        if self.encoder_init not in ("random", "imagenet"):
+            raise ValueError(f"config encoder_init={self.encoder_init!r}: use random or imagenet")
+        if self.amp_dtype not in ("auto", "fp16", "bf16"):
+            raise ValueError(f"config amp_dtype={self.amp_dtype!r}: use auto, fp16 or bf16")
+        if self.time_budget_s < 0 or self.reuse < 1:
+            raise ValueError(f"config time_budget_s={self.time_budget_s}, reuse={self.reuse}: need >= 0 and >= 1")
         if self.norm not in ("gn", "bn"):
             raise ValueError(f"config norm={self.norm!r}: use gn or bn")
         if self.gan_mode not in ("bce", "lsgan"):

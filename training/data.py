@@ -282,17 +282,26 @@ class MixedMattingDataset(Dataset):
 
 
 class IndexStream(torch.utils.data.Sampler):
-    """Global sample indices start, start+1, ... (endless): resuming at sample ``start`` replays
-    exactly the data an uninterrupted run would have seen."""
+    """Global sample indices from ``start`` on (endless): resuming at sample ``start`` replays
+    exactly the data an uninterrupted run would have seen.
 
-    def __init__(self, start: int = 0) -> None:
+    Data-parallel runs split each global batch of ``per_rank * world`` consecutive indices into
+    ``world`` slices of ``per_rank``: rank r takes slice r. With ``world`` 1 this is
+    start, start + 1, ...; the union over ranks of one step is always the same global batch.
+    """
+
+    def __init__(self, start: int = 0, rank: int = 0, world: int = 1, per_rank: int = 1) -> None:
+        if not 0 <= rank < world or per_rank < 1:
+            raise ValueError(f"IndexStream rank={rank}, world={world}, per_rank={per_rank}: need 0 <= rank < world")
         self.start = int(start)
+        self.rank, self.world, self.per_rank = rank, world, per_rank
 
     def __iter__(self):
-        i = self.start
+        base = self.start
         while True:
-            yield i
-            i += 1
+            first = base + self.rank * self.per_rank
+            yield from range(first, first + self.per_rank)
+            base += self.per_rank * self.world
 
 
 def worker_init(_worker_id: int) -> None:

@@ -14,8 +14,10 @@ Structure (paper, Sec. 3.1):
   (normalised RGB + trimap); a final convolution and a sigmoid give alpha.
 
 Build generators with :func:`build_generator` from the :data:`GENERATOR_VARIANTS` registry
-("resnet50" is the paper's configuration, "resnet18" the shipped CPU variant, "tiny" the test
-variant). Weights start random: no pretrained backbone is downloaded.
+("resnet50" is the paper's configuration, "resnet18" the shipped CPU variant,
+"efficientnet_lite0" the variant whose encoder training can start from ImageNet weights, "tiny"
+the test variant). Weights start random here: the product loads trained checkpoints, and only
+``training.pretrained`` maps ImageNet weights in.
 """
 from __future__ import annotations
 
@@ -28,24 +30,25 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1, conv3x3
 
 from alphagan_video.errors import UserInputError
+from alphagan_video.model.efficientnet import EfficientLiteEncoder, InvertedResidual
 
 NormKind = Literal["gn", "bn"]
 NORM_KINDS: tuple[str, ...] = ("gn", "bn")
-
-# ImageNet statistics: the encoder is a ResNet and any future pretrained backbone expects them.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 @dataclass(frozen=True)
 class GeneratorSpec:
     """Architecture of one generator variant.
 
     Attributes:
-        block: "bottleneck" (ResNet-50/101) or "basic" (ResNet-18/34).
-        layers: number of residual blocks in each of the four ResNet stages.
+        block: "bottleneck" (ResNet-50/101) or "basic" (ResNet-18/34); ResNet encoders only.
+        layers: number of residual blocks in each of the four ResNet stages; ResNet encoders only.
         stage_planes: "planes" of each stage (output channels are planes * block expansion).
-        stem_channels: channels of the 7x7 stem convolution (and of the max-unpooled tensor).
+        stem_channels: channels of the stride-2 features the decoder max-unpools into (the 7x7
+            stem of a ResNet; 16, the output of block 0, for EfficientNet-Lite0).
+        encoder: "resnet" (:class:`AtrousEncoder`) or "efficientnet_lite0"
+            (:class:`~alphagan_video.model.efficientnet.EfficientLiteEncoder`).
+        input_mean, input_std: per-channel RGB normalisation the encoder expects (ImageNet
+            statistics for the ResNets; [-1, 1] scaling for EfficientNet-Lite, as it was trained).
         output_stride: 16 (stage 4 dilated) or 8 (stages 3 and 4 dilated).
         aspp_channels: width of every ASPP branch and of its projection.
         aspp_rates: atrous rates of the three 3x3 ASPP branches at ``output_stride`` 16
@@ -55,8 +58,8 @@ class GeneratorSpec:
         decoder_channels: widths of the decoder at stride 4, stride 2 and full resolution.
     """
 
-    block: Literal["basic", "bottleneck"]
-    layers: tuple[int, int, int, int]
+    block: Literal["basic", "bottleneck"] = "basic"
+    layers: tuple[int, int, int, int] = (2, 2, 2, 2)
     stage_planes: tuple[int, int, int, int] = (64, 128, 256, 512)
     stem_channels: int = 64
     output_stride: int = 16
@@ -65,6 +68,9 @@ class GeneratorSpec:
     aspp_separable: bool = False
     skip_channels: int = 48
     decoder_channels: tuple[int, int, int] = (256, 64, 32)
+    encoder: Literal["resnet", "efficientnet_lite0"] = "resnet"
+    input_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    input_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 GENERATOR_VARIANTS: dict[str, GeneratorSpec] = {
@@ -80,6 +86,19 @@ GENERATOR_VARIANTS: dict[str, GeneratorSpec] = {
         aspp_separable=True,
         skip_channels=32,
         decoder_channels=(96, 32, 24),
+    ),
+    # EfficientNet-Lite0 encoder (3.4 M parameters before the ASPP), the variant that can start
+    # from ImageNet weights in training (training.pretrained); same ASPP/decoder widths as
+    # resnet18. Its stride-2 features (block 0) have 16 channels.
+    "efficientnet_lite0": GeneratorSpec(
+        encoder="efficientnet_lite0",
+        stem_channels=16,
+        aspp_channels=128,
+        aspp_separable=True,
+        skip_channels=32,
+        decoder_channels=(96, 32, 24),
+        input_mean=(0.5, 0.5, 0.5),
+        input_std=(0.5, 0.5, 0.5),
     ),
     # Test variant: same structure, a few tens of thousands of parameters.
     "tiny": GeneratorSpec(
@@ -209,6 +228,22 @@ class AtrousEncoder(nn.Module):
         return stem, indices, skip, x
 
 
+def _build_encoder(spec: GeneratorSpec, in_channels: int, norm_layer: Callable[[int], nn.Module]) -> nn.Module:
+    """The spec's encoder; every encoder returns (stride-2 features, their max-pool indices,
+    stride-4 skip, deepest features) and has ``skip_in_channels`` and ``out_channels``."""
+    if spec.encoder == "resnet":
+        return AtrousEncoder(spec, in_channels, norm_layer)
+    if spec.encoder == "efficientnet_lite0":
+        encoder = EfficientLiteEncoder(in_channels, spec.output_stride)
+        if encoder.stride2_channels != spec.stem_channels:
+            raise UserInputError(
+                f"stem_channels={spec.stem_channels} but EfficientNet-Lite0's stride-2 features have "
+                f"{encoder.stride2_channels} channels; set stem_channels={encoder.stride2_channels}"
+            )
+        return encoder
+    raise UserInputError(f"unknown encoder {spec.encoder!r}; use resnet or efficientnet_lite0")
+
+
 class _SeparableAtrous(nn.Sequential):
     def __init__(self, in_ch: int, out_ch: int, rate: int, norm_layer: Callable[[int], nn.Module]):
         super().__init__(
@@ -324,9 +359,9 @@ class AlphaGANGenerator(nn.Module):
         self.norm = norm
         self.in_channels = in_channels
         self.stride = spec.output_stride
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.encoder = AtrousEncoder(spec, in_channels, norm_layer)
+        self.register_buffer("mean", torch.tensor(spec.input_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.input_std).view(1, 3, 1, 1), persistent=False)
+        self.encoder = _build_encoder(spec, in_channels, norm_layer)
         rate_scale = 16 // spec.output_stride
         rates = tuple(r * rate_scale for r in spec.aspp_rates)
         self.aspp = ASPP(self.encoder.out_channels, spec.aspp_channels, rates, norm_layer, spec.aspp_separable)
@@ -349,6 +384,8 @@ class AlphaGANGenerator(nn.Module):
                 nn.init.zeros_(m.bn3.weight)
             elif isinstance(m, BasicBlock):
                 nn.init.zeros_(m.bn2.weight)
+            elif isinstance(m, InvertedResidual) and m.residual:
+                nn.init.zeros_(m.project[1].weight)
         # Small head: the untrained generator predicts ~0.5 everywhere instead of saturated
         # 0/1 logits, so early training is not fighting a saturated sigmoid.
         nn.init.normal_(self.decoder.head.weight, std=1e-3)
@@ -419,7 +456,8 @@ def build_generator(variant: str = "resnet50", norm: str = "gn", *, in_channels:
     """Build a randomly initialised generator from :data:`GENERATOR_VARIANTS`.
 
     Args:
-        variant: "resnet50" (the paper), "resnet34", "resnet18" (shipped CPU variant) or "tiny".
+        variant: "resnet50" (the paper), "resnet34", "resnet18" (shipped CPU variant),
+            "efficientnet_lite0" or "tiny".
         norm: "gn" (GroupNorm, robust to small batches) or "bn" (BatchNorm).
         in_channels: 4 (RGB + trimap) or more for variants with extra input channels.
 
