@@ -37,7 +37,11 @@ def temp_name(name: str, suffix: str = "") -> str:
     """Hidden temporary name for ``name`` in the same folder: ``.NAME.tmp-PID-TOKEN-alphagan@HOST SUFFIX``.
 
     ``suffix`` (e.g. ``".mov"``) ends the name so muxers pick the format from it."""
-    return f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}-{TEMP_MARKER}@{_host()}{suffix}"
+    rest = f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{TEMP_MARKER}@{_host()}{suffix}"
+    # File names are limited to 255 bytes: shorten NAME so that any legal OUTPUT name has a temporary.
+    room = max(1, 255 - 1 - len(rest.encode()))
+    name = os.fsencode(name)[:room].decode("utf-8", "ignore") or "x"
+    return f".{name}{rest}"
 
 
 def parse_temp_name(name: str) -> Optional[tuple[int, str]]:

@@ -67,6 +67,7 @@ class Run:
     wrapper: Optional[list] = None        # e.g. unshare ... sh -c
     stdin: Optional[bytes] = None
     check: Optional[Callable[["Result"], list]] = None  # extra checks -> problems
+    setup: Optional[Callable[[], None]] = None  # runs right before the process starts
     note: str = ""
 
 
@@ -107,6 +108,8 @@ def execute(run: Run, timeout: float, env: dict) -> Result:
     argv = [sys.executable, "-m", "alphagan_video", *map(str, run.argv)]
     if run.wrapper:
         argv = [*run.wrapper[:-1], run.wrapper[-1].replace("{CMD}", " ".join(_quote(a) for a in argv))]
+    if run.setup is not None:
+        run.setup()
     before = set(os.listdir(run.out_dir)) if run.out_dir.is_dir() else set()
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE if run.stdin is not None else subprocess.DEVNULL,
@@ -142,7 +145,9 @@ def execute(run: Run, timeout: float, env: dict) -> Result:
         time.sleep(0.005)
     proc.wait()
     reader.join(5)
-    res.code = proc.returncode
+    # A process killed by signal N before its handler was installed (interpreter start-up) reports -N
+    # here; a shell reports 128 + N, the same 130 / 143 the CLI exits with itself.
+    res.code = 128 - proc.returncode if proc.returncode < 0 else proc.returncode
     res.seconds = time.monotonic() - started
     res.stderr = b"".join(err_chunks).decode(errors="replace")
     if res.code not in run.allowed and not res.hang:
@@ -286,31 +291,32 @@ def build(root: Path, n: int, seed: int, checkpoint: str) -> list[Run]:
 
     farm_root = root / "farm"
     farm_root.mkdir(exist_ok=True)
-    done_job: dict = {}
 
     def farm(i: int) -> Run:
         kind = i % 12
         d = out(f"farm{i}")
         if kind == 11:  # rerun of a finished job: exit 0 "already complete", nothing touched
-            if not done_job:
-                shot = farm_root / "done"
-                shot.mkdir()
-                clip = make_mp4(str(shot / "in.mp4"), frames=4, audio=False)
-                args = ["farm", "local", clip, "-o", shot / "out.mov", "--chunk-size", "4", "--checkpoint",
-                        checkpoint, "--no-temporal", "--no-refine", "--mask", "chroma"]
-                subprocess.run([sys.executable, "-m", "alphagan_video", *map(str, args)], check=True,
-                               capture_output=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
-                done_job.update(shot=shot, args=args)
-            shot = done_job["shot"]
-            before = sorted((str(p), p.stat().st_mtime_ns) for p in shot.rglob("*"))
+            # Made right before the rerun (setup), so that code or settings changed meanwhile (a
+            # live working tree) cannot make it a job "with other settings".
+            shot = farm_root / f"done{i}"
+            args = ["farm", "local", shot / "in.mp4", "-o", shot / "out.mov", "--chunk-size", "4", "--checkpoint",
+                    checkpoint, "--no-temporal", "--no-refine", "--mask", "chroma"]
+            state: dict = {}
 
-            def untouched(r, shot=shot, before=before):
+            def setup(shot=shot, args=args, state=state):
+                shot.mkdir()
+                make_mp4(str(shot / "in.mp4"), frames=4, audio=False)
+                subprocess.run([sys.executable, "-m", "alphagan_video", *map(str, args)], check=True,
+                               capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO)))
+                state["before"] = sorted((str(p), p.stat().st_mtime_ns) for p in shot.rglob("*"))
+
+            def untouched(r, shot=shot, state=state):
                 after = sorted((str(p), p.stat().st_mtime_ns) for p in shot.rglob("*"))
-                problems = [] if after == before else ["finished job touched"]
+                problems = [] if after == state["before"] else ["finished job touched"]
                 if "already complete" not in r.stderr:
                     problems.append("no 'already complete'")
                 return problems
-            return Run(f"farm{i}:rerun", "farm-job", done_job["args"], d, frozenset({0}), check=untouched)
+            return Run(f"farm{i}:rerun", "farm-job", args, d, frozenset({0}), check=untouched, setup=setup)
         job = d / "out.mov.alphagan-job.json"
         data = {"format": "alphagan-video-job", "version": 1, "input": str(mp4), "output": "out.mov",
                 "frame_count": 6, "chunk_size": 4, "context": 0, "settings_sha256": "0" * 64, "config": {}}

@@ -424,3 +424,14 @@ def test_farm_jobs_carry_the_pixel_budget_to_every_chunk(tmp_path, tiny_checkpoi
     shutil.rmtree(shot / "out.mov.alphagan-segments")
     result = cli("farm", "chunk", job, "--frames", "0-3")
     assert result.exit_code == 2 and "over the budget of 1000" in result.stderr
+
+
+def test_long_output_names(media, out_dir, tiny_checkpoint):
+    """A name the file system refuses is exit 2 before any work; a legal long name gets a
+    (shortened) temporary and works (the temporary's marker must not push it over 255 bytes)."""
+    result = cli(media["mp4"], "-o", out_dir / ("x" * 300 + ".mov"), *FAST)
+    assert_clean_failure(result, 2, "output file name is too long", out_dir=out_dir)
+    name = "\u00e9" * 125 + ".mov"  # 254 bytes
+    assert len(os.fsencode(temp_name(name[:-4], ".mov"))) <= 255
+    run_ok(media["mp4"], "-o", out_dir / name, "--checkpoint", tiny_checkpoint, *FAST)
+    assert listing(out_dir) == [name]

@@ -333,6 +333,13 @@ def _check_target(path: str, plan: _Plan, info: VideoInfo, cfg: OutputConfig) ->
     check_can_create(directory)
     if os.path.isdir(path):
         raise OutputError(f"output path is a directory: {path}; give a file name")
+    try:
+        name_max = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    if len(os.fsencode(os.path.basename(path))) > name_max:
+        raise OutputError(f"output file name is too long ({len(os.fsencode(os.path.basename(path)))} bytes, "
+                          f"the file system takes {name_max}): {path}; choose a shorter name")
     if plan.target == "sequence":
         existing = _existing_sequence_files(path)
         if existing and not cfg.overwrite:
@@ -1022,7 +1029,7 @@ def _reason(e: BaseException) -> str:
 #: errno values that mean the output location, not our code, is the problem (exit 2).
 _ENVIRONMENT_ERRNOS = frozenset(
     getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "ENOENT",
-                                      "ENOTDIR", "EIO", "ESTALE")
+                                      "ENOTDIR", "EIO", "ESTALE", "ENAMETOOLONG")
     if hasattr(errno, name)
 )
 
