@@ -368,10 +368,14 @@ def _quantise_colours(rgb: np.ndarray, clusters: int) -> np.ndarray:
     cv2.setRNGSeed(12345)
     crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1e-3)
     _, _, centres = cv2.kmeans(sample, k, None, crit, 1, cv2.KMEANS_PP_CENTERS)
-    flat = rgb.reshape(-1, 3).astype(np.float32)
-    # nearest centre, chunked: (N, k) distances without a (N, k, 3) temporary
-    d = (flat * flat).sum(1, keepdims=True) - 2.0 * flat @ centres.T + (centres * centres).sum(1)[None]
-    return d.argmin(1).reshape(h, w).astype(np.int32)
+    flat = rgb.reshape(-1, 3)
+    labels = np.empty(h * w, np.int32)
+    norms = (centres * centres).sum(1)[None]
+    chunk = 1 << 16  # nearest centre in chunks: (chunk, k) distances, not (H*W, k) (peak memory)
+    for i in range(0, h * w, chunk):
+        part = flat[i : i + chunk].astype(np.float32)
+        labels[i : i + chunk] = (norms - 2.0 * part @ centres.T).argmin(1)
+    return labels.reshape(h, w)
 
 
 def colour_posterior(rgb: np.ndarray, fg_weight: np.ndarray, bg_weight: np.ndarray, window: int,
