@@ -46,12 +46,34 @@ foreground = decontaminated foreground colour, no alpha; composite = over --back
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
 
-def _on_sigterm(signum, frame) -> None:
-    """SIGTERM -> ``Terminated`` in the main thread: the same cleanup as Ctrl-C, exit 143.
+#: Signals that arrive while click parses the command line (before any command runs) are held
+#: here and raised when the command starts: raised inside click's parser they would become its
+#: "Aborted!" with exit 1.
+_SIGNALS = {"armed": False, "pending": None}
 
-    Raised once: a second SIGTERM during the cleanup is ignored so the cleanup can finish."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated("terminated")
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGTERM:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the cleanup finish
+        raise Terminated("terminated")
+    raise KeyboardInterrupt
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGTERM -> ``Terminated`` (exit 143), SIGINT -> KeyboardInterrupt (exit 130), in the main
+    thread, with the same cleanup; held until a command runs (see ``_SIGNALS``)."""
+    if not _SIGNALS["armed"]:
+        _SIGNALS["pending"] = _SIGNALS["pending"] or signum
+        return
+    _raise_for(signum)
+
+
+def _arm_signals() -> None:
+    """A command starts: raise a held signal now, and any later one at once."""
+    _SIGNALS["armed"] = True
+    pending, _SIGNALS["pending"] = _SIGNALS["pending"], None
+    if pending is not None:
+        _raise_for(pending)
 
 
 def _standalone() -> bool:
@@ -67,9 +89,8 @@ def _install_signal_handlers() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     with contextlib.suppress(ValueError, OSError):
-        signal.signal(signal.SIGTERM, _on_sigterm)
-        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
         _install_signal_handlers.installed = True
 
 
@@ -128,6 +149,11 @@ class _DefaultCommandGroup(click.Group):
             return super().main(args, *rest, **kwargs)
         finally:
             _work_is_done()
+            held = _SIGNALS["pending"]
+            if held is not None:  # arrived while parsing, and no command ran (usage error, --help)
+                click.echo(f"alphagan-video: error: {'terminated' if held == signal.SIGTERM else 'interrupted'}",
+                           err=True)
+                sys.exit(EXIT_SIGTERM if held == signal.SIGTERM else EXIT_SIGINT)
 
     def invoke(self, ctx: click.Context):
         debug = bool(ctx.meta.get("alphagan_debug"))
@@ -144,6 +170,8 @@ class _DefaultCommandGroup(click.Group):
 
     def _invoke(self, ctx: click.Context, debug: bool):
         try:
+            if _standalone():
+                _arm_signals()
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit, BrokenPipeError):
             raise  # click's own handling (BrokenPipeError: stdout closed by a pager, exit 1 quietly)
