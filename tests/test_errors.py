@@ -210,6 +210,20 @@ def _wait_for(predicate, proc, seconds=90.0) -> None:
     assert proc.poll() is None, "the run ended before it could be signalled"
 
 
+def _signal_when(proc, predicate, sig, on_ready=None) -> str:
+    """Wait until ``predicate()`` holds while ``proc`` runs, call ``on_ready()``, send ``sig``
+    and return the process's stderr; the process never outlives the test."""
+    try:
+        _wait_for(predicate, proc)
+        if on_ready is not None:
+            on_ready()
+        proc.send_signal(sig)
+        return proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _popen(args, env):
     return subprocess.Popen([sys.executable, "-m", "alphagan_video", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env,
@@ -224,13 +238,7 @@ def test_sigint_while_torch_is_imported_exits_130_without_aborted(media, out_dir
             return "libtorch" in Path(f"/proc/{proc.pid}/maps").read_text()
         except OSError:
             return False
-    try:
-        _wait_for(importing_torch, proc)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    err = _signal_when(proc, importing_torch, signal.SIGINT)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "alphagan-video: error: interrupted; no output was written"
     assert "Aborted" not in err and "Traceback" not in err
@@ -243,14 +251,12 @@ def test_sigterm_mid_write_exits_143_and_leaves_nothing(tmp_path, out_dir, tiny_
     tmpdir.mkdir()
     proc = _popen([clip, "-o", out_dir / "o.mov", "--checkpoint", tiny_checkpoint, "--batch-size", 1, *FAST],
                   _env(TMPDIR=str(tmpdir)))
-    try:
-        _wait_for(lambda: any(n.startswith(".o.tmp-") for n in listing(out_dir)), proc)
+
+    def temp_names_this_run():
         assert parse_temp_name(listing(out_dir)[0]) == (proc.pid, parse_temp_name(temp_name("x"))[1])
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    err = _signal_when(proc, lambda: any(n.startswith(".o.tmp-") for n in listing(out_dir)), signal.SIGTERM,
+                       on_ready=temp_names_this_run)
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1] == "alphagan-video: error: terminated; no output was written"
     assert "Traceback" not in err
@@ -261,13 +267,7 @@ def test_sigterm_mid_write_exits_143_and_leaves_nothing(tmp_path, out_dir, tiny_
 def test_sigkill_leftovers_are_removed_by_the_next_run(tmp_path, out_dir, tiny_checkpoint):
     clip = make_mp4(str(tmp_path / "long.mp4"), frames=300)
     proc = _popen([clip, "-o", out_dir / "o.mov", "--checkpoint", tiny_checkpoint, "--batch-size", 1, *FAST], _env())
-    try:
-        _wait_for(lambda: any(n.startswith(".o.tmp-") for n in listing(out_dir)), proc)
-        proc.kill()
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _signal_when(proc, lambda: any(n.startswith(".o.tmp-") for n in listing(out_dir)), signal.SIGKILL)
     (stale,) = listing(out_dir)
     short = make_mp4(str(tmp_path / "short.mp4"), frames=2, audio=False)
     result = run_ok(short, "-o", out_dir / "o.mov", "--checkpoint", tiny_checkpoint, "--mask", "chroma",
