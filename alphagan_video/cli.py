@@ -27,7 +27,8 @@ import click
 
 from alphagan_video import __version__
 from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, TemporalConfig, TrimapConfig
-from alphagan_video.errors import AlphaGANVideoError, ResourceLimitError, Terminated, UserInputError
+from alphagan_video.errors import (AlphaGANVideoError, ParameterError, ResourceLimitError, Terminated,
+                                   UserInputError)
 
 OUTPUT_HELP = """\b
 Outputs (by OUTPUT extension and --output-kind):
@@ -178,7 +179,7 @@ class _DefaultCommandGroup(click.Group):
         except KeyboardInterrupt as exc:
             _interrupted(exc, "interrupted; no output was written", debug)
         except UserInputError as exc:
-            _fail(str(exc), EXIT_USAGE, debug)
+            _fail(user_message(exc), EXIT_USAGE, debug)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: our bug, exit 1
             _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
                   EXIT_INTERNAL, debug)
@@ -231,6 +232,29 @@ def _fail(message: str, code: int, debug: bool) -> None:
     sys.exit(code)
 
 
+#: Library parameter (``AlphaGANVideoError.about``'s ``param``: a dotted configuration path or a
+#: function argument) -> the command-line flag that sets it. The library never spells a flag; an
+#: error about a parameter listed here is shown with the flag the user typed.
+PARAMETER_FLAGS: dict[str, str] = {
+    "model.batch_size": "--batch-size",
+    "temporal.strength": "--temporal-strength",
+    "trimap.band_px": "--trimap-band",
+    "model.checkpoint": "--checkpoint",
+    "mask.prompts_json": "--prompts",
+    "mask.source": "--mask",
+    "mask.sam_checkpoint": "--sam-checkpoint",
+}
+
+
+def user_message(exc: BaseException) -> str:
+    """The one-line message of ``exc`` in the user's words: a parameter the error is about is
+    named by its flag (``PARAMETER_FLAGS``); other errors keep their message."""
+    param = getattr(exc, "param", None)
+    if param in PARAMETER_FLAGS:
+        return f"{PARAMETER_FLAGS[param]} {exc.value_text}: {exc.problem}"
+    return str(exc)
+
+
 @contextlib.contextmanager
 def _exit_codes(debug: bool, interrupted: str = "interrupted",
                 before_exit: Optional[Callable[[], None]] = None) -> Iterator[None]:
@@ -255,12 +279,12 @@ def _exit_codes(debug: bool, interrupted: str = "interrupted",
     except KeyboardInterrupt:
         fail(interrupted, EXIT_SIGINT)
     except UserInputError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(user_message(exc), EXIT_USAGE)
     except MemoryError:
         fail("out of memory; lower --batch-size or --max-pixels, or use a machine with more memory",
              EXIT_USAGE)
     except AlphaGANVideoError as exc:
-        fail(str(exc), EXIT_INTERNAL)
+        fail(user_message(exc), EXIT_INTERNAL)
     except Exception as exc:  # noqa: BLE001 - the CLI is the one place that reports everything
         fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", EXIT_INTERNAL)
 
@@ -447,9 +471,9 @@ MEMORY_PER_FRAME_PIXEL = 600
 def _check_config(cfg: PipelineConfig) -> None:
     """Option values that are wrong whatever the input (the library checks them again later)."""
     if cfg.model.batch_size < 1:
-        raise UserInputError(f"--batch-size {cfg.model.batch_size}: must be at least 1")
+        raise ParameterError.about("model.batch_size", cfg.model.batch_size, "must be at least 1")
     if not 0.0 <= cfg.temporal.strength <= 1.0:
-        raise UserInputError(f"--temporal-strength {cfg.temporal.strength}: must be between 0 and 1")
+        raise ParameterError.about("temporal.strength", cfg.temporal.strength, "must be between 0 and 1")
     if cfg.trimap.band_px is not None and cfg.trimap.band_px < 1:
         raise UserInputError(f"--trimap-band {cfg.trimap.band_px}: must be at least 1 pixel")
     for option, path in (("--checkpoint", cfg.model.checkpoint), ("--prompts", cfg.mask.prompts_json)):

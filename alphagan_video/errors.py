@@ -8,13 +8,43 @@ Leaves also subclass a builtin so callers can catch them the Python way.
 """
 from __future__ import annotations
 
+from typing import Any, Optional
+
 
 class AlphaGANVideoError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    An error about one setting is built with :meth:`about`: the library names the *parameter*
+    (a dotted configuration path such as ``model.batch_size``, or a function argument such as
+    ``frames``), never a command-line flag; ``cli.PARAMETER_FLAGS`` maps parameters to the flags
+    the user typed and rewrites the message (``--batch-size 0: must be at least 1``).
+    """
+
+    #: The parameter the error is about, or None (an error about a file, a device, ...).
+    param: Optional[str] = None
+    #: The offending value as the message shows it.
+    value_text: str = ""
+    #: What is wrong and how to fix it, without the parameter's name.
+    problem: str = ""
+
+    @classmethod
+    def about(cls, param: str, value: Any, problem: str) -> "AlphaGANVideoError":
+        """An error of this class about ``param`` = ``value``: message ``"<param> <value>: <problem>"``.
+
+        ``value`` is shown with ``str``; pass ``repr(value)`` for a quoted string.
+        """
+        exc = cls(f"{param} {value}: {problem}")
+        exc.param, exc.value_text, exc.problem = param, str(value), problem
+        return exc
 
 
 class UserInputError(AlphaGANVideoError, ValueError):
     """Something the user supplied is wrong (file, option, prompt). Exit code 2."""
+
+
+class ParameterError(UserInputError):
+    """A setting (configuration field or function argument) has a value the library cannot use.
+    Build it with ``ParameterError.about(param, value, problem)``."""
 
 
 class InputMediaError(UserInputError):
