@@ -34,17 +34,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import ContextManager, Literal, Optional
+from typing import ContextManager, Optional
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from alphagan_video.config import TILING_MODES, TilingMode  # noqa: F401 - TilingMode re-exported
 from alphagan_video.errors import UserInputError
 from alphagan_video.trimap import clamp_known
-
-TilingMode = Literal["auto", "on", "off"]
-TILING_MODES: tuple[str, ...] = ("auto", "on", "off")
 
 #: Default tile core size in pixels (a multiple of 16 and 8, the generator's output strides).
 #: With :data:`DEFAULT_MARGIN` a tile window is 256 x 256, the generator's training crop size,

@@ -109,7 +109,7 @@ class PersonMaskSource:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise MaskSourceError(
-                f"--mask person needs the ai-edge-litert package ({exc}); "
+                f"mask.source person needs the ai-edge-litert package ({exc}); "
                 "install it with: pip install ai-edge-litert"
             ) from None
         self.device = torch.device(device)

@@ -25,12 +25,10 @@ from alphagan_video._atomic import atomic_write
 from alphagan_video._state_dict import preview, state_dict_mismatch, strip_prefixes
 from alphagan_video.errors import CheckpointError, UserInputError
 from alphagan_video.model.generator import GENERATOR_VARIANTS, NORM_KINDS, AlphaGANGenerator, build_generator
+from alphagan_video.model.registry import DEFAULT_WEIGHTS_PATH
 
 FORMAT_NAME = "alphagan-video-generator"
 FORMAT_VERSION = 1
-
-#: Where the shipped default weights live (may be absent in a source checkout).
-DEFAULT_WEIGHTS_PATH: Path = Path(__file__).resolve().parent / "weights" / "alphagan_default.safetensors"
 
 _RESERVED_META = {"format", "format_version", "variant", "norm", "in_channels", "dtype"}
 
@@ -236,7 +234,7 @@ def load_generator(
             raise CheckpointError(
                 f"the shipped generator weights are missing: {path}; reinstall alphagan-video from a "
                 "release (the wheel includes them) or train weights with the training/ scripts and "
-                "pass them with --checkpoint PATH"
+                "pass them with model.checkpoint PATH"
             )
     path = Path(path)
     if not path.exists():
@@ -266,7 +264,7 @@ def load_generator(
     chosen = file_variant or variant
     if chosen is None:
         raise CheckpointError(
-            f"checkpoint {path} does not say which generator variant it holds; pass --variant "
+            f"checkpoint {path} does not say which generator variant it holds; pass model.variant "
             f"on the command line or variant= in Python (one of {', '.join(sorted(GENERATOR_VARIANTS))})"
         )
     if chosen not in GENERATOR_VARIANTS:
