@@ -22,7 +22,7 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import click
 
@@ -242,8 +242,8 @@ def _fail(message: str, code: int, debug: bool) -> None:
 
 #: Library parameter (``AlphaGANVideoError.about``'s ``param``: a dotted configuration path or a
 #: function argument) -> the command-line flag that sets it. The library never spells a flag; an
-#: error about a parameter listed here is shown with the flag the user typed, and so is every
-#: parameter its text names (see ``flag_words``).
+#: error about a parameter listed here, or naming one (``AlphaGANVideoError.naming``), is shown
+#: with the flag the user typed (``user_message``).
 PARAMETER_FLAGS: dict[str, str] = {
     "model.batch_size": "--batch-size",
     "model.checkpoint": "--checkpoint",
@@ -260,14 +260,10 @@ PARAMETER_FLAGS: dict[str, str] = {
 }
 
 
-def flag_words(text: str) -> str:
-    """``text`` with every parameter of ``PARAMETER_FLAGS`` it names shown as its flag
-    (``use mask.source person`` -> ``use --mask person``).
-
-    Only parameters that cannot be ordinary words (a dotted path or a name with an underscore)
-    are rewritten inside a text; a plain-word parameter is shown as a flag only as the subject
-    of an error (``user_message``)."""
-    names = sorted((p for p in PARAMETER_FLAGS if "." in p or "_" in p), key=len, reverse=True)
+def flag_words(text: str, params: Iterable[str]) -> str:
+    """``text`` with each of ``params`` that ``PARAMETER_FLAGS`` knows shown as its flag
+    (``use mask.source person`` -> ``use --mask person``), where it stands as a word."""
+    names = sorted((p for p in set(params) if p in PARAMETER_FLAGS), key=len, reverse=True)
     if not names:
         return text
     pattern = r"(?<![\w./\\-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\w)"
@@ -275,12 +271,14 @@ def flag_words(text: str) -> str:
 
 
 def user_message(exc: BaseException) -> str:
-    """The one-line message of ``exc`` in the user's words: the parameter the error is about,
-    and every parameter its text names, by its flag (``PARAMETER_FLAGS``, ``flag_words``)."""
+    """The one-line message of ``exc`` in the user's words: the parameter the error is about
+    (``AlphaGANVideoError.about``) and those it names (``AlphaGANVideoError.naming``) by their
+    flags (``PARAMETER_FLAGS``); other errors keep their message."""
     param = getattr(exc, "param", None)
+    named = (*getattr(exc, "mentions", ()), *([param] if param else []))
     if param in PARAMETER_FLAGS:
-        return f"{PARAMETER_FLAGS[param]} {exc.value_text}: {flag_words(exc.problem)}"
-    return flag_words(str(exc))
+        return f"{PARAMETER_FLAGS[param]} {exc.value_text}: {flag_words(exc.problem, named)}"
+    return flag_words(str(exc), named)
 
 
 @contextlib.contextmanager
@@ -546,7 +544,9 @@ def _check_side_input(path: str, param: str, value, max_pixels: Optional[int]) -
         with open_input(path, max_pixels=max_pixels):
             pass
     except InputMediaError as exc:
-        raise MaskSourceError.about(param, value, str(exc)) from None
+        error = MaskSourceError.about(param, value, str(exc))
+        error.mentions = exc.mentions  # the reader's own hints (the pixel budget)
+        raise error from None
 
 
 def _check_band(cfg: PipelineConfig, width: int, height: int) -> None:
@@ -740,7 +740,7 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
             click.echo(f"wrote {output_path}: {report.frames} frame(s), {report.output_description}, {fps:.2f} fps",
                        err=True)
     for warning in report.warnings:  # empty/full mattes (issue 15): never a silent empty deliverable
-        click.echo(f"alphagan-video: warning: {flag_words(warning)}", err=True)
+        click.echo(f"alphagan-video: warning: {warning}", err=True)
     if strict and report.warnings:
         _fail(f"--strict: {len(report.warnings)} warning(s) above; {output_path} was written", 2, False)
 
@@ -1002,8 +1002,8 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
             if not quiet:
                 click.echo(f"clip {clip.name!r}: frames {clip.frames[0]}-{clip.frames[1]} -> {clip.output}", err=True)
         else:
-            click.echo(f"alphagan-video: warning: skipped clip {clip.name!r} (track {clip.track}): "
-                       f"{flag_words(clip.reason)}", err=True)
+            click.echo(f"alphagan-video: warning: skipped clip {clip.name!r} (track {clip.track}): {clip.reason}",
+                       err=True)
     if not report.processed:
         _fail(f"no clip of {edit_path} could be processed; wrote {report.timeline} anyway", 2, debug)
     if not quiet:

@@ -26,6 +26,9 @@ class AlphaGANVideoError(Exception):
     value_text: str = ""
     #: What is wrong and how to fix it, without the parameter's name.
     problem: str = ""
+    #: Parameters the message names as the user's fix (``use mask.source person``), besides
+    #: ``param``: shown as their flags by the CLI too. Set by :meth:`naming`.
+    mentions: tuple[str, ...] = ()
 
     @classmethod
     def about(cls, param: str, value: Any, problem: str) -> "AlphaGANVideoError":
@@ -35,6 +38,15 @@ class AlphaGANVideoError(Exception):
         """
         exc = cls(f"{param} {value}: {problem}")
         exc.param, exc.value_text, exc.problem = param, str(value), problem
+        return exc
+
+    @classmethod
+    def naming(cls, message: str, *params: str) -> "AlphaGANVideoError":
+        """An error of this class whose ``message`` names the parameters ``params`` (spelled as
+        in ``about``, e.g. ``"mask.source sam needs a prompt"``, ``"pass max_pixels N"``); the
+        CLI shows each of them as its flag."""
+        exc = cls(message)
+        exc.mentions = tuple(params)
         return exc
 
 

@@ -85,10 +85,10 @@ def check_frame_size(path: str, width: int, height: int, max_pixels: Optional[in
     """Raise ResourceLimitError when a width x height frame exceeds the pixel budget."""
     limit = current_max_pixels() if max_pixels is None else max_pixels
     if width * height > limit:
-        raise ResourceLimitError(
+        raise ResourceLimitError.naming(
             f"{path}: frames are {width}x{height} = {width * height} pixels, over the budget of "
             f"{format_pixels(limit)} per frame; pass max_pixels {width * height} if this machine has the "
-            "memory, or scale the input down first"
+            "memory, or scale the input down first", "max_pixels"
         )
 
 
@@ -263,9 +263,9 @@ class InputReader:
                 for first in c.decode(s):
                     break
             except (av.FFmpegError, MemoryError) as e:
-                raise InputMediaError(
-                    f"corrupt video: {self.path}: cannot decode frame 0 ({_reason(e)}){self._budget_hint(c)}"
-                ) from None
+                raise InputMediaError.naming(
+                    f"corrupt video: {self.path}: cannot decode frame 0 ({_reason(e)}){self._budget_hint(c)}",
+                    "max_pixels") from None
             if first is None:
                 raise InputMediaError(f"video has no frames: {self.path}")
             rate = s.average_rate or s.guessed_rate or s.base_rate
@@ -310,7 +310,8 @@ class InputReader:
                 for frame in c.decode(c.streams.video[0]):
                     return frame, c.streams.video[0].codec_context.name
             except (av.FFmpegError, MemoryError) as e:
-                raise InputMediaError(f"corrupt image: {path} ({_reason(e)}){self._budget_hint(c)}") from None
+                raise InputMediaError.naming(f"corrupt image: {path} ({_reason(e)}){self._budget_hint(c)}",
+                                             "max_pixels") from None
             raise InputMediaError(f"image has no picture data: {path}")
         finally:
             c.close()

@@ -41,7 +41,7 @@ class MediaInStep:
         try:
             self._reader = open_input(path)
         except InputMediaError as exc:
-            raise self.error(str(exc)) from None
+            raise self.error(str(exc), exc.mentions) from None
         self.info = self._reader.info
         if (self.info.width, self.info.height) != (info.width, info.height):
             self.close()
@@ -54,11 +54,15 @@ class MediaInStep:
         self._next = 0  # index the buffer/iterator will produce next
         self._seen = 0  # frames known to exist (1 + highest index decoded)
 
-    def error(self, problem: str) -> MaskSourceError:
-        """A MaskSourceError about this medium (see ``param``)."""
+    def error(self, problem: str, mentions: tuple[str, ...] = ()) -> MaskSourceError:
+        """A MaskSourceError about this medium (see ``param``); ``mentions``: the parameters
+        ``problem`` names (``AlphaGANVideoError.naming``), e.g. those of a reader error."""
         if self.param is not None:
-            return MaskSourceError.about(self.param, self.what, problem)
-        return MaskSourceError(f"{self.what}: {problem}")
+            exc = MaskSourceError.about(self.param, self.what, problem)
+        else:
+            exc = MaskSourceError(f"{self.what}: {problem}")
+        exc.mentions = tuple(mentions)
+        return exc
 
     def _restart(self, start: int) -> None:
         self._iter = self._reader.iter_batches(_READ_BATCH, start=start)
@@ -72,7 +76,7 @@ class MediaInStep:
         except StopIteration:
             batch = None
         except InputMediaError as exc:
-            raise self.error(str(exc)) from None
+            raise self.error(str(exc), exc.mentions) from None
         if batch is None:
             # frames decoded is exact; the container's count is the fallback when decoding
             # started past the end (a frame range that starts beyond the mask's length).
