@@ -17,7 +17,8 @@ class AlphaGANVideoError(Exception):
     An error about one setting is built with :meth:`about`: the library names the *parameter*
     (a dotted configuration path such as ``model.batch_size``, or a function argument such as
     ``frames``), never a command-line flag; ``cli.PARAMETER_FLAGS`` maps parameters to the flags
-    the user typed and rewrites the message (``--batch-size 0: must be at least 1``).
+    the user typed and rewrites the message (``model.batch_size 0: must be at least 1`` is shown
+    with the batch size's flag in place of ``model.batch_size``).
     """
 
     #: The parameter the error is about, or None (an error about a file, a device, ...).
@@ -72,7 +73,7 @@ class CheckpointError(UserInputError):
 
 
 class OutputError(UserInputError):
-    """The output path is unusable: unknown extension, exists without --overwrite, unwritable."""
+    """The output path is unusable: unknown extension, exists while overwriting is off, unwritable."""
 
 
 class DeviceError(UserInputError):
@@ -84,8 +85,8 @@ class SubjectLostError(MaskSourceError):
 
 
 class ResourceLimitError(UserInputError):
-    """The input is too large for the configured limits (``--max-pixels``, memory): refused before
-    anything is allocated. Exit code 2."""
+    """The input is too large for the configured limits (the pixel budget ``max_pixels``,
+    memory): refused before anything is allocated. Exit code 2."""
 
 
 class EncoderError(AlphaGANVideoError, RuntimeError):
