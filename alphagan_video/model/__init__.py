@@ -34,7 +34,13 @@ if TYPE_CHECKING:
     from alphagan_video.model.registry import DEFAULT_WEIGHTS_PATH, GENERATOR_VARIANTS, GeneratorSpec
 
 
+#: Submodules reachable as attributes of the package (``alphagan_video.model.checkpoint``).
+_SUBMODULES = ("checkpoint", "discriminator", "efficientnet", "generator", "registry")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     if name in _EXPORTS:
         value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
         globals()[name] = value
@@ -43,7 +49,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
 
 
 __all__ = sorted(_EXPORTS)
