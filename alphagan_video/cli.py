@@ -17,18 +17,26 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import click
 
 from alphagan_video import __version__
-from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, TemporalConfig, TrimapConfig
+from alphagan_video.config import (OUTPUT_KINDS, TILING_MODES, MaskConfig, ModelConfig, OutputConfig, PipelineConfig,
+                                   TemporalConfig, TrimapConfig)
 from alphagan_video.errors import (AlphaGANVideoError, ParameterError, ResourceLimitError, Terminated,
                                    UserInputError)
+# Choice lists come from their registries. These modules import no torch (numpy, PyAV and OpenCV
+# at most), so the CLI still answers before torch is loaded.
+from alphagan_video.io.writer import CODEC_CHOICES
+from alphagan_video.masks import MASK_SPEC_FORMS, SAM_MODELS
+from alphagan_video.model.registry import DEFAULT_WEIGHTS_PATH, GENERATOR_VARIANTS
+from alphagan_video.pipe import INPUT_PIX_FMTS
 
 OUTPUT_HELP = """\b
 Outputs (by OUTPUT extension and --output-kind):
@@ -234,25 +242,43 @@ def _fail(message: str, code: int, debug: bool) -> None:
 
 #: Library parameter (``AlphaGANVideoError.about``'s ``param``: a dotted configuration path or a
 #: function argument) -> the command-line flag that sets it. The library never spells a flag; an
-#: error about a parameter listed here is shown with the flag the user typed.
+#: error about a parameter listed here, or naming one (``AlphaGANVideoError.naming``), is shown
+#: with the flag the user typed (``user_message``).
 PARAMETER_FLAGS: dict[str, str] = {
     "model.batch_size": "--batch-size",
+    "model.checkpoint": "--checkpoint",
+    "model.variant": "--variant",
+    "model.device": "--device",
     "temporal.strength": "--temporal-strength",
     "trimap.band_px": "--trimap-band",
-    "model.checkpoint": "--checkpoint",
-    "mask.prompts_json": "--prompts",
+    "trimap.trimap_path": "--trimap",
     "mask.source": "--mask",
+    "mask.prompts_json": "--prompts",
     "mask.sam_checkpoint": "--sam-checkpoint",
+    "mask.chroma_key": "--chroma-key",
+    "max_pixels": "--max-pixels",
 }
 
 
+def flag_words(text: str, params: Iterable[str]) -> str:
+    """``text`` with each of ``params`` that ``PARAMETER_FLAGS`` knows shown as its flag
+    (``use mask.source person`` -> ``use --mask person``), where it stands as a word."""
+    names = sorted((p for p in set(params) if p in PARAMETER_FLAGS), key=len, reverse=True)
+    if not names:
+        return text
+    pattern = r"(?<![\w./\\-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\w)"
+    return re.sub(pattern, lambda m: PARAMETER_FLAGS[m.group(1)], text)
+
+
 def user_message(exc: BaseException) -> str:
-    """The one-line message of ``exc`` in the user's words: a parameter the error is about is
-    named by its flag (``PARAMETER_FLAGS``); other errors keep their message."""
+    """The one-line message of ``exc`` in the user's words: the parameter the error is about
+    (``AlphaGANVideoError.about``) and those it names (``AlphaGANVideoError.naming``) by their
+    flags (``PARAMETER_FLAGS``); other errors keep their message."""
     param = getattr(exc, "param", None)
+    named = (*getattr(exc, "mentions", ()), *([param] if param else []))
     if param in PARAMETER_FLAGS:
-        return f"{PARAMETER_FLAGS[param]} {exc.value_text}: {exc.problem}"
-    return str(exc)
+        return f"{PARAMETER_FLAGS[param]} {exc.value_text}: {flag_words(exc.problem, named)}"
+    return flag_words(str(exc), named)
 
 
 @contextlib.contextmanager
@@ -289,29 +315,34 @@ def _exit_codes(debug: bool, interrupted: str = "interrupted",
         fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", EXIT_INTERNAL)
 
 
-# --------------------------------------------------------------------------- shared pipeline options
+# --------------------------------------------------------------------------- shared options
 
-_OUTPUT_KINDS = ["rgba", "alpha", "foreground", "composite"]
-_CODECS = ["prores4444", "prores4444xq", "prores_aw", "prores422hq", "ffv1", "png", "h264"]
+def _mask_choices_help() -> str:
+    """``person (default) | sam | chroma | plate:PATH | file:PATH`` (``masks.MASK_SPEC_FORMS``)."""
+    default = MaskConfig().source
+    return " | ".join(f"{form} (default)" if form == default else form for form in MASK_SPEC_FORMS)
+
+
+#: One option of a table below: (declarations, attributes), as ``click.option`` takes them.
+OptionSpec = tuple[tuple[str, ...], dict]
 
 # Every option that _build_config reads, once: name (as click passes it and _build_config takes it)
 # -> (declarations, attributes). ``run`` takes them all (the farm commands reuse ``run``'s); ``pipe``
 # and ``timeline`` take subsets. Insertion order is the order --help lists them in.
-_PIPELINE_OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
+_PIPELINE_OPTIONS: dict[str, OptionSpec] = {
     "overwrite": (("--overwrite",), dict(is_flag=True, help="Replace an existing OUTPUT.")),
-    "output_kind": (("--output-kind",), dict(type=click.Choice(_OUTPUT_KINDS), default=None,
+    "output_kind": (("--output-kind",), dict(type=click.Choice(OUTPUT_KINDS), default=None,
                                              help="What to write (default rgba). See the table below.")),
-    "codec": (("--codec",), dict(type=click.Choice(_CODECS), default=None,
+    "codec": (("--codec",), dict(type=click.Choice(CODEC_CHOICES), default=None,
                                  help="Override the encoder chosen from the extension. prores_aw: faster ProRes 4444 "
                                       "encoder, larger deviation from Apple's reference.")),
     "background": (("--background",), dict(default=None, help="Composite background: #RRGGBB, R,G,B, a colour name "
                                                              "or an image path.")),
     "mask_source": (("--mask", "mask_source"), dict(default=None, metavar="SOURCE",
-                                                    help="Coarse mask: person (default) | sam | chroma | plate:PATH | "
-                                                         "file:PATH.")),
+                                                    help=f"Coarse mask: {_mask_choices_help()}.")),
     "sam_checkpoint": (("--sam-checkpoint",), dict(type=click.Path(path_type=Path), default=None,
                                                    help="Official segment-anything checkpoint (.pth).")),
-    "sam_model": (("--sam-model",), dict(type=click.Choice(["vit_b", "vit_l", "vit_h"]), default=None,
+    "sam_model": (("--sam-model",), dict(type=click.Choice(SAM_MODELS), default=None,
                                          help="SAM model type of the checkpoint.")),
     "box": (("--box",), dict(default=None, metavar="X0,Y0,X1,Y1", help="SAM box prompt on the first frame.")),
     "points": (("--point", "points"), dict(multiple=True, metavar="X,Y[,LABEL]",
@@ -330,13 +361,13 @@ _PIPELINE_OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                              help="Unknown band width in pixels (default scales with resolution).")),
     "checkpoint": (("--checkpoint",), dict(type=click.Path(path_type=Path), default=None,
                                            help="Generator weights (.safetensors or .pt); default: shipped weights.")),
-    "variant": (("--variant",), dict(type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
+    "variant": (("--variant",), dict(type=click.Choice(tuple(GENERATOR_VARIANTS)), default=None,
                                      help="Generator variant of a --checkpoint that does not record it (bare state "
                                           "dicts).")),
     "batch_size": (("--batch-size",), dict(type=int, default=None, help="Frames per batch (memory grows with it).")),
     "device": (("--device",), dict(default=None, help="auto | cpu | cuda | cuda:N (default auto).")),
     "no_amp": (("--no-amp",), dict(is_flag=True, help="Disable mixed precision on GPU.")),
-    "tiling": (("--tiling",), dict(type=click.Choice(["auto", "on", "off"]), default=None,
+    "tiling": (("--tiling",), dict(type=click.Choice(TILING_MODES), default=None,
                                    help="Run the generator only on tiles covering the unknown band (on), the full "
                                         "frame (off, default), or tiles when they cover < 60% of the frame (auto).")),
     "refine": (("--refine/--no-refine",), dict(default=None,
@@ -377,35 +408,54 @@ def _parse_max_pixels(ctx, param, value: Optional[str]) -> Optional[int]:
     return n
 
 
-_max_pixels_option = click.option(
-    "--max-pixels", "max_pixels", default=None, callback=_parse_max_pixels, metavar="N|WxH",
-    help="Pixel budget per frame (default 8192x8192): larger inputs are refused from their declared size, "
-         "before anything is decoded.")
+# The options every front-end (run, pipe, timeline, the farm commands) may take that are not
+# pipeline settings: how the command reports, and the pixel budget. Same flags, same meaning
+# everywhere; a command names the ones it takes (``_frontend_options``) and may reword the help.
+_FRONTEND_OPTIONS: dict[str, OptionSpec] = {
+    "max_pixels": (("--max-pixels", "max_pixels"), dict(
+        default=None, callback=_parse_max_pixels, metavar="N|WxH",
+        help="Pixel budget per frame (default 8192x8192): larger inputs are refused from their declared size, "
+             "before anything is decoded.")),
+    "quiet": (("-q", "--quiet"), dict(is_flag=True, help="No progress output.")),
+    "json_report": (("--json-report",), dict(type=click.Path(path_type=Path), default=None,
+                                             help="Write what was done as JSON.")),
+    "debug": (("--debug",), dict(is_flag=True, help="Show tracebacks on errors.")),
+}
 
 
-def _pipeline_options(*names: str, without: tuple[str, ...] = (), help: Optional[dict[str, str]] = None):
-    """Decorator: add the shared pipeline options ``names`` (all when none are named) minus ``without``.
+def _options_from(table: dict[str, OptionSpec], names: tuple[str, ...], without: tuple[str, ...],
+                  help: Optional[dict[str, str]]):
+    """Decorator: add the options ``names`` of ``table`` (all when none are named) minus ``without``.
 
-    They are listed in ``_PIPELINE_OPTIONS`` order whatever the order of ``names``; ``help`` replaces
-    the help text of options that mean something else for this command (e.g. "per-clip file").
-    """
-    chosen = list(names or _PIPELINE_OPTIONS)
+    They are listed in table order whatever the order of ``names``; ``help`` replaces the help
+    text of options that mean something else for this command (e.g. "per-clip file")."""
+    chosen = list(names or table)
     overrides = help or {}
-    unknown = (set(chosen) | set(without) | set(overrides)) - set(_PIPELINE_OPTIONS)
+    unknown = (set(chosen) | set(without) | set(overrides)) - set(table)
     if unknown:
-        raise ValueError(f"_pipeline_options: unknown option names {sorted(unknown)}")
+        raise ValueError(f"unknown option names {sorted(unknown)}")
 
     def decorate(func):
         # click.option decorators run bottom-up: apply in reverse to list the options in order.
-        for name in reversed(_PIPELINE_OPTIONS):
+        for name in reversed(table):
             if name in chosen and name not in without:
-                decls, attrs = _PIPELINE_OPTIONS[name]
+                decls, attrs = table[name]
                 if name in overrides:
                     attrs = {**attrs, "help": overrides[name]}
                 func = click.option(*decls, **attrs)(func)
         return func
 
     return decorate
+
+
+def _pipeline_options(*names: str, without: tuple[str, ...] = (), help: Optional[dict[str, str]] = None):
+    """Decorator: the shared pipeline options ``names`` of ``_PIPELINE_OPTIONS`` (see ``_options_from``)."""
+    return _options_from(_PIPELINE_OPTIONS, names, without, help)
+
+
+def _frontend_options(*names: str, help: Optional[dict[str, str]] = None):
+    """Decorator: the shared front-end options ``names`` of ``_FRONTEND_OPTIONS`` (see ``_options_from``)."""
+    return _options_from(_FRONTEND_OPTIONS, names, (), help)
 
 
 @click.group(cls=_DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -429,12 +479,10 @@ def main() -> None:
               help="Chunk mode for render farms: warm up on K frames before A (temporal state, mask "
                    "propagation) and align batches with an unchunked run; only A..B are written.")
 @_pipeline_options("no_audio")
-@_max_pixels_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write what was done as JSON.")
+@_frontend_options("max_pixels", "quiet", "json_report", help={"quiet": "No progress bar."})
 @click.option("--strict", is_flag=True,
               help="Exit 2 when the matte is empty or full on more than a few frames (the output is still written).")
-@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@_frontend_options("debug")
 def run_command(input_path: str, output_path: str, frame_range, context, max_pixels, quiet, json_report, debug,
                 strict=False, **opts) -> None:
     """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
@@ -452,10 +500,6 @@ def run_command(input_path: str, output_path: str, frame_range, context, max_pix
 
 
 # --------------------------------------------------------------------------- fail fast (issue 14)
-
-#: Coarse-mask source names (``masks.MASK_SOURCES``, which imports torch; a test keeps them equal).
-MASK_SOURCE_NAMES = ("person", "sam", "chroma", "plate", "file")
-_MASK_NEEDS_PATH = ("plate", "file")
 
 #: Peak resident memory of a CPU run: BASE bytes (interpreter, torch, model, mask model), plus
 #: FIXED bytes per pixel of the frame whatever the batch (refinement, temporal state, queues),
@@ -475,32 +519,24 @@ def _check_config(cfg: PipelineConfig) -> None:
     if not 0.0 <= cfg.temporal.strength <= 1.0:
         raise ParameterError.about("temporal.strength", cfg.temporal.strength, "must be between 0 and 1")
     if cfg.trimap.band_px is not None and cfg.trimap.band_px < 1:
-        raise UserInputError(f"--trimap-band {cfg.trimap.band_px}: must be at least 1 pixel")
-    for option, path in (("--checkpoint", cfg.model.checkpoint), ("--prompts", cfg.mask.prompts_json)):
+        raise ParameterError.about("trimap.band_px", cfg.trimap.band_px, "must be at least 1 pixel")
+    for param, path in (("model.checkpoint", cfg.model.checkpoint), ("mask.prompts_json", cfg.mask.prompts_json)):
         if path is not None and not Path(path).is_file():
             what = "is not a file" if Path(path).exists() else "not found"
-            raise UserInputError(f"{option} {path}: {what}; pass an existing file")
+            raise ParameterError.about(param, path, f"{what}; pass an existing file")
     if cfg.trimap.trimap_path is not None:
         return  # the mask source is not used
-    spec = cfg.mask.source
-    name, sep, arg = (spec or "").strip().partition(":")
-    name = name.strip().lower()
-    from alphagan_video.errors import MaskSourceError
+    from alphagan_video.masks import parse_mask_spec  # no torch: the package imports it when a source is built
 
-    if name not in MASK_SOURCE_NAMES:
-        raise MaskSourceError(f"--mask {spec!r}: unknown mask source; use one of "
-                              "person, sam, chroma, plate:PATH, file:PATH")
-    if name in _MASK_NEEDS_PATH and not arg:
-        raise MaskSourceError(f"--mask {spec!r}: {name} needs a path; use --mask {name}:PATH")
-    if name not in _MASK_NEEDS_PATH and sep:
-        raise MaskSourceError(f"--mask {spec!r}: {name} takes no argument; use --mask {name}")
+    name, _ = parse_mask_spec(cfg.mask.source)
     if name == "sam" and cfg.mask.sam_checkpoint is not None and not Path(cfg.mask.sam_checkpoint).is_file():
-        raise UserInputError(f"--sam-checkpoint {cfg.mask.sam_checkpoint}: not found; pass the official "
-                             "segment-anything checkpoint (.pth)")
+        raise ParameterError.about("mask.sam_checkpoint", cfg.mask.sam_checkpoint,
+                                   "not found; pass the official segment-anything checkpoint (.pth)")
 
 
-def _check_side_input(path: str, what: str, info, max_pixels: Optional[int]) -> None:
-    """A mask, plate or trimap medium: readable, within the pixel budget (sizes are checked by its reader)."""
+def _check_side_input(path: str, param: str, value, max_pixels: Optional[int]) -> None:
+    """A mask, plate or trimap medium (the setting ``param`` = ``value``): readable, within the
+    pixel budget (sizes are checked by its reader)."""
     from alphagan_video.errors import InputMediaError, MaskSourceError
     from alphagan_video.io.reader import open_input
 
@@ -508,7 +544,17 @@ def _check_side_input(path: str, what: str, info, max_pixels: Optional[int]) -> 
         with open_input(path, max_pixels=max_pixels):
             pass
     except InputMediaError as exc:
-        raise MaskSourceError(f"{what}: {exc}") from None
+        error = MaskSourceError.about(param, value, str(exc))
+        error.mentions = exc.mentions  # the reader's own hints (the pixel budget)
+        raise error from None
+
+
+def _check_band(cfg: PipelineConfig, width: int, height: int) -> None:
+    """The trimap band fits a width x height frame."""
+    band = cfg.trimap.band_px
+    if band is not None and band > max(width, height):
+        raise ParameterError.about("trimap.band_px", band, f"wider than the {width}x{height} frame; "
+                                   f"give at most {max(width, height)} pixels")
 
 
 def _available_memory() -> Optional[int]:
@@ -592,16 +638,15 @@ def _preflight(input_path: str, output_path: Optional[str], cfg: PipelineConfig,
     _check_config(cfg)
     with open_input(input_path, max_pixels=max_pixels) as reader:
         info = reader.info
-    band = cfg.trimap.band_px
-    if band is not None and band > max(info.width, info.height):
-        raise UserInputError(f"--trimap-band {band}: wider than the {info.width}x{info.height} frame; "
-                             f"give at most {max(info.width, info.height)} pixels")
+    _check_band(cfg, info.width, info.height)
     if cfg.trimap.trimap_path is not None:
-        _check_side_input(str(cfg.trimap.trimap_path), f"--trimap {cfg.trimap.trimap_path}", info, max_pixels)
+        _check_side_input(str(cfg.trimap.trimap_path), "trimap.trimap_path", cfg.trimap.trimap_path, max_pixels)
     else:
-        name, _, arg = cfg.mask.source.strip().partition(":")
-        if name.strip().lower() in _MASK_NEEDS_PATH:
-            _check_side_input(arg, f"--mask {cfg.mask.source}", info, max_pixels)
+        from alphagan_video.masks import MASK_SOURCES_WITH_PATH, parse_mask_spec
+
+        name, arg = parse_mask_spec(cfg.mask.source)
+        if name in MASK_SOURCES_WITH_PATH:
+            _check_side_input(arg, "mask.source", cfg.mask.source, max_pixels)
     if output_path is not None:
         _remove_stale(os.path.dirname(os.path.abspath(output_path)), warn)
         if check_output:
@@ -756,17 +801,12 @@ def _torch_build() -> tuple[str, bool]:
             return "not installed", False
 
 
-def _default_weights_path() -> Path:
-    # = alphagan_video.model.DEFAULT_WEIGHTS_PATH, without importing torch (a test keeps them equal).
-    return Path(__file__).resolve().parent / "model" / "weights" / "alphagan_default.safetensors"
-
-
 def _describe_default_weights() -> str:
     """``PATH (variant V, norm N, sha256 H)`` from the safetensors header, or ``unavailable (why)``."""
     import hashlib
     import struct
 
-    path = _default_weights_path()
+    path = DEFAULT_WEIGHTS_PATH
     try:
         with open(path, "rb") as fh:
             (size,) = struct.unpack("<Q", fh.read(8))
@@ -829,16 +869,17 @@ Progress and errors go to stderr; a truncated last frame exits 2, a closed stdou
 @main.command("pipe", epilog=PIPE_HELP)
 @click.option("--size", "size", required=True, metavar="WxH", help="Frame size of the raw input, e.g. 1920x1080.")
 @click.option("--rate", "rate", required=True, metavar="R", help="Frame rate, e.g. 25 or 30000/1001.")
-@click.option("--pix-fmt", "pix_fmt", type=click.Choice(["rgb24", "rgb48le"]), default="rgb24", show_default=True,
+@click.option("--pix-fmt", "pix_fmt", type=click.Choice(tuple(INPUT_PIX_FMTS)), default="rgb24", show_default=True,
               help="Pixel format of the raw input frames (ffmpeg -pix_fmt).")
 # No file to overwrite, no encoder, no audio; frames arrive one at a time, so no overlap or compile.
 @_pipeline_options(without=("overwrite", "codec", "chroma_key", "compile_model", "overlap", "no_audio"),
                    help={"output_kind": "What to write on stdout (default rgba).",
                          "trimap_path": "Your own trimaps (video, sequence or image) matching the piped frames."})
-@_max_pixels_option
+@_frontend_options("max_pixels", "quiet", help={"quiet": "Nothing on stderr but errors and warnings (no progress "
+                                                            "counter, even with --progress; no notes)."})
 @click.option("--progress", "show_progress", is_flag=True, help="Show a progress counter on stderr.")
-@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def pipe_command(size, rate, pix_fmt, max_pixels, show_progress, debug, **opts) -> None:
+@_frontend_options("debug")
+def pipe_command(size, rate, pix_fmt, max_pixels, quiet, show_progress, debug, **opts) -> None:
     """Matte raw frames from stdin to raw frames on stdout (a filter between two ffmpeg processes)."""
     with _exit_codes(debug):
         from alphagan_video.io.reader import check_frame_size
@@ -850,11 +891,9 @@ def pipe_command(size, rate, pix_fmt, max_pixels, show_progress, debug, **opts) 
         # Before anything is allocated: --size 100000x100000 would ask for 28 GiB per frame.
         check_frame_size(f"--size {size}", width, height, max_pixels)
         _check_config(cfg)
-        band = cfg.trimap.band_px
-        if band is not None and band > max(width, height):
-            raise UserInputError(f"--trimap-band {band}: wider than the {width}x{height} frame; "
-                                 f"give at most {max(width, height)} pixels")
-        cfg = _fit_batch(cfg, width, height, adjustable=True, warn=True)
+        _check_band(cfg, width, height)
+        cfg = _fit_batch(cfg, width, height, adjustable=True, warn=not quiet)
+    show_progress = show_progress and not quiet
 
     def progress(done: int, total: Optional[int]) -> None:
         if show_progress:
@@ -921,11 +960,8 @@ reported and skipped (exit 0 if at least one clip was processed, 2 if none was).
                    help={"overwrite": "Replace existing per-clip files and timeline.",
                          "output_kind": "What each per-clip file holds (default rgba: ProRes 4444, straight alpha).",
                          "codec": "Override the encoder chosen from --ext.",
-                         "mask_source": "Coarse mask for every clip: person (default) | sam | chroma | plate:PATH | "
-                                        "file:PATH."})
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-@click.option("--json-report", type=click.Path(path_type=Path), default=None, help="Write the per-clip results as JSON.")
-@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+                         "mask_source": f"Coarse mask for every clip: {_mask_choices_help()}."})
+@_frontend_options("quiet", "json_report", "debug", help={"json_report": "Write the per-clip results as JSON."})
 def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, quiet, json_report, debug,
                      **opts) -> None:
     """Matte the used ranges of every clip in EDIT and write a matching timeline of the results."""
@@ -966,7 +1002,8 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
             if not quiet:
                 click.echo(f"clip {clip.name!r}: frames {clip.frames[0]}-{clip.frames[1]} -> {clip.output}", err=True)
         else:
-            click.echo(f"alphagan-video: warning: skipped clip {clip.name!r} (track {clip.track}): {clip.reason}", err=True)
+            click.echo(f"alphagan-video: warning: skipped clip {clip.name!r} (track {clip.track}): {clip.reason}",
+                       err=True)
     if not report.processed:
         _fail(f"no clip of {edit_path} could be processed; wrote {report.timeline} anyway", 2, debug)
     if not quiet:

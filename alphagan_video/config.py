@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, get_args
 
 OutputKind = Literal["rgba", "alpha", "foreground", "composite"]
+#: Every output kind, in the order help texts list them (the one list; derived from OutputKind).
+OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
+#: ``ModelConfig.tiling``: tiles over the unknown band when they cover < 60% of the frame
+#: ("auto"), always ("on"), never ("off"); see ``tiling.infer_alpha``.
+TilingMode = Literal["auto", "on", "off"]
+TILING_MODES: tuple[str, ...] = get_args(TilingMode)
 
 
 @dataclass(frozen=True)
@@ -90,10 +96,10 @@ class ModelConfig:
     refine_solver: str = "auto"
     # "auto": tile the unknown band when tiles cover < 60% of the frame; "on": always; "off": full frame.
     tiling: str = "off"
-    # torch.compile the generator (``--compile``); pays compilation on the first batches.
+    # torch.compile the generator; pays compilation on the first batches.
     compile: bool = False
     # On CUDA, size frame batches from free GPU memory (pipeline.cuda_batch_size) instead of
-    # batch_size; the CLI turns this off when --batch-size is given. No effect on the CPU.
+    # batch_size; the CLI turns this off when the user gives a batch size. No effect on the CPU.
     auto_batch: bool = True
 
 
@@ -105,8 +111,8 @@ class TemporalConfig:
     strength: float = 0.5
     # With the matting-Laplacian refine on, the warped previous alpha also enters the solve as
     # one more data term, solve_weight * blend_weight * alpha_gate * (a - warped previous)^2;
-    # the usual blend follows the solve either way. Measured with bench/temporal.py --refine
-    # (mean of 4 clips, dtSSD / MESSDdt / SAD vs --no-temporal): 0.01 -12.1 / -48.7 / -8.9 %;
+    # the usual blend follows the solve either way. Measured with bench/temporal.py, refine on
+    # (mean of 4 clips, dtSSD / MESSDdt / SAD vs smoothing off): 0.01 -12.1 / -48.7 / -8.9 %;
     # 0 -5.8 / -18.1 / -0.8 % (the blend's alpha gate refuses the refined hair's flicker unless
     # the prior has pulled the solve towards the previous frame); 0.1 ghosts the fast clip
     # (SAD +2.4 %). 0 = refine each frame alone, then blend.
@@ -119,8 +125,8 @@ class OutputConfig:
 
     kind: rgba (straight F + alpha), alpha (matte only), foreground (F, no alpha),
           composite (F over ``background``).
-    codec: None = pick from the extension (.mov -> ProRes 4444 for rgba, ...);
-           explicit: prores4444 | prores4444xq | prores_aw | prores422hq | ffv1 | png | h264.
+    codec: None = pick from the extension (.mov -> ProRes 4444 for rgba, ...); explicit: one
+           of ``io.writer.CODEC_CHOICES``.
     background: colour ``#RRGGBB``/name or an image path, for ``composite``.
     """
 
@@ -129,7 +135,7 @@ class OutputConfig:
     background: str = "#00ff00"
     overwrite: bool = False
     copy_audio: bool = True
-    # Copy only the audio that overlaps the written frames (set for --frames ranges).
+    # Copy only the audio that overlaps the written frames (set when a frame range is written).
     trim_audio: bool = False
 
 

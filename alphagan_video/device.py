@@ -15,7 +15,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
     ``auto`` picks the first CUDA GPU when one is usable, else the CPU.
 
     Raises:
-        DeviceError: the device is unknown or absent (names the value and what is available).
+        DeviceError: the device is unknown or absent, about ``model.device`` (names the value
+            and what is available).
     """
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
@@ -24,22 +25,24 @@ def resolve_device(spec: str = "auto") -> torch.device:
         return torch.device("cpu")
     if spec == "cuda" or spec.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise DeviceError(f"--device {spec}: CUDA is not available on this machine; use --device cpu or auto")
+            raise DeviceError.about("model.device", spec,
+                                    "CUDA is not available on this machine; use model.device cpu or auto")
         index = 0
         if ":" in spec:
             try:
                 index = int(spec.split(":", 1)[1])
             except ValueError:
-                raise DeviceError(f"--device {spec}: expected cuda:N with an integer N") from None
+                raise DeviceError.about("model.device", spec, "expected cuda:N with an integer N") from None
         count = torch.cuda.device_count()
         if not 0 <= index < count:
-            raise DeviceError(f"--device {spec}: only {count} CUDA device(s) present (cuda:0..cuda:{count - 1})")
+            raise DeviceError.about("model.device", spec,
+                                    f"only {count} CUDA device(s) present (cuda:0..cuda:{count - 1})")
         return torch.device("cuda", index)
     if spec == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise DeviceError("--device mps: MPS is not available; use --device cpu or auto")
+            raise DeviceError.about("model.device", "mps", "MPS is not available; use model.device cpu or auto")
         return torch.device("mps")
-    raise DeviceError(f"--device {spec!r}: unknown device; use auto, cpu, cuda or cuda:N")
+    raise DeviceError.about("model.device", repr(spec), "unknown device; use auto, cpu, cuda or cuda:N")
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -55,7 +58,7 @@ def autocast_for(device: torch.device, enabled: bool = True) -> ContextManager:
     """The generator's mixed-precision context: fp16 autocast on CUDA; bf16 autocast on CPUs
     with native bf16 (``cpu_has_fast_bf16``: the resnet18 generator on an 800x600 photo takes
     0.23 s instead of 0.39 s, measured on this project's 2-core Sapphire Rapids VM); a no-op
-    elsewhere (fp32). ``enabled=False`` (``--no-amp``) always means fp32."""
+    elsewhere (fp32). ``enabled=False`` (``ModelConfig.mixed_precision`` off) always means fp32."""
     if enabled and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.float16)
     if enabled and device.type == "cpu" and cpu_has_fast_bf16():

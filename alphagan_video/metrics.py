@@ -260,8 +260,8 @@ def score_all(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray, *, force: bo
 
 # --------------------------------------------------------------------------- video metrics
 #
-# Temporal coherence with the TCVOM conventions (yunkezhang/TCVOM calc_metric.py, see
-# DESIGN.md section 6): alpha as float in [0, 1] (8-bit maps are divided by 255), scored over
+# Temporal coherence with the TCVOM conventions (yunkezhang/TCVOM calc_metric.py): alpha as
+# float in [0, 1] (8-bit maps are divided by 255), scored over
 # the *current* frame's unknown region (trimap == 128), forward difference to the next frame,
 # no normalisation by pixel count; the last frame of a clip contributes 0 and still counts in
 # the clip mean. Not comparable with RVM-style dtSSD (whole frame, per-pixel mean, x100).

@@ -4,10 +4,11 @@ Decoding (PyAV), the model (torch) and encoding (PyAV) all release the GIL in th
 parts, so plain threads overlap them; the bounded queues keep memory flat with clip length
 (at most ``maxsize`` items wait between two stages, plus one being worked on in each stage).
 
+    # reader: io.open_input(...); matter: pipeline.FrameMatter(cfg, ...); writer: io.open_output(...)
     with Stages(maxsize=2) as stages:
         batches = stages.source(reader.iter_batches(4), name="decode")
-        prepared = stages.map(matter.prepare, batches, name="trimap")
-        outputs = stages.map(matter.finish, prepared, name="model")
+        matted = stages.map(matter.matte, batches, name="matte")      # (batch, image, alpha)
+        outputs = stages.map(lambda m: matter.render(*m), matted, name="render")
         for out in outputs:             # the calling thread consumes (here: encodes)
             writer.write(out)
 

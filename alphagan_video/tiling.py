@@ -34,17 +34,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import ContextManager, Literal, Optional
+from typing import ContextManager, Optional
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from alphagan_video.config import TILING_MODES, TilingMode  # noqa: F401 - TilingMode re-exported
 from alphagan_video.errors import UserInputError
 from alphagan_video.trimap import clamp_known
-
-TilingMode = Literal["auto", "on", "off"]
-TILING_MODES: tuple[str, ...] = ("auto", "on", "off")
 
 #: Default tile core size in pixels (a multiple of 16 and 8, the generator's output strides).
 #: With :data:`DEFAULT_MARGIN` a tile window is 256 x 256, the generator's training crop size,
@@ -192,21 +190,8 @@ def infer_alpha(
 
     rows = _plan_axis(height, tile, margin, stride, margin // 2)
     cols = _plan_axis(width, tile, margin, stride, margin // 2)
-    frames = torch.nonzero(frame_has_unknown).flatten()
-    full_frames: list[int] = []
-    tiles: list[tuple[int, int, int]] = []  # (frame, row cell, col cell)
-    if tiling == "off" or not (rows.tiled or cols.tiled):
-        full_frames = frames.tolist()
-    else:
-        occupied = _occupied_cells(unknown, rows, cols, tile)  # (B, ny, nx) bool, on CPU
-        full_area = rows.canvas * cols.canvas
-        tile_area = rows.window * cols.window
-        for b in frames.tolist():
-            cells = torch.nonzero(occupied[b]).tolist()
-            if tiling == "auto" and len(cells) * tile_area >= AUTO_MAX_AREA_RATIO * full_area:
-                full_frames.append(b)
-            else:
-                tiles.extend((b, cy, cx) for cy, cx in cells)
+    frames = torch.nonzero(frame_has_unknown).flatten().tolist()
+    full_frames, tiles = _assign_frames(tiling, frames, unknown, rows, cols, tile)
 
     with torch.inference_mode(), (autocast if autocast is not None else contextlib.nullcontext()):
         if full_frames:
@@ -220,6 +205,27 @@ def infer_alpha(
         if tiles:
             _run_tiles(model, image, trimap, out, tiles, rows, cols, max_batch)
     return clamp_known(out.clamp(0.0, 1.0), trimap)
+
+
+def _assign_frames(tiling: str, frames: list[int], unknown: torch.Tensor, rows: _AxisPlan, cols: _AxisPlan,
+                   tile: int) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """Split the frames that have unknown pixels (``frames``, indices into the batch) into those
+    matted whole and the tiles (frame, row cell, col cell) of the others, per ``tiling`` (see
+    ``infer_alpha``). ``unknown``: (B, 1, H, W) bool."""
+    full_frames: list[int] = []
+    tiles: list[tuple[int, int, int]] = []
+    if tiling == "off" or not (rows.tiled or cols.tiled):
+        return list(frames), tiles
+    occupied = _occupied_cells(unknown, rows, cols, tile)  # (B, ny, nx) bool, on CPU
+    full_area = rows.canvas * cols.canvas
+    tile_area = rows.window * cols.window
+    for b in frames:
+        cells = torch.nonzero(occupied[b]).tolist()
+        if tiling == "auto" and len(cells) * tile_area >= AUTO_MAX_AREA_RATIO * full_area:
+            full_frames.append(b)
+        else:
+            tiles.extend((b, cy, cx) for cy, cx in cells)
+    return full_frames, tiles
 
 
 def _occupied_cells(unknown: torch.Tensor, rows: _AxisPlan, cols: _AxisPlan, tile: int) -> torch.Tensor:

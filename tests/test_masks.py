@@ -13,6 +13,7 @@ import torch
 
 from alphagan_video.config import MaskConfig
 from alphagan_video.errors import CheckpointError, MaskSourceError, SubjectLostError
+from alphagan_video.cli import user_message
 from alphagan_video.masks import MASK_SOURCES, MaskSource, build_mask_source, describe_mask_source, parse_mask_spec
 from alphagan_video.types import VideoInfo
 
@@ -62,10 +63,14 @@ def test_parse_spec_and_registry():
     assert parse_mask_spec("plate:/a:b/plate.png") == ("plate", "/a:b/plate.png")
     with pytest.raises(MaskSourceError, match=r"unknown mask source; use one of person, sam, chroma, plate:PATH, file:PATH"):
         parse_mask_spec("rotoscope")
-    with pytest.raises(MaskSourceError, match=r"plate needs a path; use --mask plate:PATH"):
+    # The library names the setting; the CLI shows it as the flag the user typed.
+    with pytest.raises(MaskSourceError, match=r"mask.source 'plate': plate needs a path; use mask.source plate:PATH") as info:
         parse_mask_spec("plate")
-    with pytest.raises(MaskSourceError, match=r"person takes no argument"):
+    assert (info.value.param, info.value.value_text) == ("mask.source", "'plate'")
+    assert user_message(info.value) == "--mask 'plate': plate needs a path; use --mask plate:PATH"
+    with pytest.raises(MaskSourceError, match=r"person takes no argument") as info:
         parse_mask_spec("person:x.png")
+    assert user_message(info.value) == "--mask 'person:x.png': person takes no argument; use --mask person"
 
 
 def test_describe_mask_source():
@@ -186,8 +191,10 @@ def test_chroma_key_detects_screen_and_keys_shape(colour):
 def test_chroma_without_screen_fails():
     frame, _ = astronaut_scene(120, 160)
     src = build_mask_source(MaskConfig(source="chroma"), info_for(160, 120), CPU)
-    with pytest.raises(MaskSourceError, match=r"of the frame border is green or blue screen .*use --mask person"):
+    with pytest.raises(MaskSourceError, match=r"of the frame border is green or blue screen .*use mask.source person") as info:
         src(to_tensor(frame), [0])
+    assert user_message(info.value).startswith("--mask chroma: only ")
+    assert user_message(info.value).endswith("; use --mask person, plate:PATH or file:PATH")
 
 
 def test_chroma_fixed_key_does_not_depend_on_the_first_frame_seen():
@@ -219,9 +226,10 @@ def test_chroma_fixed_key_does_not_depend_on_the_first_frame_seen():
 
 def test_chroma_key_errors_name_the_value():
     info = info_for(160, 120)
-    with pytest.raises(MaskSourceError, match=r"--chroma-key 0\.5,0\.5,0\.5: that colour is nearly grey"):
+    with pytest.raises(MaskSourceError, match=r"mask.chroma_key 0\.5,0\.5,0\.5: that colour is nearly grey") as grey:
         build_mask_source(MaskConfig(source="chroma", chroma_key=(0.5, 0.5, 0.5)), info, CPU)
-    with pytest.raises(MaskSourceError, match=r"--chroma-key 20,180,60: expected R,G,B with each value in 0\.\.1"):
+    assert user_message(grey.value).startswith("--chroma-key 0.5,0.5,0.5: that colour is nearly grey")
+    with pytest.raises(MaskSourceError, match=r"mask.chroma_key 20,180,60: expected R,G,B with each value in 0\.\.1"):
         build_mask_source(MaskConfig(source="chroma", chroma_key=(20, 180, 60)), info, CPU)
     with pytest.raises(MaskSourceError, match=r"chroma_tolerance -0\.1: must be a positive CbCr distance"):
         build_mask_source(MaskConfig(source="chroma", chroma_key=(0.1, 0.7, 0.2), chroma_tolerance=-0.1), info, CPU)
@@ -375,8 +383,9 @@ def test_file_short_sequence_and_size_errors(tmp_path):
         src(torch.zeros(2, 3, 48, 64), [2, 3])
     with pytest.raises(MaskSourceError, match=r"%04d\.png is 64x48 but the video is 65x48; supply one of the same size"):
         build_mask_source(cfg, info_for(65, 48), CPU)
-    with pytest.raises(MaskSourceError, match=r"--mask file:.*nope\.png: input not found"):
+    with pytest.raises(MaskSourceError, match=r"mask.source file:.*nope\.png: input not found") as info:
         build_mask_source(MaskConfig(source=f"file:{tmp_path / 'nope.png'}"), info_for(64, 48), CPU)
+    assert user_message(info.value).startswith(f"--mask file:{tmp_path / 'nope.png'}: input not found")
 
 
 # --------------------------------------------------------------------------- SAM
@@ -454,10 +463,11 @@ def test_sam_point_prompt_and_prompts_json(tiny_ckpt, tmp_path):
 
 def test_sam_option_errors(tiny_ckpt, tmp_path):
     info = info_for(SAM_W, SAM_H)
-    with pytest.raises(MaskSourceError, match=r"--mask sam needs a checkpoint"):
+    with pytest.raises(MaskSourceError, match=r"mask.source sam needs a checkpoint"):
         build_mask_source(MaskConfig(source="sam", box=(1, 1, 20, 20)), info, CPU)
-    with pytest.raises(MaskSourceError, match=r"--mask sam needs a prompt"):
+    with pytest.raises(MaskSourceError, match=r"mask.source sam needs a prompt") as no_prompt:
         build_mask_source(sam_cfg(tiny_ckpt), info, CPU)
+    assert user_message(no_prompt.value).startswith("--mask sam needs a prompt: give a box")
     with pytest.raises(MaskSourceError, match=r"sam_model 'vit_x' is unknown; use one of vit_b, vit_l, vit_h"):
         build_mask_source(MaskConfig(source="sam", sam_model="vit_x", sam_checkpoint=tiny_ckpt, box=(1, 1, 9, 9)), info, CPU)
     with pytest.raises(MaskSourceError, match=r"box \[200, 10, 250, 50\] lies outside the 128x96 frame"):

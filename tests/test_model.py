@@ -261,8 +261,11 @@ def test_load_strips_wrapper_prefixes_and_accepts_bare_state_dicts(tmp_path):
     torch.save(model.state_dict(), tmp_path / "bare.pt")
     loaded, meta = load_generator(tmp_path / "bare.pt", variant="tiny")
     assert (meta.variant, meta.norm, meta.extra) == ("tiny", "gn", {})
-    with pytest.raises(CheckpointError, match=r"does not say which generator variant it holds; pass --variant"):
+    with pytest.raises(CheckpointError, match=r"does not say which generator variant it holds; pass model.variant") as info:
         load_generator(tmp_path / "bare.pt")
+    from alphagan_video.cli import user_message
+
+    assert "holds; pass --variant on the command line or variant= in Python (one of " in user_message(info.value)
 
 
 def test_save_unwraps_dataparallel_style_wrappers(tmp_path):
@@ -288,7 +291,7 @@ def test_load_error_missing_file(tmp_path):
 
 def test_load_error_missing_default_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint_module, "DEFAULT_WEIGHTS_PATH", tmp_path / "alphagan_default.safetensors")
-    with pytest.raises(CheckpointError, match=r"shipped generator weights are missing: .*--checkpoint PATH"):
+    with pytest.raises(CheckpointError, match=r"shipped generator weights are missing: .*model.checkpoint PATH"):
         load_generator()
     assert DEFAULT_WEIGHTS_PATH.name == "alphagan_default.safetensors"
     assert DEFAULT_WEIGHTS_PATH.parent.name == "weights"

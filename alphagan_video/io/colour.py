@@ -2,8 +2,10 @@
 
 Why this module exists: PyAV's ``to_ndarray``/``reformat`` convert YUV with BT.601 unless told
 otherwise, and treat an unspecified range as limited. Decoding HD material that way shifts every
-hue. Here the source's own matrix and range are always passed explicitly
-(see DESIGN.md §3, ecosystem.md §1.4).
+hue. Here the source's own matrix and range are always passed explicitly. Measured with PyAV 18:
+``reformat`` without ``dst_colorspace`` converted RGB to YUV with BT.601, and of the colour tags
+prores_ks writes only those set on the frame, libx264 only those on the codec context (the
+writer sets both).
 
 Only numpy HWC arrays and ``av.VideoFrame`` objects appear here (IO edge).
 """

@@ -13,7 +13,7 @@ Rules kept here:
 - Every failure is an ``InputMediaError`` with a one-line message naming the file; PyAV
   exceptions never escape.
 - Pixel budget: a frame larger than ``max_pixels`` (default ``DEFAULT_MAX_PIXELS``, 8192x8192;
-  the CLI's ``--max-pixels``, see ``pixel_budget``) is refused from the size the container
+  settable per run with ``pixel_budget``) is refused from the size the container
   declares, before any frame is decoded (``ResourceLimitError``). The decoders are also told
   the declared size as their own limit, so a file whose frames are larger than its header
   says fails to decode instead of allocating.
@@ -57,7 +57,7 @@ _MAX_PIXELS: contextvars.ContextVar[int] = contextvars.ContextVar("alphagan_max_
 @contextlib.contextmanager
 def pixel_budget(max_pixels: Optional[int]) -> Iterator[None]:
     """Within the block, readers opened without an explicit ``max_pixels`` use this budget
-    (None: keep the current one). The CLI wraps a run in it for ``--max-pixels``."""
+    (None: keep the current one). The CLI wraps a run in it with the user's budget."""
     if max_pixels is None:
         yield
         return
@@ -85,10 +85,10 @@ def check_frame_size(path: str, width: int, height: int, max_pixels: Optional[in
     """Raise ResourceLimitError when a width x height frame exceeds the pixel budget."""
     limit = current_max_pixels() if max_pixels is None else max_pixels
     if width * height > limit:
-        raise ResourceLimitError(
+        raise ResourceLimitError.naming(
             f"{path}: frames are {width}x{height} = {width * height} pixels, over the budget of "
-            f"{format_pixels(limit)} per frame; pass --max-pixels {width * height} if this machine has the "
-            "memory, or scale the input down first"
+            f"{format_pixels(limit)} per frame; pass max_pixels {width * height} if this machine has the "
+            "memory, or scale the input down first", "max_pixels"
         )
 
 
@@ -263,9 +263,9 @@ class InputReader:
                 for first in c.decode(s):
                     break
             except (av.FFmpegError, MemoryError) as e:
-                raise InputMediaError(
-                    f"corrupt video: {self.path}: cannot decode frame 0 ({_reason(e)}){self._budget_hint(c)}"
-                ) from None
+                raise InputMediaError.naming(
+                    f"corrupt video: {self.path}: cannot decode frame 0 ({_reason(e)}){self._budget_hint(c)}",
+                    "max_pixels") from None
             if first is None:
                 raise InputMediaError(f"video has no frames: {self.path}")
             rate = s.average_rate or s.guessed_rate or s.base_rate
@@ -294,7 +294,7 @@ class InputReader:
         if (ctx is not None and ctx.width and ctx.height) or _header_size(c.name) is not None:
             return ""
         return (f"; the frame size could not be read, and frames over the pixel budget "
-                f"{format_pixels(self.max_pixels)} fail this way too (--max-pixels)")
+                f"{format_pixels(self.max_pixels)} fail this way too (max_pixels)")
 
     def _decode_still(self, path: str) -> av.VideoFrame:
         frame, _ = self._decode_still_codec(path)
@@ -310,7 +310,8 @@ class InputReader:
                 for frame in c.decode(c.streams.video[0]):
                     return frame, c.streams.video[0].codec_context.name
             except (av.FFmpegError, MemoryError) as e:
-                raise InputMediaError(f"corrupt image: {path} ({_reason(e)}){self._budget_hint(c)}") from None
+                raise InputMediaError.naming(f"corrupt image: {path} ({_reason(e)}){self._budget_hint(c)}",
+                                             "max_pixels") from None
             raise InputMediaError(f"image has no picture data: {path}")
         finally:
             c.close()

@@ -24,16 +24,21 @@ Sources (``MaskConfig.source``):
     difference against a clean background plate (image, or a video read in step).
 ``file:PATH``
     the user's own masks (video, image sequence, or one image used for every frame).
+
+Importing this package does not import torch (the sources import it when they are built), so the
+CLI checks a mask spec with :func:`parse_mask_spec` before anything heavy is loaded.
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
-
-import torch
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from alphagan_video.config import MaskConfig
 from alphagan_video.errors import MaskSourceError
+from alphagan_video.masks._stream import MediaInStep
 from alphagan_video.types import VideoInfo
+
+if TYPE_CHECKING:
+    import torch
 
 
 @runtime_checkable
@@ -52,7 +57,7 @@ class MaskSource(Protocol):
     def close(self) -> None: ...
 
 
-Builder = Callable[[MaskConfig, str, VideoInfo, torch.device], MaskSource]
+Builder = Callable[[MaskConfig, str, VideoInfo, "torch.device"], MaskSource]
 
 
 def _build_person(cfg: MaskConfig, arg: str, info: VideoInfo, device: torch.device) -> MaskSource:
@@ -94,10 +99,14 @@ MASK_SOURCES: dict[str, Builder] = {
     "file": _build_file,
 }
 
-#: sources whose spec is ``name:PATH``.
-_NEEDS_PATH = frozenset({"plate", "file"})
-
-_VALID = "person, sam, chroma, plate:PATH, file:PATH"
+#: The source names, in the order help texts list them.
+MASK_SOURCE_NAMES: tuple[str, ...] = tuple(MASK_SOURCES)
+#: Official segment-anything model types (``MaskConfig.sam_model``), for messages and the CLI.
+SAM_MODELS: tuple[str, ...] = ("vit_b", "vit_l", "vit_h")
+#: Sources whose spec is ``name:PATH``.
+MASK_SOURCES_WITH_PATH: frozenset[str] = frozenset({"plate", "file"})
+#: Every spec form (``person``, ..., ``plate:PATH``, ``file:PATH``), for messages and help texts.
+MASK_SPEC_FORMS: tuple[str, ...] = tuple(f"{n}:PATH" if n in MASK_SOURCES_WITH_PATH else n for n in MASK_SOURCE_NAMES)
 
 
 def parse_mask_spec(spec: str) -> tuple[str, str]:
@@ -106,18 +115,19 @@ def parse_mask_spec(spec: str) -> tuple[str, str]:
     Splits on the first ``:`` only, so Windows paths (``file:C:\\masks\\m.mov``) survive.
 
     Raises:
-        MaskSourceError: unknown name, a PATH missing for plate/file, or a PATH given to a
-            source that takes none.
+        MaskSourceError: about ``mask.source``: unknown name, a PATH missing for plate/file, or
+            a PATH given to a source that takes none.
     """
     text = (spec or "").strip()
     name, sep, arg = text.partition(":")
     name = name.strip().lower()
     if name not in MASK_SOURCES:
-        raise MaskSourceError(f"--mask {spec!r}: unknown mask source; use one of {_VALID}")
-    if name in _NEEDS_PATH and not arg:
-        raise MaskSourceError(f"--mask {spec!r}: {name} needs a path; use --mask {name}:PATH")
-    if name not in _NEEDS_PATH and sep:
-        raise MaskSourceError(f"--mask {spec!r}: {name} takes no argument; use --mask {name}")
+        raise MaskSourceError.about("mask.source", repr(spec),
+                                    f"unknown mask source; use one of {', '.join(MASK_SPEC_FORMS)}")
+    if name in MASK_SOURCES_WITH_PATH and not arg:
+        raise MaskSourceError.about("mask.source", repr(spec), f"{name} needs a path; use mask.source {name}:PATH")
+    if name not in MASK_SOURCES_WITH_PATH and sep:
+        raise MaskSourceError.about("mask.source", repr(spec), f"{name} takes no argument; use mask.source {name}")
     return name, arg
 
 
@@ -131,6 +141,8 @@ def build_mask_source(cfg: MaskConfig, info: VideoInfo, device: torch.device) ->
         MaskSourceError: bad spec or unusable source (message names the value and the fix).
         CheckpointError: SAM checkpoint missing, corrupt or of another architecture.
     """
+    import torch
+
     name, arg = parse_mask_spec(cfg.source)
     return MASK_SOURCES[name](cfg, arg, info, torch.device(device))
 
@@ -163,7 +175,12 @@ def describe_mask_source(cfg: MaskConfig) -> str:
 
 __all__ = [
     "MASK_SOURCES",
+    "MASK_SOURCES_WITH_PATH",
+    "MASK_SOURCE_NAMES",
+    "MASK_SPEC_FORMS",
     "MaskSource",
+    "MediaInStep",
+    "SAM_MODELS",
     "build_mask_source",
     "describe_mask_source",
     "parse_mask_spec",

@@ -21,32 +21,48 @@ class MediaInStep:
 
     Args:
         path: the medium (video file, image, or sequence pattern such as ``m/%04d.png``).
-        what: how error messages call it, e.g. ``"--mask file:m.mov"``.
+        what: how error messages call it: the setting's value (``"file:m.mov"``) when ``param``
+            names the setting, else a whole label.
         info: the main video; the medium must have the same coded size.
+        param: the setting the medium comes from (``"mask.source"``, ``"trimap.trimap_path"``):
+            errors are then ``MaskSourceError.about(param, what, ...)``.
+
+    Raises:
+        MaskSourceError: the medium cannot be read, has another size than the video, or is
+            shorter than a frame index asked for.
     """
 
-    def __init__(self, path: str, what: str, info: VideoInfo) -> None:
+    def __init__(self, path: str, what: str, info: VideoInfo, *, param: Optional[str] = None) -> None:
         from alphagan_video.io.reader import open_input
 
         self.path = path
         self.what = what
+        self.param = param
         try:
             self._reader = open_input(path)
         except InputMediaError as exc:
-            raise MaskSourceError(f"{what}: {exc}") from None
+            raise self.error(str(exc), exc.mentions) from None
         self.info = self._reader.info
         if (self.info.width, self.info.height) != (info.width, info.height):
             self.close()
-            raise MaskSourceError(
-                f"{what}: {path} is {self.info.width}x{self.info.height} but the video is "
-                f"{info.width}x{info.height}; supply one of the same size"
-            )
+            raise self.error(f"{path} is {self.info.width}x{self.info.height} but the video is "
+                             f"{info.width}x{info.height}; supply one of the same size")
         self.single = self.info.kind == "image"
         self._still: Optional[np.ndarray] = None
         self._iter: Optional[Iterator[FrameBatch]] = None
         self._buf: list[tuple[int, np.ndarray]] = []  # decoded frames not yet handed out
         self._next = 0  # index the buffer/iterator will produce next
         self._seen = 0  # frames known to exist (1 + highest index decoded)
+
+    def error(self, problem: str, mentions: tuple[str, ...] = ()) -> MaskSourceError:
+        """A MaskSourceError about this medium (see ``param``); ``mentions``: the parameters
+        ``problem`` names (``AlphaGANVideoError.naming``), e.g. those of a reader error."""
+        if self.param is not None:
+            exc = MaskSourceError.about(self.param, self.what, problem)
+        else:
+            exc = MaskSourceError(f"{self.what}: {problem}")
+        exc.mentions = tuple(mentions)
+        return exc
 
     def _restart(self, start: int) -> None:
         self._iter = self._reader.iter_batches(_READ_BATCH, start=start)
@@ -60,16 +76,14 @@ class MediaInStep:
         except StopIteration:
             batch = None
         except InputMediaError as exc:
-            raise MaskSourceError(f"{self.what}: {exc}") from None
+            raise self.error(str(exc), exc.mentions) from None
         if batch is None:
             # frames decoded is exact; the container's count is the fallback when decoding
-            # started past the end (a --frames range beyond the mask's length).
+            # started past the end (a frame range that starts beyond the mask's length).
             count = self._seen or self.info.frame_count
             has = f"has {count} frame(s)" if count else f"has fewer than {needed + 1} frames"
-            raise MaskSourceError(
-                f"{self.what}: {self.path} {has} but frame {needed} is needed; "
-                f"supply one at least as long as the video (or a single image)"
-            )
+            raise self.error(f"{self.path} {has} but frame {needed} is needed; "
+                             f"supply one at least as long as the video (or a single image)")
         scale = 255.0 if batch.rgb.dtype == np.uint8 else 65535.0
         for i, rgb in zip(batch.index, batch.rgb):
             self._buf.append((i, rgb.astype(np.float32) / scale))

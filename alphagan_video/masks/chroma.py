@@ -11,12 +11,12 @@ part of the screen, whose chroma shrinks with its luma, still matches the key. T
 threshold comes from the spread of the screen's own border pixels (its noise and lighting
 variation), the ramp is a fraction of the key's saturation; subject = 1.
 
-Fixed key (``MaskConfig.chroma_key`` / ``--chroma-key R,G,B``): the screen colour is given
+Fixed key (``MaskConfig.chroma_key``, R,G,B in [0, 1]): the screen colour is given
 instead of detected, and the low threshold is ``MaskConfig.chroma_tolerance`` or, when that is
 None, measured around the given key from the first frame's border (the noise floor when no
 screen is visible there). Runs that must key identically (farm chunks, which each start on
 another frame) use a fixed key and tolerance: the farm job fills both from frame 0 of the clip
-(``chroma_settings``), exactly what an unchunked run with the same ``--chroma-key`` measures.
+(``chroma_settings``), exactly what an unchunked run with the same fixed key measures.
 """
 from __future__ import annotations
 
@@ -128,9 +128,9 @@ def detect_screen(frame: torch.Tensor) -> ScreenKey:
     ring = _border_ring(frame)
     colour, sel, share = _screen_pixels(ring)
     if share < MIN_BORDER_FRACTION:
-        raise MaskSourceError(
-            f"--mask chroma: only {share:.0%} of the frame border is green or blue screen "
-            f"(need {MIN_BORDER_FRACTION:.0%}); use --mask person, plate:PATH or file:PATH"
+        raise MaskSourceError.about(
+            "mask.source", "chroma", f"only {share:.0%} of the frame border is green or blue screen "
+            f"(need {MIN_BORDER_FRACTION:.0%}); use mask.source person, plate:PATH or file:PATH"
         )
     px = ring[:, sel].T[None, :, :, None].permute(0, 2, 1, 3)  # (1,3,N,1)
     y, c = _ycbcr(px)
@@ -149,15 +149,15 @@ def check_key_rgb(rgb: Sequence[float]) -> tuple[float, float, float]:
     values = tuple(float(v) for v in rgb)
     text = ",".join(f"{v:g}" for v in values)
     if len(values) != 3 or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
-        raise MaskSourceError(
-            f"--chroma-key {text}: expected R,G,B with each value in 0..1 (e.g. 0.1,0.7,0.2) or #RRGGBB"
+        raise MaskSourceError.about(
+            "mask.chroma_key", text, "expected R,G,B with each value in 0..1 (e.g. 0.1,0.7,0.2) or #RRGGBB"
         )
     r, g, b = values
     y = _KR * r + _KG * g + _KB * b
     chroma = math.hypot((b - y) / (2.0 * (1.0 - _KB)), (r - y) / (2.0 * (1.0 - _KR)))
     if chroma < MIN_KEY_CHROMA:
-        raise MaskSourceError(
-            f"--chroma-key {text}: that colour is nearly grey (chroma {chroma:.3f} < {MIN_KEY_CHROMA}), "
+        raise MaskSourceError.about(
+            "mask.chroma_key", text, f"that colour is nearly grey (chroma {chroma:.3f} < {MIN_KEY_CHROMA}), "
             "a chroma key cannot separate it; give the screen's colour, e.g. 0.1,0.7,0.2"
         )
     return values  # type: ignore[return-value]
@@ -213,7 +213,7 @@ def key_rgb(key: ScreenKey, digits: int = 4) -> tuple[float, float, float]:
 def chroma_settings(frame: torch.Tensor) -> tuple[tuple[float, float, float], float]:
     """(key colour R,G,B, tolerance) that fix the key of a clip whose first frame is ``frame``
     ((3,H,W) float [0,1]): the detected screen colour, and the tolerance an unchunked run with
-    ``--chroma-key`` set to that colour measures on this frame. Raises MaskSourceError as
+    ``MaskConfig.chroma_key`` set to that colour measures on this frame. Raises MaskSourceError as
     ``detect_screen``."""
     rgb = key_rgb(detect_screen(frame))
     return rgb, key_from_rgb(rgb, frame).low

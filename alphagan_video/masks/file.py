@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from alphagan_video.errors import MaskSourceError
 from alphagan_video.masks._stream import MediaInStep
 from alphagan_video.types import VideoInfo
 
@@ -23,17 +22,15 @@ class FileMaskSource:
 
     def __init__(self, path: str, info: VideoInfo, device: torch.device) -> None:
         self.device = torch.device(device)
-        self._media = MediaInStep(path, f"--mask file:{path}", info)
+        self._media = MediaInStep(path, f"file:{path}", info, param="mask.source")
         self._single: torch.Tensor | None = None
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor, index: list[int]) -> torch.Tensor:
         b, _, h, w = frames.shape
         if (w, h) != (self._media.info.width, self._media.info.height):
-            raise MaskSourceError(
-                f"--mask file:{self._media.path}: mask is {self._media.info.width}x"
-                f"{self._media.info.height} but frames are {w}x{h}; supply masks of the frame size"
-            )
+            raise self._media.error(f"mask is {self._media.info.width}x{self._media.info.height} but frames are "
+                                    f"{w}x{h}; supply masks of the frame size")
         if self._media.single:
             if self._single is None:
                 rgb = self._media.frames([index[0]])[0]

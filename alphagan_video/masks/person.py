@@ -108,9 +108,9 @@ class PersonMaskSource:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - a declared dependency
-            raise MaskSourceError(
-                f"--mask person needs the ai-edge-litert package ({exc}); "
-                "install it with: pip install ai-edge-litert"
+            raise MaskSourceError.naming(
+                f"mask.source person needs the ai-edge-litert package ({exc}); "
+                "install it with: pip install ai-edge-litert", "mask.source"
             ) from None
         self.device = torch.device(device)
         self._k = _rotation_steps(info.rotation)

@@ -26,7 +26,6 @@ from typing import Optional
 import numpy as np
 import torch
 
-from alphagan_video.errors import MaskSourceError
 from alphagan_video.masks._morph import median3, open_close, scale_kernel
 from alphagan_video.masks._stream import MediaInStep
 from alphagan_video.types import VideoInfo
@@ -179,7 +178,7 @@ class PlateMaskSource:
 
     def __init__(self, path: str, info: VideoInfo, device: torch.device) -> None:
         self.device = torch.device(device)
-        self._media = MediaInStep(path, f"--mask plate:{path}", info)
+        self._media = MediaInStep(path, f"plate:{path}", info, param="mask.source")
         self._still: torch.Tensor | None = None
         #: Per frame: {"frame", "registered", "residual_px", "inliers"} (issue 15).
         self.registrations: list[dict] = []
@@ -200,10 +199,8 @@ class PlateMaskSource:
 
         h, w = frames.shape[-2:]
         if (w, h) != (self._media.info.width, self._media.info.height):
-            raise MaskSourceError(
-                f"--mask plate:{self._media.path}: plate is {self._media.info.width}x"
-                f"{self._media.info.height} but frames are {w}x{h}; supply a plate of the frame size"
-            )
+            raise self._media.error(f"plate is {self._media.info.width}x{self._media.info.height} but frames are "
+                                    f"{w}x{h}; supply a plate of the frame size")
         frames = frames.float()
         plates = self._plate(index).float().expand(frames.shape[0], -1, -1, -1)
         warped, residuals, valid = [], [], []

@@ -37,13 +37,14 @@ import torch
 from alphagan_video._state_dict import state_dict_mismatch, strip_prefixes
 from alphagan_video.config import MaskConfig
 from alphagan_video.errors import CheckpointError, MaskSourceError, SubjectLostError
+from alphagan_video.masks import SAM_MODELS
 from alphagan_video.types import VideoInfo
 
 if TYPE_CHECKING:  # segment_anything imports torchvision: keep it off the default import path
     from segment_anything.modeling import Sam
 
-#: Official model types, for messages and the CLI.
-OFFICIAL_SAM_MODELS = ("vit_b", "vit_l", "vit_h")
+#: Official model types, for messages (the list lives in the torch-free package module).
+OFFICIAL_SAM_MODELS = SAM_MODELS
 
 #: Encoder width -> official model type (read from ``image_encoder.pos_embed``).
 _WIDTH_TO_MODEL = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
@@ -341,9 +342,9 @@ class SamMaskSource:
         self._first = _check_prompt(first, "SAM prompt (box/points)", info.width, info.height) if first else first
         self._prompts = dict(prompts or {})
         if not self._first and not self._prompts:
-            raise MaskSourceError(
-                "--mask sam needs a prompt: give a box (x0,y0,x1,y1), points (x,y,label) "
-                "or a prompts JSON for the first frame"
+            raise MaskSourceError.naming(
+                "mask.source sam needs a prompt: give a box (x0,y0,x1,y1), points (x,y,label) "
+                "or a prompts JSON for the first frame", "mask.source"
             )
         if not 0.0 < threshold < 1.0:
             raise MaskSourceError(f"mask threshold {threshold} must be between 0 and 1")
@@ -367,16 +368,17 @@ class SamMaskSource:
             CheckpointError: checkpoint missing, corrupt or for another model size.
         """
         if cfg.sam_checkpoint is None:
-            raise MaskSourceError(f"--mask sam needs a checkpoint: {_CHECKPOINT_HINT} as the SAM checkpoint")
+            raise MaskSourceError.naming(f"mask.source sam needs a checkpoint: {_CHECKPOINT_HINT} as the SAM "
+                                         "checkpoint", "mask.source")
         if cfg.sam_model not in SAM_BUILDERS:
             raise MaskSourceError(
                 f"sam_model {cfg.sam_model!r} is unknown; use one of {', '.join(OFFICIAL_SAM_MODELS)}"
             )
         first = SamPrompt(tuple(cfg.box) if cfg.box is not None else None, tuple(tuple(p) for p in cfg.points))  # type: ignore[arg-type]
         if not first and cfg.prompts_json is None:
-            raise MaskSourceError(
-                "--mask sam needs a prompt: give a box (x0,y0,x1,y1), points (x,y,label) "
-                "or a prompts JSON for the first frame"
+            raise MaskSourceError.naming(
+                "mask.source sam needs a prompt: give a box (x0,y0,x1,y1), points (x,y,label) "
+                "or a prompts JSON for the first frame", "mask.source"
             )
         if first:
             first = _check_prompt(first, "SAM prompt (box/points)", info.width, info.height)

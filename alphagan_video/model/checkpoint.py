@@ -25,12 +25,10 @@ from alphagan_video._atomic import atomic_write
 from alphagan_video._state_dict import preview, state_dict_mismatch, strip_prefixes
 from alphagan_video.errors import CheckpointError, UserInputError
 from alphagan_video.model.generator import GENERATOR_VARIANTS, NORM_KINDS, AlphaGANGenerator, build_generator
+from alphagan_video.model.registry import DEFAULT_WEIGHTS_PATH
 
 FORMAT_NAME = "alphagan-video-generator"
 FORMAT_VERSION = 1
-
-#: Where the shipped default weights live (may be absent in a source checkout).
-DEFAULT_WEIGHTS_PATH: Path = Path(__file__).resolve().parent / "weights" / "alphagan_default.safetensors"
 
 _RESERVED_META = {"format", "format_version", "variant", "norm", "in_channels", "dtype"}
 
@@ -212,6 +210,98 @@ def _one_line(exc: BaseException) -> str:
     return (text[:160] + "...") if len(text) > 160 else (text or type(exc).__name__)
 
 
+def _checkpoint_path(path: Optional[PathLike]) -> Path:
+    """The file to load (None = the shipped weights); CheckpointError when it is not a file."""
+    if path is None:
+        path = DEFAULT_WEIGHTS_PATH
+        if not path.is_file():
+            raise CheckpointError.naming(
+                f"the shipped generator weights are missing: {path}; reinstall alphagan-video from a "
+                "release (the wheel includes them) or train weights with the training/ scripts and "
+                "pass them with model.checkpoint PATH", "model.checkpoint"
+            )
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint file not found: {path}; pass an existing .safetensors or .pt file")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint path is not a file: {path}; pass a .safetensors or .pt file")
+    return path
+
+
+def _check_format(path: Path, metadata: dict[str, str]) -> None:
+    """The file is ours (``format``) and not from a newer alphagan-video (``format_version``)."""
+    fmt = metadata.get("format")
+    if fmt is not None and fmt != FORMAT_NAME:
+        raise CheckpointError(f"checkpoint {path} has format {fmt!r}, expected {FORMAT_NAME!r}")
+    version = metadata.get("format_version")
+    if version is not None and version.isdigit() and int(version) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format_version {version}, newer than this alphagan-video "
+            f"understands ({FORMAT_VERSION}); upgrade alphagan-video"
+        )
+
+
+def _choose_variant(path: Path, metadata: dict[str, str], variant: Optional[str]) -> str:
+    """The generator variant: the file's own, else the requested one; they must agree."""
+    file_variant = metadata.get("variant")
+    if file_variant is not None and variant is not None and file_variant != variant:
+        raise CheckpointError(
+            f"checkpoint {path} holds variant {file_variant!r} but variant {variant!r} was requested; "
+            "drop the variant option or pass a matching checkpoint"
+        )
+    chosen = file_variant or variant
+    if chosen is None:
+        raise CheckpointError.naming(
+            f"checkpoint {path} does not say which generator variant it holds; pass model.variant "
+            f"on the command line or variant= in Python (one of {', '.join(sorted(GENERATOR_VARIANTS))})",
+            "model.variant"
+        )
+    if chosen not in GENERATOR_VARIANTS:
+        raise CheckpointError(
+            f"checkpoint {path} names unknown variant {chosen!r}; known: {', '.join(sorted(GENERATOR_VARIANTS))}"
+        )
+    return chosen
+
+
+def _norm_and_channels(path: Path, metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> tuple[str, int]:
+    """(norm, in_channels) from the metadata, else inferred from the tensors."""
+    # Norm: from metadata, else inferred (BatchNorm leaves running statistics in the state dict).
+    norm = metadata.get("norm") or ("bn" if any(k.endswith("running_mean") for k in tensors) else "gn")
+    if norm not in NORM_KINDS:
+        raise CheckpointError(f"checkpoint {path} names unknown norm {norm!r}; expected one of {NORM_KINDS}")
+    in_channels_text = metadata.get("in_channels")
+    if in_channels_text is not None:
+        if not in_channels_text.isdigit():
+            raise CheckpointError(f"checkpoint {path} has a bad in_channels value {in_channels_text!r}")
+        return norm, int(in_channels_text)
+    first = tensors.get("encoder.conv1.weight")
+    return norm, int(first.shape[1]) if first is not None and first.ndim == 4 else 4
+
+
+def _fitted_state(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
+    """``tensors`` checked against ``model``'s state dict (names, shapes, finite values) and cast
+    to its dtypes. ``what`` describes the architecture for the message."""
+    expected = model.state_dict()
+    parts = state_dict_mismatch(expected, tensors)
+    if parts:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit {what}: " + "; ".join(parts)
+            + "; pass the matching variant or a checkpoint saved by save_generator"
+        )
+    # fp16 storage is upcast: the model's dtype (float32) wins; integer buffers keep their dtype.
+    converted = {k: (v.to(expected[k].dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
+    # NaN / Inf weights (a diverged training run, a corrupt file) would turn every matte into NaN.
+    for key in expected:  # the model's own order: the first bad tensor in the network
+        value = converted[key]
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {key!r} has {bad} non-finite value(s) (NaN or Inf) of {value.numel()}; "
+                "the weights are unusable (diverged training or a corrupt file): pass another checkpoint"
+            )
+    return converted
+
+
 def load_generator(
     path: Optional[PathLike] = None, *, variant: Optional[str] = None
 ) -> tuple[AlphaGANGenerator, GeneratorMeta]:
@@ -230,86 +320,18 @@ def load_generator(
             that do not fit the architecture (the message names missing/unexpected keys and
             shape mismatches).
     """
-    if path is None:
-        path = DEFAULT_WEIGHTS_PATH
-        if not path.is_file():
-            raise CheckpointError(
-                f"the shipped generator weights are missing: {path}; reinstall alphagan-video from a "
-                "release (the wheel includes them) or train weights with the training/ scripts and "
-                "pass them with --checkpoint PATH"
-            )
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint file not found: {path}; pass an existing .safetensors or .pt file")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint path is not a file: {path}; pass a .safetensors or .pt file")
-
+    path = _checkpoint_path(path)
     tensors, metadata = _read_file(path)
     tensors = strip_prefixes(tensors)
-
-    fmt = metadata.get("format")
-    if fmt is not None and fmt != FORMAT_NAME:
-        raise CheckpointError(f"checkpoint {path} has format {fmt!r}, expected {FORMAT_NAME!r}")
-    version = metadata.get("format_version")
-    if version is not None and version.isdigit() and int(version) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format_version {version}, newer than this alphagan-video "
-            f"understands ({FORMAT_VERSION}); upgrade alphagan-video"
-        )
-
-    file_variant = metadata.get("variant")
-    if file_variant is not None and variant is not None and file_variant != variant:
-        raise CheckpointError(
-            f"checkpoint {path} holds variant {file_variant!r} but variant {variant!r} was requested; "
-            "drop the variant option or pass a matching checkpoint"
-        )
-    chosen = file_variant or variant
-    if chosen is None:
-        raise CheckpointError(
-            f"checkpoint {path} does not say which generator variant it holds; pass --variant "
-            f"on the command line or variant= in Python (one of {', '.join(sorted(GENERATOR_VARIANTS))})"
-        )
-    if chosen not in GENERATOR_VARIANTS:
-        raise CheckpointError(
-            f"checkpoint {path} names unknown variant {chosen!r}; known: {', '.join(sorted(GENERATOR_VARIANTS))}"
-        )
-    # Norm: from metadata, else inferred (BatchNorm leaves running statistics in the state dict).
-    norm = metadata.get("norm") or ("bn" if any(k.endswith("running_mean") for k in tensors) else "gn")
-    if norm not in NORM_KINDS:
-        raise CheckpointError(f"checkpoint {path} names unknown norm {norm!r}; expected one of {NORM_KINDS}")
-    in_channels_text = metadata.get("in_channels")
-    if in_channels_text is not None:
-        if not in_channels_text.isdigit():
-            raise CheckpointError(f"checkpoint {path} has a bad in_channels value {in_channels_text!r}")
-        in_channels = int(in_channels_text)
-    else:
-        first = tensors.get("encoder.conv1.weight")
-        in_channels = int(first.shape[1]) if first is not None and first.ndim == 4 else 4
-
+    _check_format(path, metadata)
+    chosen = _choose_variant(path, metadata, variant)
+    norm, in_channels = _norm_and_channels(path, metadata, tensors)
     try:
         model = build_generator(chosen, norm, in_channels=in_channels)
     except UserInputError as exc:
         raise CheckpointError(f"checkpoint {path}: {exc}") from None
-    expected = model.state_dict()
-    parts = state_dict_mismatch(expected, tensors)
-    if parts:
-        raise CheckpointError(
-            f"checkpoint {path} does not fit generator variant {chosen!r} (norm {norm!r}, "
-            f"in_channels {in_channels}): " + "; ".join(parts)
-            + "; pass the matching variant or a checkpoint saved by save_generator"
-        )
-    # fp16 storage is upcast: the model's dtype (float32) wins; integer buffers keep their dtype.
-    converted = {k: (v.to(expected[k].dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
-    # NaN / Inf weights (a diverged training run, a corrupt file) would turn every matte into NaN.
-    for key in expected:  # the model's own order: the first bad tensor in the network
-        value = converted[key]
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            bad = int((~torch.isfinite(value)).sum())
-            raise CheckpointError(
-                f"checkpoint {path}: tensor {key!r} has {bad} non-finite value(s) (NaN or Inf) of {value.numel()}; "
-                "the weights are unusable (diverged training or a corrupt file): pass another checkpoint"
-            )
-    model.load_state_dict(converted, strict=True)
+    what = f"generator variant {chosen!r} (norm {norm!r}, in_channels {in_channels})"
+    model.load_state_dict(_fitted_state(path, model, tensors, what), strict=True)
     model.eval()
     extra = {k: v for k, v in metadata.items() if k not in _RESERVED_META}
     meta = GeneratorMeta(

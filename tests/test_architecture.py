@@ -1,0 +1,288 @@
+"""Static rules of the package's shape (issue 13), checked on the source text, no imports run
+except the CLI's (to list its flags):
+
+(a) no module imports a ``_private`` name (a module, function, class or constant whose name
+    starts with ``_``) that belongs to another package: a private module is usable inside the
+    package tree that holds it (``masks/plate.py`` may use ``masks._stream``, every module of
+    ``alphagan_video`` may use ``alphagan_video._atomic``; ``pipeline.py`` may not use
+    ``masks._stream``), a private name of a module by the modules of its package (``farm/job.py``
+    may not use ``io.writer._plan``). Both ``from M import _x`` and ``M._x`` on an imported
+    module count;
+(b) no file of ``alphagan_video/`` other than ``cli.py`` spells one of the CLI's long flags
+    (``--batch-size``...) in a string, docstring or comment: the library names parameters and
+    ``cli.PARAMETER_FLAGS`` turns them into flags;
+(c) no function or method is longer than ``MAX_FUNCTION_LINES`` lines (``def`` line to last
+    line; decorators not counted).
+
+Every failure lists all offenders as ``file:line``. Each checker also runs on a planted
+violation, so a checker that finds nothing cannot pass unnoticed.
+"""
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import click
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = REPO / "alphagan_video"
+PACKAGE = "alphagan_video"
+MAX_FUNCTION_LINES = 80
+
+
+def _source_files() -> list[Path]:
+    return sorted(PACKAGE_DIR.rglob("*.py"))
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def _module_name(path: Path) -> str:
+    """``alphagan_video/io/writer.py`` -> ``alphagan_video.io.writer``; ``x/__init__.py`` -> ``x``."""
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_package_on_disk(dotted: str) -> bool:
+    return (REPO.joinpath(*dotted.split(".")) / "__init__.py").is_file()
+
+
+def _is_module_on_disk(dotted: str) -> bool:
+    return _is_package_on_disk(dotted) or REPO.joinpath(*dotted.split(".")).with_suffix(".py").is_file()
+
+
+# ----------------------------------------------------------------------------- (a) private names
+
+def _allowed(importer_pkg: str, prefix: str, is_package: Callable[[str], bool]) -> bool:
+    """May a module of package ``importer_pkg`` use a private name defined in ``prefix``?
+
+    A private submodule or private name of a package's ``__init__`` (``prefix`` is a package)
+    is an internal of that package's whole tree (every module of ``alphagan_video`` may use
+    ``alphagan_video._atomic``); a private name of a plain module is shared with the modules of
+    the same package only (``io.writer._plan`` with ``io/reader.py``, not with ``farm/job.py``
+    nor with a subpackage)."""
+    if is_package(prefix):
+        return importer_pkg == prefix or importer_pkg.startswith(prefix + ".")
+    return importer_pkg == prefix.rpartition(".")[0]
+
+
+def _private_uses(dotted: str, importer: str, importer_is_package: bool,
+                  is_package: Callable[[str], bool]) -> list[str]:
+    """The private segments of ``dotted`` (a module path plus at most one name from the last
+    module) that ``importer`` may not use."""
+    importer_pkg = importer if importer_is_package else importer.rpartition(".")[0]
+    parts = dotted.split(".")
+    bad = []
+    for i, part in enumerate(parts):
+        if i == 0 or not part.startswith("_") or (part.startswith("__") and part.endswith("__")):
+            continue
+        if not _allowed(importer_pkg, ".".join(parts[:i]), is_package):
+            bad.append(".".join(parts[:i + 1]))
+    return bad
+
+
+def _resolve_relative(module: Optional[str], level: int, importer: str, importer_is_package: bool) -> str:
+    if level == 0:
+        return module or ""
+    base = importer.split(".")
+    if not importer_is_package:
+        base = base[:-1]
+    base = base[:len(base) - (level - 1)]
+    return ".".join(base + ([module] if module else []))
+
+
+def _attribute_chain(node: ast.AST) -> Optional[list[str]]:
+    """``a.b.c`` -> ["a", "b", "c"]; None for anything that is not names and attributes."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    names.append(node.id)
+    return names[::-1]
+
+
+def _module_prefix_plus_one(parts: list[str], is_module: Callable[[str], bool]) -> Optional[str]:
+    """The longest module path at the start of ``parts`` plus the name after it (if any)."""
+    for n in range(len(parts), 0, -1):
+        if is_module(".".join(parts[:n])):
+            return ".".join(parts[:n + 1])
+    return None
+
+
+def private_import_offenders(source: str, filename: str, importer: str, importer_is_package: bool = False, *,
+                             is_package: Callable[[str], bool] = _is_package_on_disk,
+                             is_module: Callable[[str], bool] = _is_module_on_disk) -> list[str]:
+    """``filename:line: what`` for every private name of another package that ``source`` (the
+    module ``importer``) imports or reads as an attribute of an imported package module."""
+    tree = ast.parse(source, filename)
+    found: list[tuple[int, str]] = []
+    aliases: dict[str, str] = {}  # local name -> package module it stands for
+
+    def check(dotted: str, line: int) -> None:
+        for name in _private_uses(dotted, importer, importer_is_package, is_package):
+            found.append((line, f"uses {name}"))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == PACKAGE:
+                    check(alias.name, node.lineno)
+                    if alias.asname:
+                        aliases[alias.asname] = alias.name
+                    else:
+                        aliases[alias.name.split(".")[0]] = alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve_relative(node.module, node.level, importer, importer_is_package)
+            if base.split(".")[0] != PACKAGE:
+                continue
+            check(base, node.lineno)
+            for alias in node.names:
+                if alias.name == "*":
+                    continue
+                full = f"{base}.{alias.name}"
+                check(full, node.lineno)
+                if is_module(full):
+                    aliases[alias.asname or alias.name] = full
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and not isinstance(getattr(node, "ctx", None), ast.Store):
+            chain = _attribute_chain(node)
+            if chain is None or chain[0] not in aliases or not any(p.startswith("_") for p in chain[1:]):
+                continue
+            dotted = _module_prefix_plus_one(aliases[chain[0]].split(".") + chain[1:], is_module)
+            if dotted is not None:
+                check(dotted, node.lineno)
+    return [f"{filename}:{line}: {what}" for line, what in sorted(set(found))]
+
+
+def test_no_private_names_of_another_package_are_imported():
+    offenders = []
+    for path in _source_files():
+        offenders += private_import_offenders(path.read_text(encoding="utf-8"), _rel(path), _module_name(path),
+                                              path.name == "__init__.py")
+    assert not offenders, "private names used outside their package:\n" + "\n".join(offenders)
+
+
+def test_private_import_checker_catches_planted_violations():
+    def check(source: str, importer: str, is_pkg: bool = False) -> list[str]:
+        return private_import_offenders(source, "planted.py", importer, is_pkg)
+
+    assert check("from alphagan_video.io.writer import _plan, open_output\n", "alphagan_video.farm.job") == [
+        "planted.py:1: uses alphagan_video.io.writer._plan"]
+    assert check("from alphagan_video.masks._stream import MediaInStep\n", "alphagan_video.pipeline") == [
+        "planted.py:1: uses alphagan_video.masks._stream"]
+    assert check("def f():\n    from ..io import writer\n    return writer._plan\n", "alphagan_video.farm.job") == [
+        "planted.py:3: uses alphagan_video.io.writer._plan"]
+    assert check("import alphagan_video.pipeline as p\nx = p._UserTrimaps\n", "alphagan_video.farm.prepass") == [
+        "planted.py:2: uses alphagan_video.pipeline._UserTrimaps"]
+    assert check("import alphagan_video.io.writer\nx = alphagan_video.io.writer._plan\n",
+                 "alphagan_video.farm.job") == ["planted.py:2: uses alphagan_video.io.writer._plan"]
+    # Allowed: inside the owning package, a parent's private module, public names, dunders.
+    assert check("from alphagan_video.io.reader import _header_size\n", "alphagan_video.io.writer") == []
+    assert check("from ._morph import median3\nfrom . import _stream\n", "alphagan_video.masks.plate") == []
+    assert check("from alphagan_video.masks import _stream\n", "alphagan_video.masks", True) == []
+    assert check("from alphagan_video._atomic import temp_name\n", "alphagan_video.farm.assemble") == []
+    assert check("from alphagan_video.io.writer import open_output\nimport alphagan_video\n"
+                 "v = alphagan_video.__version__\n", "alphagan_video.farm.job") == []
+
+
+# ----------------------------------------------------------------------------- (b) flag spellings
+
+def cli_flags() -> set[str]:
+    """Every long option (``--x``, both sides of ``--x/--no-x``) of every command of the CLI,
+    recursively through its groups, the top-level group's own options included.
+
+    One-letter short options (``-o``, ``-q``) are left out: each has a long form listed here,
+    and as text they are other programs' options too (ffmpeg's ``-i``)."""
+    from alphagan_video.cli import main
+
+    flags: set[str] = set()
+
+    def visit(command: click.Command) -> None:
+        for param in command.params:
+            if isinstance(param, click.Option):
+                flags.update(o for o in (*param.opts, *param.secondary_opts) if o.startswith("--"))
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                visit(sub)
+
+    visit(main)
+    flags.update(o for o in main.context_settings.get("help_option_names", ()) if o.startswith("--"))
+    return flags
+
+
+def flag_spelling_offenders(source: str, filename: str, flags: Iterable[str]) -> list[str]:
+    """``filename:line: --flag`` for every flag spelled in a string or comment of ``source``."""
+    ordered = sorted(set(flags), key=len, reverse=True)
+    if not ordered:
+        return []
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ordered)) + r")(?![\w-])")
+    found = []
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type not in (tokenize.STRING, tokenize.COMMENT) and tok.type != getattr(tokenize, "FSTRING_MIDDLE", -1):
+            continue
+        for m in pattern.finditer(tok.string):
+            line = tok.start[0] + tok.string.count("\n", 0, m.start())
+            found.append(f"{filename}:{line}: {m.group(1)}")
+    return found
+
+
+def test_no_cli_flag_is_spelled_outside_the_cli():
+    flags = cli_flags()
+    assert {"--batch-size", "--mask", "--trimap-band", "--no-temporal", "--quiet"} <= flags  # the collector works
+    offenders = []
+    for path in _source_files():
+        if path == PACKAGE_DIR / "cli.py":
+            continue
+        offenders += flag_spelling_offenders(path.read_text(encoding="utf-8"), _rel(path), flags)
+    assert not offenders, ("command-line flags spelled below the CLI (name the parameter; cli.PARAMETER_FLAGS "
+                           "maps it to the flag):\n" + "\n".join(offenders))
+
+
+def test_flag_checker_catches_planted_violations():
+    source = ('"""Doc: see --batch-size."""\n'
+              "x = f'--mask {y}: bad'  # try --no-temporal\n"
+              "y = 'a\\n' '--trimap-band=3'\n"
+              "z = '''one\ntwo --batch-size'''\n"
+              "ok = '--masks --batch-sizes x--mask -m mask.source'  # --unknown-flag\n"
+              "ok2 = batch_size - -1\n")
+    flags = {"--batch-size", "--mask", "--no-temporal", "--trimap-band"}
+    assert flag_spelling_offenders(source, "planted.py", flags) == [
+        "planted.py:1: --batch-size", "planted.py:2: --mask", "planted.py:2: --no-temporal",
+        "planted.py:3: --trimap-band", "planted.py:5: --batch-size"]
+
+
+# ----------------------------------------------------------------------------- (c) function length
+
+def long_function_offenders(source: str, filename: str, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``filename:line: name is N lines`` for every function or method longer than ``limit``."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            if length > limit:
+                found.append((node.lineno, f"{filename}:{node.lineno}: {node.name} is {length} lines (limit {limit})"))
+    return [text for _, text in sorted(found)]
+
+
+def test_no_function_is_longer_than_the_limit():
+    offenders = []
+    for path in _source_files():
+        offenders += long_function_offenders(path.read_text(encoding="utf-8"), _rel(path))
+    assert not offenders, "functions over the length limit (split them):\n" + "\n".join(offenders)
+
+
+def test_length_checker_catches_planted_violations():
+    body = "\n".join(f"    x{i} = {i}" for i in range(5))
+    source = (f"@decorator\ndef short():\n{body}\n\nclass A:\n    async def long(self):\n"
+              + "\n".join(f"        y{i} = {i}" for i in range(6)) + "\n")
+    assert long_function_offenders(source, "planted.py", limit=6) == ["planted.py:10: long is 7 lines (limit 6)"]
+    assert long_function_offenders(source, "planted.py", limit=7) == []
