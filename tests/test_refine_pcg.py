@@ -257,3 +257,26 @@ def test_matte_video_with_pcg_matches_direct(tmp_path):
     band = tri == 128
     assert band.any()
     assert float(np.abs(alphas["pcg"] - alphas["direct"])[band].mean()) < 2e-3
+
+
+@pytest.mark.parametrize("refine, param", [(dict(solver="lu", enabled=False), "refine.solver"),
+                                           (dict(mu=-1.0), "refine.mu"), (dict(gate=0.5), "refine.gate"),
+                                           (dict(weighting="x"), "refine.weighting")])
+def test_frame_matter_rejects_bad_refine_settings_before_loading_anything(refine, param):
+    """A bad RefineConfig fails when the FrameMatter is built (the solver choice even with the
+    refine off, as before), named by its config path; the CLI shows that path (no flag maps it)."""
+    from fractions import Fraction
+
+    from alphagan_video.cli import user_message
+    from alphagan_video.config import PipelineConfig, RefineConfig
+    from alphagan_video.errors import ParameterError
+    from alphagan_video.pipeline import FrameMatter
+    from alphagan_video.types import VideoInfo
+
+    info = VideoInfo(path="clip.mp4", kind="video", width=32, height=24, time_base=Fraction(1, 25),
+                     frame_rate=Fraction(25), frame_count=1, pix_fmt="yuv420p", bit_depth=8)
+    cfg = PipelineConfig(refine=RefineConfig(**refine))
+    with pytest.raises(ParameterError) as err:
+        FrameMatter(info, cfg)
+    assert err.value.param == param
+    assert user_message(err.value).startswith(f"{param} ")
