@@ -140,9 +140,10 @@ def fold_prior_term(
     mu * weight * (a - prior)^2 equals mu * w (a - p)^2 + term.weight * (a - term.target)^2 up to
     a constant (``combine_priors``). prior: (H, W) float64; weight: optional (H, W) float >= 0
     relative to mu (None = 1). The returned weight is relative to mu too, so mu keeps its one
-    meaning; ``solve_refine`` multiplies it by mu again, which reproduces the absolute weight
-    to the last bit the product has always used. With mu 0 (or no term) nothing changes: the
-    term is expressed relative to mu and ignored without it."""
+    meaning (the absolute strength) on every path. Why relative and not the absolute total:
+    the solve's diagonal is then mu * ((mu + w) / mu), the exact float arithmetic the product
+    has always done, so mattes stay bit-identical (the total itself differs in the last bit).
+    With mu 0 (or no term) nothing changes: the term is ignored without a generator prior."""
     if term is None or not mu > 0:
         return prior, weight
     target = np.asarray(term.target, dtype=np.float64)
@@ -224,6 +225,8 @@ def expand_known(
 
 
 def _check_inputs(image: np.ndarray, trimap: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Check an (H, W, 3) image in [0, 1] and its (H, W) trimap against a window of ``radius``;
+    returns both as float64 (no copy when they already are)."""
     img = np.asarray(image)
     tri = np.asarray(trimap)
     if img.ndim != 3 or img.shape[2] != 3:
