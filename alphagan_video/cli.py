@@ -28,7 +28,7 @@ import click
 
 from alphagan_video import __version__
 from alphagan_video.config import (OUTPUT_KINDS, TILING_MODES, MaskConfig, ModelConfig, OutputConfig, PipelineConfig,
-                                   TemporalConfig, TrimapConfig)
+                                   RefineConfig, TemporalConfig, TrimapConfig)
 from alphagan_video.errors import (AlphaGANVideoError, ParameterError, ResourceLimitError, Terminated,
                                    UserInputError)
 # Choice lists come from their registries. These modules import no torch (numpy, PyAV and OpenCV
@@ -679,14 +679,16 @@ def _build_config(
                       prompts_json=prompts_json, chroma_key=_parse_chroma_key(chroma_key))
     trimap = set_fields(TrimapConfig(), band_px=trimap_band, trimap_path=trimap_path)
     model = set_fields(ModelConfig(), checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
-                       refine=refine, tiling=tiling, mixed_precision=False if no_amp else None,
+                       tiling=tiling, mixed_precision=False if no_amp else None,
                        compile=True if compile_model else None,
                        # An explicit --batch-size wins over sizing batches from free GPU memory.
                        auto_batch=False if batch_size is not None else None)
+    refine_cfg = set_fields(RefineConfig(), enabled=refine)
     temporal_cfg = set_fields(TemporalConfig(), enabled=temporal, strength=temporal_strength)
     output = set_fields(OutputConfig(), kind=output_kind, codec=codec, background=background,
                         overwrite=True if overwrite else None, copy_audio=False if no_audio else None)
-    cfg = PipelineConfig(mask=mask, trimap=trimap, model=model, temporal=temporal_cfg, output=output)
+    cfg = PipelineConfig(mask=mask, trimap=trimap, model=model, refine=refine_cfg, temporal=temporal_cfg,
+                         output=output)
     if overlap is not None:
         cfg = dataclasses.replace(cfg, overlap=overlap)
     return cfg

@@ -68,32 +68,6 @@ class ModelConfig:
     batch_size: int = 4
     device: str = "auto"
     mixed_precision: bool = True
-    refine: bool = True  # matting-Laplacian solve with the generator's alpha as prior
-    # Prior strength of that solve: (L_UU + mu I) a = -L_UK a_K + mu a_generator. 3e-5 measured
-    # best of {3e-6, 1e-5, 3e-5, 1e-4} on a synthetic validation set (bench/combine_eval.py,
-    # 30 composites, seed 20261125), then confirmed on alphamatting-dev (README, model card).
-    refine_mu: float = 3e-5
-    # Unknown pixels where the generator's alpha is within refine_gate of 0 or 1 are fixed to
-    # 0 / 1 before the solve (refine.gate_trimap), so the Laplacian is built and factorised only
-    # on the uncertain part of the band; 0 = solve the whole band (bench/combine_eval.py).
-    refine_gate: float = 0.0
-    # Per-pixel prior weight: "uniform" or "confidence" ((2a-1)^2, refine.confidence_weight).
-    refine_weighting: str = "uniform"
-    # Weight of the known-to-unknown sampling term (refine.sampling_flow, information-flow
-    # matting's K-to-U flow) in the same solve; 0 = off. 0.1 measured best of {0.1, 0.3} (with
-    # refine_mu 3e-5) on the synthetic validation set and confirmed on alphamatting-dev.
-    refine_flow: float = 0.1
-    # Known-region expansion radius in px (refine.expand_known): unknown pixels within this
-    # distance of a known pixel of nearly the same colour become known before the solve; 0 = off.
-    # 9 px with colour 0.04 measured best on the synthetic validation set (SAD 7.41 -> 7.30),
-    # then confirmed on alphamatting-dev (product Trimap1 SAD 3.90 -> 3.68, Trimap2 6.20 -> 5.54).
-    refine_expand: int = 9
-    # How the refine's linear system is solved: "direct" (sparse factorisation, refine.py; CG
-    # beyond 300k unknowns), "pcg" (matrix-free PCG in torch on the model's device,
-    # refine_pcg.py) or "auto" = pcg on CUDA, direct elsewhere. Same system, same answer within
-    # 1e-4 mean alpha; on the CPU pcg is ~7x slower (bench/refine_solvers.py, one thread:
-    # 1080p 4.8 s vs 0.7 s), so it is not the CPU default.
-    refine_solver: str = "auto"
     # "auto": tile the unknown band when tiles cover < 60% of the frame; "on": always; "off": full frame.
     tiling: str = "off"
     # torch.compile the generator; pays compilation on the first batches.
@@ -101,6 +75,46 @@ class ModelConfig:
     # On CUDA, size frame batches from free GPU memory (pipeline.cuda_batch_size) instead of
     # batch_size; the CLI turns this off when the user gives a batch size. No effect on the CPU.
     auto_batch: bool = True
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Matting-Laplacian refinement of the generator's alpha (``alphagan_video.refine``).
+
+    The one set of defaults: ``refine.refine_alpha`` / ``prepare_refine`` / ``solve_refine``
+    take this config too, so a library call and a product run solve the same system unless a
+    caller sets a field. ``enabled`` only tells the pipeline whether to refine at all.
+    """
+
+    enabled: bool = True  # matting-Laplacian solve with the generator's alpha as prior
+    # Prior strength of that solve: (L_UU + mu I) a = -L_UK a_K + mu a_generator, in these
+    # units everywhere (a per-pixel weight multiplies it; extra data terms such as the temporal
+    # prior are given in the same units). 3e-5 measured best of {3e-6, 1e-5, 3e-5, 1e-4} on a
+    # synthetic validation set (bench/combine_eval.py, 30 composites, seed 20261125), then
+    # confirmed on alphamatting-dev (README, model card). 0 = plain closed-form matting.
+    mu: float = 3e-5
+    # Unknown pixels where the generator's alpha is within gate of 0 or 1 are fixed to
+    # 0 / 1 before the solve (refine.gate_trimap), so the Laplacian is built and factorised only
+    # on the uncertain part of the band; 0 = solve the whole band (bench/combine_eval.py).
+    gate: float = 0.0
+    # Per-pixel prior weight: "uniform" or "confidence" ((2a-1)^2, refine.confidence_weight).
+    weighting: str = "uniform"
+    # Weight of the known-to-unknown sampling term (refine.sampling_flow, information-flow
+    # matting's K-to-U flow) in the same solve; 0 = off. 0.1 measured best of {0.1, 0.3} (with
+    # mu 3e-5) on the synthetic validation set and confirmed on alphamatting-dev.
+    flow: float = 0.1
+    # Known-region expansion radius in px (refine.expand_known): unknown pixels within this
+    # distance of a known pixel of nearly the same colour become known before the solve; 0 = off.
+    # 9 px with colour 0.04 measured best on the synthetic validation set (SAD 7.41 -> 7.30),
+    # then confirmed on alphamatting-dev (product Trimap1 SAD 3.90 -> 3.68, Trimap2 6.20 -> 5.54).
+    expand: int = 9
+    # How the linear system is solved: "direct" (sparse factorisation, refine/sparse.py; Jacobi
+    # CG beyond refine.DIRECT_MAX_UNKNOWNS unknowns), "cg" (Jacobi CG on the assembled system),
+    # "pcg" (matrix-free PCG in torch on the run's device, refine/pcg.py) or "auto" = pcg on
+    # CUDA, direct elsewhere. Same system, same answer within 1e-4 mean alpha; on the CPU pcg is
+    # ~7x slower (bench/refine_solvers.py, one thread: 1080p 4.8 s vs 0.7 s), so it is not the
+    # CPU default.
+    solver: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,7 @@ class PipelineConfig:
     mask: MaskConfig = field(default_factory=MaskConfig)
     trimap: TrimapConfig = field(default_factory=TrimapConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     # Run decode, matting, foreground and encode concurrently (threads + bounded queues);

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from alphagan_video.config import PipelineConfig
+from alphagan_video.config import PipelineConfig, RefineConfig
 from alphagan_video.device import autocast_for, resolve_device
 from alphagan_video.errors import InputMediaError, UserInputError
 from alphagan_video.stream import Stages
@@ -230,21 +230,19 @@ class _UserTrimaps:
 
 
 def _refine_batch(
-    image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor, mu: float, gate: float = 0.0,
-    weighting: str = "uniform", flow: float = 0.0,
-    temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None, expand: int = 0,
-    problems: Optional[list[Future]] = None, solver: str = "auto", device: str = "cpu",
+    image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor, config: RefineConfig,
+    temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+    problems: Optional[list[Future]] = None, device: str = "cpu",
 ) -> torch.Tensor:
     """Matting-Laplacian solve per frame with the generator's alpha as prior (float64; on the CPU,
-    or with solver "pcg" matrix-free on ``device``, see ``refine_solver``);
-    mu / gate / weighting / flow / expand as ``refine.refine_alpha`` (ModelConfig.refine_*).
+    or with the "pcg" method matrix-free on ``device``), settings from ``config`` (see
+    ``refine.refine_alpha``).
     temporal: optional (target, weight), both (B,1,H,W): one more data term
-    weight * (a - target)^2 per pixel (the warped previous alpha), folded into the prior as
-    the weighted mean of the two targets with per-pixel weight mu + weight (expressed relative
-    to mu, so it is ignored when mu is 0).
+    weight * (a - target)^2 per pixel (the warped previous alpha; weight in the units of
+    config.mu, see ``refine.PriorTerm``; ignored when mu is 0).
     problems: optional futures of ``refine.prepare_refine`` per frame (built with the same
-    trimap / flow / expand while the generator ran); then only the solve runs here."""
-    from alphagan_video.refine import combine_priors, refine_alpha, solve_refine
+    trimap and config while the generator ran); then only the solve runs here."""
+    from alphagan_video.refine import PriorTerm, refine_alpha, solve_refine
 
     out = []
     for i in range(image.shape[0]):
@@ -253,35 +251,16 @@ def _refine_batch(
             out.append(prior[i : i + 1])
             continue
         p = prior[i, 0].double().cpu().numpy()
-        pixel_weight = None
-        if temporal is not None and mu > 0:
-            total, p = combine_priors(mu, p, temporal[1][i, 0].double().cpu().numpy(),
-                                      temporal[0][i, 0].double().cpu().numpy())
-            pixel_weight = total / mu  # refine_alpha multiplies its weight by mu
+        term = None
+        if temporal is not None:
+            term = PriorTerm(temporal[0][i, 0].double().cpu().numpy(), temporal[1][i, 0].double().cpu().numpy())
         if problems is not None:
-            refined = solve_refine(problems[i].result(), p, mu=mu, weighting=weighting, weight=pixel_weight)
+            refined = solve_refine(problems[i].result(), p, config, term=term)
         else:
-            refined = refine_alpha(
-                image[i].permute(1, 2, 0).double().cpu().numpy(), tri, p, mu=mu,
-                gate=gate, weighting=weighting, flow=flow, weight=pixel_weight, expand=expand,
-                solver=solver, device=device,
-            )
+            refined = refine_alpha(image[i].permute(1, 2, 0).double().cpu().numpy(), tri, p, config, term=term,
+                                   device=device)
         out.append(torch.as_tensor(refined, dtype=torch.float32)[None, None].to(prior.device))
     return torch.cat(out, 0)
-
-
-_REFINE_SOLVERS = ("auto", "direct", "pcg")
-
-
-def refine_solver(choice: str, device: torch.device) -> str:
-    """ModelConfig.refine_solver -> the ``solver`` of refine.refine_alpha / prepare_refine:
-    "pcg" (matrix-free, on ``device``) for "pcg", and for "auto" on CUDA; otherwise refine's
-    "auto" (today's direct factorisation, CG beyond its size limit)."""
-    if choice not in _REFINE_SOLVERS:
-        raise UserInputError(f"refine_solver {choice!r}: must be one of {', '.join(_REFINE_SOLVERS)}")
-    if choice == "pcg" or (choice == "auto" and device.type == "cuda"):
-        return "pcg"
-    return "auto"
 
 
 # --------------------------------------------------------------------------- the wiring
@@ -310,7 +289,11 @@ class FrameMatter:
         self.info = info
         self.kind = cfg.output.kind
         self.device = resolve_device(cfg.model.device)
-        self.refine_solver = refine_solver(cfg.model.refine_solver, self.device)
+        from alphagan_video.refine import check_refine_config, solver_method
+
+        solver_method(cfg.refine.solver, self.device)  # a bad choice fails here, refine on or off
+        if cfg.refine.enabled:
+            check_refine_config(cfg.refine)
         self.background = None
         if self.kind == "composite":
             self.background = torch.from_numpy(
@@ -347,7 +330,7 @@ class FrameMatter:
         # which needs the generator's alpha to decide the unknown pixels.
         self._prepare_pool: Optional[ThreadPoolExecutor] = None
         self._torch_threads: Optional[int] = None
-        if cfg.model.refine and cfg.model.refine_gate == 0:
+        if cfg.refine.enabled and cfg.refine.gate == 0:
             self._prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="refine-prepare")
             if self.device.type == "cpu" and torch.get_num_threads() > 1:
                 # Leave that worker a core: with both on all cores the generator's OpenMP threads
@@ -458,29 +441,25 @@ class FrameMatter:
             autocast=autocast_for(self.device, self.cfg.model.mixed_precision),
         )
         tick = self._lap("model", tick)
-        m, tc = self.cfg.model, self.cfg.temporal
-        if m.refine and tc.enabled and tc.strength > 0 and tc.solve_weight > 0:
+        rc, tc = self.cfg.refine, self.cfg.temporal
+        if rc.enabled and tc.enabled and tc.strength > 0 and tc.solve_weight > 0:
             # Refine inside the temporal stage: the warped previous alpha is one more prior of
             # the solve (TemporalConfig.solve_weight), so refine and temporal time are one lap.
             def fuse(i: int, a: torch.Tensor, warped: Optional[torch.Tensor],
                      weight: Optional[torch.Tensor]) -> torch.Tensor:
                 one_tri = trimap[i : i + 1]
                 previous = None if warped is None else (warped, weight * tc.solve_weight)
-                return clamp_known(_refine_batch(image[i : i + 1], one_tri, a, m.refine_mu, m.refine_gate,
-                                                 m.refine_weighting, m.refine_flow, temporal=previous,
-                                                 expand=m.refine_expand,
+                return clamp_known(_refine_batch(image[i : i + 1], one_tri, a, rc, temporal=previous,
                                                  problems=None if problems is None else problems[i : i + 1],
-                                                 solver=self.refine_solver, device=str(self.device)),
+                                                 device=str(self.device)),
                                    one_tri)
 
             alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, tc, fuse=fuse)
             self._lap("refine", tick)
             return image, alpha
-        if m.refine:
-            alpha = clamp_known(_refine_batch(
-                image, trimap, alpha, m.refine_mu, m.refine_gate, m.refine_weighting, m.refine_flow,
-                expand=m.refine_expand, problems=problems, solver=self.refine_solver, device=str(self.device),
-            ), trimap)
+        if rc.enabled:
+            alpha = clamp_known(_refine_batch(image, trimap, alpha, rc, problems=problems, device=str(self.device)),
+                                trimap)
             tick = self._lap("refine", tick)
         alpha, self.state = smooth_alpha(alpha, image, trimap, self.state, tc)
         self._lap("temporal", tick)
@@ -493,17 +472,14 @@ class FrameMatter:
             return None
         from alphagan_video.refine import prepare_refine
 
-        m = self.cfg.model
-        # Factorised in advance for the uniform prior weight: exact for frames solved alone, and
-        # the CG preconditioner for frames that get the warped previous alpha as a per-pixel
-        # prior (temporal in-solve fusion), which is cheaper than factorising them afterwards.
-        mu = m.refine_mu if m.refine_weighting == "uniform" and self.refine_solver != "pcg" else None
+        # Factorised in advance for the uniform prior weight (factorise=True): exact for frames
+        # solved alone, and the CG preconditioner for frames that get the warped previous alpha
+        # as a per-pixel prior (temporal in-solve fusion), cheaper than factorising them afterwards.
         return [
             self._prepare_pool.submit(
                 lambda i=i: prepare_refine(  # the float64 copies are made in the worker too
                     image[i].permute(1, 2, 0).double().cpu().numpy(), trimap[i, 0].float().cpu().numpy(),
-                    flow=m.refine_flow, expand=m.refine_expand, mu=mu, solver=self.refine_solver,
-                    device=str(self.device),
+                    self.cfg.refine, factorise=True, device=str(self.device),
                 )
             )
             for i in range(image.shape[0])
@@ -607,7 +583,7 @@ def matte_video(
                       "trimap": ("user" if cfg.trimap.trimap_path is not None
                                  else "auto" if matter.auto_trimap else "band"),
                       "temporal": cfg.temporal.enabled, "temporal_strength": cfg.temporal.strength,
-                      "refine": cfg.model.refine, "tiling": cfg.model.tiling, "output_kind": cfg.output.kind,
+                      "refine": cfg.refine.enabled, "tiling": cfg.model.tiling, "output_kind": cfg.output.kind,
                       "frame_range": list(frame_range) if frame_range else None,
                       "context": context},
         )

@@ -13,8 +13,9 @@ Choices (thresholds, mu) are made on the synthetic set; the dev photos are for c
 Config syntax: ``gen`` (generator alone), ``cf`` (closed form), ``const:MU`` (constant 0.5
 prior), ``prior:MU`` (generator prior, uniform weight), ``conf:MU:POW`` (weight (2a-1)^(2*POW)
 + floor), ``gate:T:MU[:ERODE]`` (generator-confident pixels become known, remaining band solved
-with the generator prior), ``pipe`` (``refine_alpha`` with the ModelConfig defaults = what the
-pipeline runs). ``--tiling full|tiled|half``: generator on the full frame, on tiles over the
+with the generator prior), ``pipe`` (``refine_alpha`` with the RefineConfig defaults = what the
+pipeline runs, sampling flow and known-region expansion included). Every other config solves
+with the sampling flow and the expansion off (``STUDY``): the study predates both. ``--tiling full|tiled|half``: generator on the full frame, on tiles over the
 band (``tiling.infer_alpha(tiling="on")``) or at half resolution with the alpha upsampled.
 Columns: s_solve = the solve (or closed form) alone; s_total adds the cached generator time.
 Generator outputs are cached per image under ``--cache``/gen/<tiling>/: delete it after
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from alphagan_video.metrics import force_known, score_all, to_uint8  # noqa: E402
+from alphagan_video.config import RefineConfig  # noqa: E402
 from alphagan_video.refine import closed_form_alpha, refine_alpha  # noqa: E402
+
+#: The solve this study compared: the generator prior alone (no sampling flow, no expansion).
+STUDY = RefineConfig(flow=0.0, expand=0)
 
 
 def make_val(cache: Path, n: int, seed: int) -> list[Path]:
@@ -121,24 +127,21 @@ def run_config(cfg: str, image_f: np.ndarray, tri_f: np.ndarray, gen: np.ndarray
     if kind == "cf":
         return closed_form_alpha(image_f, tri_f)
     if kind == "const":
-        return refine_alpha(image_f, tri_f, np.full(tri_f.shape, 0.5), mu=float(parts[1]), gate=0.0, weighting="uniform")
+        return refine_alpha(image_f, tri_f, np.full(tri_f.shape, 0.5), replace(STUDY, mu=float(parts[1])))
     if kind == "prior":
-        return refine_alpha(image_f, tri_f, gen, mu=float(parts[1]), gate=0.0, weighting="uniform")
+        return refine_alpha(image_f, tri_f, gen, replace(STUDY, mu=float(parts[1])))
     if kind == "conf":
-        return refine_alpha(image_f, tri_f, gen, mu=float(parts[1]), gate=0.0, weighting="confidence")
+        return refine_alpha(image_f, tri_f, gen, replace(STUDY, mu=float(parts[1]), weighting="confidence"))
     if kind == "gate":
         erode = int(parts[3]) if len(parts) > 3 else 0
-        return refine_alpha(image_f, tri_f, gen, mu=float(parts[2]), gate=float(parts[1]), gate_erode=erode,
-                            weighting="uniform")
+        return refine_alpha(image_f, tri_f, gen, replace(STUDY, mu=float(parts[2]), gate=float(parts[1])),
+                            gate_erode=erode)
     if kind == "gatec":
         erode = int(parts[3]) if len(parts) > 3 else 0
-        return refine_alpha(image_f, tri_f, gen, mu=float(parts[2]), gate=float(parts[1]), gate_erode=erode,
-                            weighting="confidence")
+        return refine_alpha(image_f, tri_f, gen, replace(STUDY, mu=float(parts[2]), gate=float(parts[1]),
+                                                         weighting="confidence"), gate_erode=erode)
     if kind == "pipe":
-        from alphagan_video.config import ModelConfig
-
-        c = ModelConfig()
-        return refine_alpha(image_f, tri_f, gen, mu=c.refine_mu, gate=c.refine_gate, weighting=c.refine_weighting)
+        return refine_alpha(image_f, tri_f, gen, RefineConfig())
     raise SystemExit(f"unknown config {cfg!r}")
 
 

@@ -1,12 +1,12 @@
 """Direct sparse solve vs matrix-free PCG for the refine's matting-Laplacian system. Not a test.
 
-Both solve the product's system (refine.py: expansion 9 px, sampling flow 0.1, generator prior
-refine_mu 3e-5, radius 1, eps 1e-7) with the shipped generator's alpha as the prior:
+Both solve the product's system (RefineConfig's defaults: expansion 9 px, sampling flow 0.1,
+generator prior mu 3e-5; radius 1, eps 1e-7) with the shipped generator's alpha as the prior:
 
-* ``direct``: what the product does today on the CPU: assemble L_UU (refine.matting_system),
+* ``direct``: what the product does on the CPU: assemble L_UU (refine.matting_system),
   factorise L_UU + diag(mu + flow*eta) (mixed-precision sparse LU), solve;
-* ``pcg``: refine_pcg's matrix-free operator on the band's tiles + Jacobi PCG warm-started from
-  the combined prior, relative residual refine_pcg.DEFAULT_RTOL, float64 (and a float32 column
+* ``pcg``: refine.pcg's matrix-free operator on the band's tiles + Jacobi PCG warm-started from
+  the combined prior, relative residual refine.pcg.DEFAULT_RTOL, float64 (and a float32 column
   with the iteration cap 600, to show whether float32 holds the accuracy target).
 
 The expansion and sampling flow are the same code for both and timed once ("shared"); the
@@ -49,15 +49,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from alphagan_video.config import ModelConfig  # noqa: E402
+from alphagan_video.config import RefineConfig  # noqa: E402
 from alphagan_video.metrics import score_all, to_uint8  # noqa: E402
 from alphagan_video.refine import (  # noqa: E402
-    RefineProblem, _with_factor, combine_priors, expand_known, matting_system, sampling_flow, solve_refine,
+    RefineProblem, combine_priors, expand_known, matting_system, sampling_flow, solve_refine, with_factor,
     trimap_regions,
 )
-from alphagan_video.refine_pcg import DEFAULT_RTOL, matrix_free_system, solve_pcg  # noqa: E402
+from alphagan_video.refine.pcg import DEFAULT_RTOL, matrix_free_system, solve_pcg  # noqa: E402
 
-MU, FLOW, EXPAND = ModelConfig.refine_mu, ModelConfig.refine_flow, ModelConfig.refine_expand
+PRODUCT = RefineConfig()
+MU, FLOW, EXPAND = PRODUCT.mu, PRODUCT.flow, PRODUCT.expand
 
 
 def shared_part(image: np.ndarray, trimap: np.ndarray):
@@ -71,12 +72,12 @@ def shared_part(image: np.ndarray, trimap: np.ndarray):
 
 
 def solve_direct(image, tri, alpha_s, eta, prior):
-    """Today's solve: assembly + factorisation + solve, as prepare_refine/solve_refine run it."""
+    """The CPU solve: assembly + factorisation + solve, as prepare_refine/solve_refine run it."""
     t0 = time.perf_counter()
     system = matting_system(image, tri)
     u = system.unknown_index
-    problem = _with_factor(RefineProblem(system, FLOW * eta.ravel()[u], alpha_s.ravel()[u]), MU)
-    alpha = solve_refine(problem, prior, mu=MU)
+    problem = with_factor(RefineProblem(system, FLOW * eta.ravel()[u], alpha_s.ravel()[u]), MU)
+    alpha = solve_refine(problem, prior, PRODUCT)
     return alpha, time.perf_counter() - t0, u.size
 
 

@@ -39,7 +39,9 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from alphagan_video.config import ModelConfig, OutputConfig, PipelineConfig, TemporalConfig, TrimapConfig  # noqa: E402
+from alphagan_video.config import (  # noqa: E402
+    ModelConfig, OutputConfig, PipelineConfig, RefineConfig, TemporalConfig, TrimapConfig,
+)
 from alphagan_video.io import open_input  # noqa: E402
 from alphagan_video.metrics import score_video  # noqa: E402
 from alphagan_video.pipeline import FrameMatter  # noqa: E402
@@ -207,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         clip = make_clip(spec, args.cache, args.data)
         base = PipelineConfig(
             trimap=TrimapConfig(trimap_path=Path(clip.trimap_pattern)),
-            model=ModelConfig(checkpoint=args.checkpoint, refine=args.refine, batch_size=args.batch_size,
-                              device="cpu"),
+            model=ModelConfig(checkpoint=args.checkpoint, batch_size=args.batch_size, device="cpu"),
+            refine=RefineConfig(enabled=args.refine),
             output=OutputConfig(kind="alpha"),
         )
 

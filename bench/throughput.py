@@ -153,12 +153,13 @@ def make_clip(directory: Path, width: int, height: int, frames: int, seed: int =
 
 def run_pipeline(clip: str, trimap: str, out: Path, *, tiling: str, refine: bool, codec, checkpoint=None,
                  batch_size: int = 2, overlap: bool = True) -> tuple[float, int]:
-    from alphagan_video.config import ModelConfig, OutputConfig, PipelineConfig, TrimapConfig
+    from alphagan_video.config import ModelConfig, OutputConfig, PipelineConfig, RefineConfig, TrimapConfig
     from alphagan_video.pipeline import matte_video
 
     cfg = PipelineConfig(
         trimap=TrimapConfig(trimap_path=Path(trimap)),
-        model=ModelConfig(checkpoint=checkpoint, tiling=tiling, refine=refine, batch_size=batch_size, device="cpu"),
+        model=ModelConfig(checkpoint=checkpoint, tiling=tiling, batch_size=batch_size, device="cpu"),
+        refine=RefineConfig(enabled=refine),
         output=OutputConfig(codec=codec, overwrite=True),
         overlap=overlap,
     )
@@ -231,12 +232,13 @@ def warm_up_pymatting() -> None:
 
 def rss_child(clip: str, checkpoint: str, out: str) -> None:
     """Run the pipeline once (tiny generator, chroma-free file mask: tiled band), nothing printed."""
-    from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig
+    from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, RefineConfig
     from alphagan_video.pipeline import matte_video
 
     cfg = PipelineConfig(
         mask=MaskConfig(source="chroma"),
-        model=ModelConfig(checkpoint=Path(checkpoint), refine=False, tiling="auto", device="cpu"),
+        model=ModelConfig(checkpoint=Path(checkpoint), tiling="auto", device="cpu"),
+        refine=RefineConfig(enabled=False),
         output=OutputConfig(overwrite=True),
     )
     matte_video(clip, out, cfg)

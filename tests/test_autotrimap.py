@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from alphagan_video.config import MaskConfig
+from alphagan_video.config import MaskConfig, RefineConfig
 from alphagan_video.masks import build_mask_source
 from alphagan_video.masks.plate import register_plate
 from alphagan_video.pipeline import coverage_warnings
@@ -151,7 +151,7 @@ def test_coverage_warnings_only_beyond_a_few_frames():
 def _solve(frame: np.ndarray, trimap_u8: np.ndarray) -> np.ndarray:
     tri = np.where(trimap_u8 == 255, 1.0, np.where(trimap_u8 == 0, 0.0, 0.5))
     prior = np.full(tri.shape, 0.5)
-    return refine_alpha(frame.astype(np.float64), tri, prior, mu=3e-5, flow=0.1, expand=9)
+    return refine_alpha(frame.astype(np.float64), tri, prior, RefineConfig(mu=3e-5, flow=0.1, expand=9))
 
 
 def test_swallowed_background_patch_ends_up_background():

@@ -329,7 +329,7 @@ def test_sam_job_with_prepass_prompts_equals_unchunked(tmp_path, shot, tiny_chec
     """With the pre-pass's per-frame prompts every SAM mask depends on its own frame only."""
     import torch
 
-    from alphagan_video.config import ModelConfig, TemporalConfig
+    from alphagan_video.config import ModelConfig, RefineConfig, TemporalConfig
     from alphagan_video.farm import assemble_job, run_local
     from alphagan_video.farm.prepass import run_prepass
     from alphagan_video.masks.sam import build_tiny_sam
@@ -343,7 +343,7 @@ def test_sam_job_with_prepass_prompts_equals_unchunked(tmp_path, shot, tiny_chec
     assert report.empty == [] and report.boxes == 12
     cfg = PipelineConfig(
         mask=MaskConfig(source="sam", sam_model="test_tiny", sam_checkpoint=ckpt, prompts_json=tmp_path / "prompts.json"),
-        model=ModelConfig(checkpoint=Path(tiny_checkpoint), refine=False, batch_size=2),
+        model=ModelConfig(checkpoint=Path(tiny_checkpoint), batch_size=2), refine=RefineConfig(enabled=False),
         temporal=TemporalConfig(enabled=False),
     )
     full = tmp_path / "full.mov"
@@ -361,13 +361,13 @@ def test_sam_job_with_prepass_prompts_equals_unchunked(tmp_path, shot, tiny_chec
 
 
 def test_config_round_trips_through_the_job_file(tmp_path, monkeypatch):
-    from alphagan_video.config import ModelConfig
+    from alphagan_video.config import ModelConfig, RefineConfig
     from alphagan_video.farm.job import config_from_dict, config_to_dict
 
     cfg = PipelineConfig(
         mask=MaskConfig(source="sam", box=(1.0, 2.0, 30.0, 40.0), points=((5.0, 6.0, 1), (7.0, 8.0, 0)),
                         sam_checkpoint=tmp_path / "s.pth", prompts_json=tmp_path / "p.json"),
-        model=ModelConfig(checkpoint=tmp_path / "g.safetensors", batch_size=3, refine=False),
+        model=ModelConfig(checkpoint=tmp_path / "g.safetensors", batch_size=3), refine=RefineConfig(enabled=False),
     )
     back = config_from_dict(json.loads(json.dumps(config_to_dict(cfg))))
     assert back == cfg

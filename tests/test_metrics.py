@@ -290,14 +290,14 @@ def test_evaluate_pipeline_method_is_the_refined_generator(tmp_path):
     with the pipeline's own refine strength it must score like ``refined``."""
     torch = pytest.importorskip("torch")
     model_mod = pytest.importorskip("alphagan_video.model")
-    from alphagan_video.config import ModelConfig
+    from alphagan_video.config import RefineConfig
     from training.evaluate import evaluate_folder
 
     torch.manual_seed(0)
     ckpt = model_mod.save_generator(model_mod.build_generator("tiny").eval(), tmp_path / "tiny.safetensors")
     _write_dataset(tmp_path / "data", n=1)
     res = evaluate_folder(tmp_path / "data", "refined,pipeline", checkpoint=ckpt, threads=1,
-                          mu=ModelConfig.refine_mu)
+                          mu=RefineConfig.mu)
     refined, pipeline = res.rows
     assert pipeline.method == "pipeline"
     # 16-bit PNG vs float: both are quantised to 8 bits before scoring, so allow rounding flips

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, TemporalConfig, TrimapConfig
+from alphagan_video.config import (MaskConfig, ModelConfig, OutputConfig, PipelineConfig, RefineConfig, TemporalConfig,
+                                   TrimapConfig)
 from alphagan_video.errors import InputMediaError
 from alphagan_video.io import open_input
 from alphagan_video.model import build_generator, save_generator
@@ -53,7 +54,7 @@ def media(tmp_path_factory):
 
 def _cfg(trimap: str, ckpt: str, kind: str = "rgba", batch: int = 4) -> PipelineConfig:
     return PipelineConfig(trimap=TrimapConfig(trimap_path=trimap), model=ModelConfig(checkpoint=ckpt, batch_size=batch,
-                          device="cpu", refine=False), output=OutputConfig(kind=kind))
+                          device="cpu"), refine=RefineConfig(enabled=False), output=OutputConfig(kind=kind))
 
 
 def _pipe_args(ckpt: str, trimap: str, *extra: str, size: str = f"{W}x{H}") -> list[str]:
@@ -206,7 +207,7 @@ def test_mask_file_source_and_truncation_in_process(media, tmp_path):
     mask[10:40, 10:50] = 255
     cv2.imwrite(str(tmp_path / "mask.png"), mask)
     cfg = PipelineConfig(mask=MaskConfig(source=f"file:{tmp_path / 'mask.png'}"), trimap=TrimapConfig(band_px=6),
-                         model=ModelConfig(checkpoint=ckpt, batch_size=2, device="cpu", refine=False),
+                         model=ModelConfig(checkpoint=ckpt, batch_size=2, device="cpu"), refine=RefineConfig(enabled=False),
                          temporal=TemporalConfig(enabled=False), output=OutputConfig(kind="alpha"))
     out = io.BytesIO()
     assert run_pipe(io.BytesIO(frames.tobytes()), out, W, H, Fraction(24), cfg).frames == 3

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alphagan_video.errors import UserInputError
+from alphagan_video.config import RefineConfig
+from alphagan_video.errors import ParameterError, UserInputError
 from alphagan_video.refine import (
     closed_form_alpha,
     matting_system,
@@ -14,6 +15,12 @@ from alphagan_video.refine import (
 )
 
 pymatting = pytest.importorskip("pymatting")
+
+
+def cfg(**fields) -> RefineConfig:
+    """A RefineConfig with the sampling flow and the expansion off unless given: the plain
+    prior-anchored closed-form solve these tests are about."""
+    return RefineConfig(**{"flow": 0.0, "expand": 0, **fields})
 
 
 def _soft_edge(h: int = 27, w: int = 35, seed: int = 0):
@@ -57,7 +64,7 @@ def test_mu_to_zero_is_closed_form():
     image, trimap, _ = _soft_edge()
     prior = np.full(trimap.shape, 0.5)
     np.testing.assert_allclose(
-        refine_alpha(image, trimap, prior, mu=1e-12), pymatting.estimate_alpha_cf(image, trimap), atol=1e-4
+        refine_alpha(image, trimap, prior, cfg(mu=1e-12)), pymatting.estimate_alpha_cf(image, trimap), atol=1e-4
     )
 
 
@@ -66,7 +73,7 @@ def test_known_regions_exact_and_output_range():
     rng = np.random.default_rng(1)
     prior = rng.uniform(-0.5, 1.5, size=trimap.shape)  # out-of-range prior is clipped
     for mu in (0.0, 1e-4, 1.0):
-        out = refine_alpha(image, trimap, prior, mu=mu)
+        out = refine_alpha(image, trimap, prior, cfg(mu=mu))
         assert out.dtype == np.float32
         assert np.all(out[trimap == 1.0] == 1.0) and np.all(out[trimap == 0.0] == 0.0)
         assert out.min() >= 0.0 and out.max() <= 1.0
@@ -76,12 +83,12 @@ def test_large_mu_returns_the_prior():
     image, trimap, _ = _soft_edge()
     rng = np.random.default_rng(2)
     prior = rng.uniform(0.1, 0.9, size=trimap.shape)
-    out = refine_alpha(image, trimap, prior, mu=1e4)
+    out = refine_alpha(image, trimap, prior, cfg(mu=1e4))
     unknown = trimap == 0.5
     assert np.abs(out - prior)[unknown].max() < 1e-3
     # moderate mu lands between the prior and the closed form
     cf = closed_form_alpha(image, trimap)
-    mid = refine_alpha(image, trimap, prior, mu=1e-2)
+    mid = refine_alpha(image, trimap, prior, cfg(mu=1e-2))
     d_prior = np.abs(mid - prior)[unknown].mean()
     assert 1e-3 < d_prior < np.abs(cf - prior)[unknown].mean()
 
@@ -91,11 +98,11 @@ def test_zero_weight_ignores_the_prior_and_weights_are_local():
     prior = np.full(trimap.shape, 0.9)
     cf = closed_form_alpha(image, trimap)
     np.testing.assert_allclose(
-        refine_alpha(image, trimap, prior, mu=10.0, weight=np.zeros(trimap.shape)), cf, atol=1e-5
+        refine_alpha(image, trimap, prior, cfg(mu=10.0), weight=np.zeros(trimap.shape)), cf, atol=1e-5
     )
     weight = np.zeros(trimap.shape)
     weight[:, 14] = 1.0
-    out = refine_alpha(image, trimap, prior, mu=1e4, weight=weight)
+    out = refine_alpha(image, trimap, prior, cfg(mu=1e4), weight=weight)
     assert np.abs(out[:, 14] - 0.9).max() < 1e-3  # pinned where trusted
     assert np.abs(out[:, 20] - 0.9).min() > 0.01  # free elsewhere
 
@@ -103,8 +110,8 @@ def test_zero_weight_ignores_the_prior_and_weights_are_local():
 def test_cg_solver_matches_direct_solver():
     image, trimap, _ = _soft_edge()
     prior = trimap_ramp_prior(trimap)
-    direct = refine_alpha(image, trimap, prior, mu=1e-3, solver="direct")
-    cg = refine_alpha(image, trimap, prior, mu=1e-3, solver="cg", tol=1e-10, max_iter=20000)
+    direct = refine_alpha(image, trimap, prior, cfg(mu=1e-3, solver="direct"))
+    cg = refine_alpha(image, trimap, prior, cfg(mu=1e-3, solver="cg"), tol=1e-10, max_iter=20000)
     np.testing.assert_allclose(cg, direct, atol=1e-4)
 
 
@@ -142,12 +149,13 @@ def test_input_validation():
         refine_alpha(image * 255, trimap, prior)
     with pytest.raises(UserInputError, match="prior shape"):
         refine_alpha(image, trimap, prior[:, :-1])
-    with pytest.raises(UserInputError, match="mu must be >= 0"):
-        refine_alpha(image, trimap, prior, mu=-1)
-    with pytest.raises(UserInputError, match="weight must be >= 0"):
+    with pytest.raises(ParameterError, match=r"refine\.mu -1: must be >= 0") as err:
+        refine_alpha(image, trimap, prior, cfg(mu=-1))
+    assert err.value.param == "refine.mu"
+    with pytest.raises(ParameterError, match="weight min -1: must be >= 0"):
         refine_alpha(image, trimap, prior, weight=-np.ones(trimap.shape))
-    with pytest.raises(UserInputError, match="solver must be one of"):
-        refine_alpha(image, trimap, prior, solver="magic")
+    with pytest.raises(ParameterError, match="refine.solver 'magic': must be one of auto, direct, cg, pcg"):
+        refine_alpha(image, trimap, prior, cfg(solver="magic"))
     with pytest.raises(UserInputError, match="smaller than one 3x3 window"):
         closed_form_alpha(image[:2, :2], trimap[:2, :2])
 
@@ -179,15 +187,15 @@ def test_confidence_weight_values():
     prior = np.array([[0.0, 0.25, 0.5, 1.0]])
     assert confidence_weight(prior, "uniform") is None
     np.testing.assert_allclose(confidence_weight(prior, "confidence"), [[1.0, 0.25, 0.0, 1.0]])
-    with pytest.raises(UserInputError, match="weighting must be one of"):
+    with pytest.raises(ParameterError, match="weighting 'bogus': must be one of uniform, confidence"):
         confidence_weight(prior, "bogus")
 
 
 def test_gated_refine_equals_refine_on_the_gated_trimap_and_helps_a_good_prior():
     image, trimap, alpha = _soft_edge()
     prior = np.clip(alpha + 0.02 * np.sin(np.arange(alpha.size)).reshape(alpha.shape), 0, 1)
-    gated = refine_alpha(image, trimap, prior, mu=1e-3, gate=0.05)
-    manual = refine_alpha(image, gate_trimap(trimap, prior, 0.05), prior, mu=1e-3)
+    gated = refine_alpha(image, trimap, prior, cfg(mu=1e-3, gate=0.05))
+    manual = refine_alpha(image, gate_trimap(trimap, prior, 0.05), prior, cfg(mu=1e-3))
     np.testing.assert_array_equal(gated, manual)
     fixed = (trimap == 0.5) & ((prior <= 0.05) | (prior >= 0.95))
     assert fixed.any() and np.all((gated[fixed] == 0) | (gated[fixed] == 1))
@@ -197,14 +205,16 @@ def test_gated_refine_equals_refine_on_the_gated_trimap_and_helps_a_good_prior()
 
 def test_gate_and_weighting_validation():
     image, trimap, alpha = _soft_edge()
-    with pytest.raises(UserInputError, match="threshold must be in"):
-        refine_alpha(image, trimap, alpha, gate=0.5)
-    with pytest.raises(UserInputError, match="erode must be an integer"):
+    with pytest.raises(ParameterError, match=r"refine\.gate 0\.5: must be in \[0, 0\.5\)"):
+        refine_alpha(image, trimap, alpha, cfg(gate=0.5))
+    with pytest.raises(ParameterError, match=r"threshold 0\.5: must be in \[0, 0\.5\)"):
+        gate_trimap(trimap, alpha, 0.5)
+    with pytest.raises(ParameterError, match="erode -1: must be an integer"):
         gate_trimap(trimap, alpha, 0.05, erode=-1)
     with pytest.raises(UserInputError, match="prior shape"):
-        refine_alpha(image, trimap, alpha[:-1], gate=0.05)
-    with pytest.raises(UserInputError, match="weighting must be one of"):
-        refine_alpha(image, trimap, alpha, weighting="x")
+        refine_alpha(image, trimap, alpha[:-1], cfg(gate=0.05))
+    with pytest.raises(ParameterError, match="refine.weighting 'x': must be one of uniform, confidence"):
+        refine_alpha(image, trimap, alpha, cfg(weighting="x"))
 
 
 def test_pipeline_refine_batch_passes_gate_and_weighting():
@@ -215,11 +225,11 @@ def test_pipeline_refine_batch_passes_gate_and_weighting():
     prior = np.clip(alpha + 0.02 * np.cos(np.arange(alpha.size)).reshape(alpha.shape), 0, 1)
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
     out = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None], as_t(prior)[None, None],
-                        1e-3, 0.05, "confidence")[0, 0].numpy()
+                        cfg(mu=1e-3, gate=0.05, weighting="confidence"))[0, 0].numpy()
     ref = refine_alpha(image.astype(np.float32).astype(np.float64), trimap, prior.astype(np.float32),
-                       mu=1e-3, gate=0.05, weighting="confidence")
+                       cfg(mu=1e-3, gate=0.05, weighting="confidence"))
     np.testing.assert_allclose(out, ref, atol=1e-6)
-    plain = refine_alpha(image.astype(np.float32).astype(np.float64), trimap, prior.astype(np.float32), mu=1e-3)
+    plain = refine_alpha(image.astype(np.float32).astype(np.float64), trimap, prior.astype(np.float32), cfg(mu=1e-3))
     assert np.abs(out - plain).max() > 1e-3  # the options reached the solve
 
 
@@ -241,13 +251,13 @@ def test_mixed_precision_direct_solve_matches_float64():
         assert x is not None and x.dtype == np.float64
         np.testing.assert_allclose(x, ref, atol=1e-7)
     # refine_alpha's direct path (mixed precision with a prior) agrees with CG run to tight tolerance
-    direct = refine_alpha(image, trimap, alpha, mu=1e-5, solver="direct")
-    cg = refine_alpha(image, trimap, alpha, mu=1e-5, solver="cg", tol=1e-12, max_iter=20000)
+    direct = refine_alpha(image, trimap, alpha, cfg(mu=1e-5, solver="direct"))
+    cg = refine_alpha(image, trimap, alpha, cfg(mu=1e-5, solver="cg"), tol=1e-12, max_iter=20000)
     np.testing.assert_allclose(direct, cg, atol=1e-4)
 
 
 def test_lle_foreground_share_matches_the_direct_kxk_solve():
-    from alphagan_video.refine import _lle_foreground_share
+    from alphagan_video.refine.flow import lle_foreground_share
 
     rng = np.random.default_rng(3)
     center = rng.uniform(size=(50, 3))
@@ -255,8 +265,8 @@ def test_lle_foreground_share_matches_the_direct_kxk_solve():
     bg = rng.uniform(size=(50, 7, 3))
     reg = 1e-3
     cf = lambda a: np.ascontiguousarray(np.moveaxis(a, -1, 0))  # noqa: E731  channel-first
-    share = _lle_foreground_share(cf(center), cf(fg), cf(bg), reg)
-    share32 = _lle_foreground_share(cf(center), cf(fg).astype(np.float32), cf(bg).astype(np.float32), reg)
+    share = lle_foreground_share(cf(center), cf(fg), cf(bg), reg)
+    share32 = lle_foreground_share(cf(center), cf(fg).astype(np.float32), cf(bg).astype(np.float32), reg)
     for i in range(50):
         z = np.concatenate([fg[i], bg[i]]) - center[i]
         ref = np.linalg.solve(z @ z.T + reg * np.eye(14), np.ones(14))
@@ -294,15 +304,15 @@ def test_flow_pulls_the_solve_to_the_samples_and_zero_flow_changes_nothing():
 
     image, trimap, alpha, _F, _B = _two_colour_composite()
     bad_prior = np.full(trimap.shape, 0.5)  # a wrong prior, pulled on strongly
-    base = refine_alpha(image, trimap, bad_prior, mu=0.1)
-    np.testing.assert_array_equal(refine_alpha(image, trimap, bad_prior, mu=0.1, flow=0.0), base)
-    with_flow = refine_alpha(image, trimap, bad_prior, mu=0.1, flow=10.0)
+    base = refine_alpha(image, trimap, bad_prior, cfg(mu=0.1))
+    np.testing.assert_array_equal(refine_alpha(image, trimap, bad_prior, cfg(mu=0.1, flow=0.0)), base)
+    with_flow = refine_alpha(image, trimap, bad_prior, cfg(mu=0.1, flow=10.0))
     unknown = trimap == 0.5
     err = lambda a: np.abs(a - alpha)[unknown].mean()  # noqa: E731
     assert err(with_flow) < 0.5 * err(base)
     # Very strong flow returns the sampled estimate wherever its confidence is positive.
     a_s, eta = sampling_flow(image, trimap)
-    strong = refine_alpha(image, trimap, bad_prior, mu=0.0, flow=1e9)
+    strong = refine_alpha(image, trimap, bad_prior, cfg(mu=0.0, flow=1e9))
     sel = unknown & (eta > 1e-3)
     np.testing.assert_allclose(strong[sel], a_s[sel].astype(np.float32), atol=1e-4)
 
@@ -315,10 +325,10 @@ def test_sampling_flow_without_one_side_has_no_confidence():
     a_s, eta = sampling_flow(image, no_bg)
     assert (eta == 0).all()
     prior = np.clip(alpha + 0.05, 0, 1)
-    np.testing.assert_array_equal(refine_alpha(image, no_bg, prior, mu=1e-3, flow=0.1),
-                                  refine_alpha(image, no_bg, prior, mu=1e-3))
-    with pytest.raises(UserInputError, match="flow must be >= 0"):
-        refine_alpha(image, trimap, prior, flow=-1.0)
+    np.testing.assert_array_equal(refine_alpha(image, no_bg, prior, cfg(mu=1e-3, flow=0.1)),
+                                  refine_alpha(image, no_bg, prior, cfg(mu=1e-3)))
+    with pytest.raises(ParameterError, match="refine.flow -1.0: must be >= 0"):
+        refine_alpha(image, trimap, prior, cfg(flow=-1.0))
 
 
 def test_combine_priors_is_one_equivalent_data_term():
@@ -387,29 +397,28 @@ def test_refine_with_expansion_fixes_pure_pixels_exactly():
 
     image, trimap, alpha = _expansion_scene()
     prior = np.full(trimap.shape, 0.5)
-    out = refine_alpha(image, trimap, prior, mu=1e-3, expand=9)
+    out = refine_alpha(image, trimap, prior, cfg(mu=1e-3, expand=9))
     expanded = expand_known(image, trimap, radius=9)
     assert (out[expanded == 1.0] == 1.0).all() and (out[expanded == 0.0] == 0.0).all()
-    assert np.abs(out - alpha).sum() < np.abs(refine_alpha(image, trimap, prior, mu=1e-3) - alpha).sum()
-    with pytest.raises(UserInputError, match="expand"):
-        refine_alpha(image, trimap, prior, expand=-1)
+    assert np.abs(out - alpha).sum() < np.abs(refine_alpha(image, trimap, prior, cfg(mu=1e-3)) - alpha).sum()
+    with pytest.raises(ParameterError, match="refine.expand -1: must be >= 0 px"):
+        refine_alpha(image, trimap, prior, cfg(expand=-1))
 
 
 @pytest.mark.parametrize("option, value, scene", [("flow", 0.5, "_soft_edge"), ("expand", 9, "_expansion_scene")])
 def test_pipeline_refine_batch_passes_option_and_config_default_is_on(option, value, scene):
     torch = pytest.importorskip("torch")
-    from alphagan_video.config import ModelConfig
     from alphagan_video.pipeline import _refine_batch
 
-    assert getattr(ModelConfig(), f"refine_{option}") > 0
+    assert getattr(RefineConfig(), option) > 0
     image, trimap, _ = globals()[scene]()
     prior = np.full(trimap.shape, 0.5, dtype=np.float32)
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
     out = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None], as_t(prior)[None, None],
-                        1e-3, **{option: value})[0, 0].numpy()
+                        cfg(mu=1e-3, **{option: value}))[0, 0].numpy()
     img64 = image.astype(np.float32).astype(np.float64)
-    np.testing.assert_allclose(out, refine_alpha(img64, trimap, prior, mu=1e-3, **{option: value}), atol=1e-6)
-    assert np.abs(out - refine_alpha(img64, trimap, prior, mu=1e-3)).max() > 1e-3  # the option reached the solve
+    np.testing.assert_allclose(out, refine_alpha(img64, trimap, prior, cfg(mu=1e-3, **{option: value})), atol=1e-6)
+    assert np.abs(out - refine_alpha(img64, trimap, prior, cfg(mu=1e-3))).max() > 1e-3  # the option reached the solve
 
 
 @pytest.mark.parametrize("factor_mu", [None, 1e-3])
@@ -424,26 +433,28 @@ def test_prepared_solve_equals_refine_alpha(factor_mu):
 
     image, trimap, alpha = _soft_edge()
     prior = np.clip(alpha + 0.2 * np.sin(np.arange(alpha.size).reshape(alpha.shape)), 0, 1)
-    expected = refine_alpha(image, trimap, prior, mu=1e-3, flow=0.1, expand=9)
-    problem = prepare_refine(image, trimap, flow=0.1, expand=9, mu=factor_mu)
+    expected = refine_alpha(image, trimap, prior, cfg(mu=1e-3, flow=0.1, expand=9))
+    problem = prepare_refine(image, trimap, cfg(flow=0.1, expand=9, mu=1e-3), factorise=factor_mu is not None)
     assert (problem.factor is not None) == (factor_mu is not None)
-    np.testing.assert_allclose(solve_refine(problem, prior, mu=1e-3), expected, atol=1e-6)
+    np.testing.assert_allclose(solve_refine(problem, prior, cfg(mu=1e-3)), expected, atol=1e-6)
     # A factor made for another mu, or per-pixel weights, must not be used (same answer as inline).
     weight = np.linspace(0.5, 2.0, prior.size).reshape(prior.shape)
-    np.testing.assert_allclose(solve_refine(problem, prior, mu=2e-3),
-                               refine_alpha(image, trimap, prior, mu=2e-3, flow=0.1, expand=9), atol=1e-6)
-    np.testing.assert_allclose(solve_refine(problem, prior, mu=1e-3, weight=weight),
-                               refine_alpha(image, trimap, prior, mu=1e-3, flow=0.1, expand=9, weight=weight),
+    np.testing.assert_allclose(solve_refine(problem, prior, cfg(mu=2e-3)),
+                               refine_alpha(image, trimap, prior, cfg(mu=2e-3, flow=0.1, expand=9)), atol=1e-6)
+    np.testing.assert_allclose(solve_refine(problem, prior, cfg(mu=1e-3), weight=weight),
+                               refine_alpha(image, trimap, prior, cfg(mu=1e-3, flow=0.1, expand=9), weight=weight),
                                atol=1e-6)
     # Through the pipeline's batch function with futures, as FrameMatter passes them.
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
     img32 = image.astype(np.float32).astype(np.float64)
     with ThreadPoolExecutor(1) as pool:
-        futures = [pool.submit(prepare_refine, img32, trimap, flow=0.1, expand=9, mu=factor_mu)]
+        futures = [pool.submit(prepare_refine, img32, trimap, cfg(mu=1e-3, flow=0.1, expand=9),
+                               factorise=factor_mu is not None)]
         out = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None],
-                            as_t(prior)[None, None], 1e-3, flow=0.1, expand=9, problems=futures)[0, 0].numpy()
+                            as_t(prior)[None, None], cfg(mu=1e-3, flow=0.1, expand=9),
+                            problems=futures)[0, 0].numpy()
     inline = _refine_batch(as_t(image).permute(2, 0, 1)[None], as_t(trimap)[None, None],
-                           as_t(prior)[None, None], 1e-3, flow=0.1, expand=9)[0, 0].numpy()
+                           as_t(prior)[None, None], cfg(mu=1e-3, flow=0.1, expand=9))[0, 0].numpy()
     np.testing.assert_allclose(out, inline, atol=1e-6)
 
 
@@ -451,19 +462,67 @@ def test_factor_preconditions_a_solve_with_other_weights(monkeypatch):
     """A factorisation made for the uniform prior serves per-pixel weights (the temporal prior's)
     through preconditioned CG, without factorising again: same answer as factorising the
     actual matrix."""
-    import alphagan_video.refine as refine_module
+    import alphagan_video.refine.sparse as refine_module
     from alphagan_video.refine import prepare_refine, solve_refine
 
     image, trimap, alpha = _soft_edge()
     prior = np.clip(alpha + 0.1, 0, 1)
     weight = 1.0 + 50.0 * np.random.default_rng(5).uniform(size=alpha.shape)  # mu + temporal, / mu
-    expected = refine_alpha(image, trimap, prior, mu=1e-3, flow=0.1, expand=9, weight=weight, solver="direct")
-    problem = prepare_refine(image, trimap, flow=0.1, expand=9, mu=1e-3)
+    expected = refine_alpha(image, trimap, prior, cfg(mu=1e-3, flow=0.1, expand=9, solver="direct"), weight=weight)
+    problem = prepare_refine(image, trimap, cfg(flow=0.1, expand=9, mu=1e-3), factorise=True)
     assert problem.factor is not None
 
     def no_new_factorisation(*args, **kwargs):
         raise AssertionError("factorised again instead of preconditioning with the prepared factor")
 
     monkeypatch.setattr(refine_module, "DirectSolver", no_new_factorisation)
-    got = solve_refine(problem, prior, mu=1e-3, weight=weight)
+    got = solve_refine(problem, prior, cfg(mu=1e-3), weight=weight)
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_one_set_of_defaults():
+    """refine_alpha with no config solves the product's system: RefineConfig's defaults, the
+    same ones PipelineConfig carries (no second set of keyword defaults)."""
+    from alphagan_video.config import PipelineConfig
+
+    assert PipelineConfig().refine == RefineConfig()
+    assert (RefineConfig().mu, RefineConfig().flow, RefineConfig().expand) == (3e-5, 0.1, 9)
+    image, trimap, _ = _soft_edge()
+    prior = np.full(trimap.shape, 0.5)
+    product = RefineConfig(mu=3e-5, gate=0.0, weighting="uniform", flow=0.1, expand=9, solver="auto")
+    np.testing.assert_array_equal(refine_alpha(image, trimap, prior), refine_alpha(image, trimap, prior, product))
+    assert np.abs(refine_alpha(image, trimap, prior) - refine_alpha(image, trimap, prior, cfg())).max() > 1e-3
+
+
+def test_prior_term_is_folded_with_the_generator_prior():
+    """An extra data term (PriorTerm, absolute weight in mu's units) solves the same system as
+    the folded prior with weight (mu + w) / mu relative to mu; mu 0 ignores it."""
+    from alphagan_video.refine import PriorTerm, combine_priors
+
+    image, trimap, alpha = _soft_edge()
+    prior = np.clip(alpha + 0.2, 0, 1)
+    target = np.clip(alpha - 0.1, 0, 1)
+    w = np.linspace(0.0, 5e-3, alpha.size).reshape(alpha.shape)
+    mu = 1e-3
+    total, folded = combine_priors(mu, prior, w, target)
+    expected = refine_alpha(image, trimap, folded, cfg(mu=mu), weight=total / mu)
+    got = refine_alpha(image, trimap, prior, cfg(mu=mu), term=PriorTerm(target, w))
+    np.testing.assert_array_equal(got, expected)
+    assert np.abs(got - refine_alpha(image, trimap, prior, cfg(mu=mu))).max() > 1e-3
+    np.testing.assert_array_equal(refine_alpha(image, trimap, prior, cfg(mu=0.0), term=PriorTerm(target, w)),
+                                  refine_alpha(image, trimap, prior, cfg(mu=0.0)))
+    with pytest.raises(UserInputError, match="prior term shapes"):
+        refine_alpha(image, trimap, prior, cfg(mu=mu), term=PriorTerm(target[:-1], w))
+
+
+def test_solver_method_per_device():
+    from alphagan_video.refine import solver_method
+
+    assert solver_method("auto", "cpu") == "direct"
+    assert solver_method("auto", "cuda:0") == "pcg"
+    assert solver_method("direct", "cuda") == "direct"
+    assert solver_method("cg", "cuda") == "cg"
+    assert solver_method("pcg", "cpu") == "pcg"
+    with pytest.raises(ParameterError, match="refine.solver 'lu': must be one of") as err:
+        solver_method("lu", "cpu")
+    assert err.value.param == "refine.solver"

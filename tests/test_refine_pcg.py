@@ -1,6 +1,8 @@
-"""Matrix-free matting Laplacian and PCG solve (alphagan_video.refine_pcg), against the
+"""Matrix-free matting Laplacian and PCG solve (alphagan_video.refine.pcg), against the
 assembled sparse system of alphagan_video.refine. CPU only, float64 for the exactness checks."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import torch
 
 from alphagan_video.errors import UserInputError
 from alphagan_video.refine import DirectSolver, matting_system, trimap_regions
-from alphagan_video.refine_pcg import MattingOperator, pcg, solve_pcg
+from alphagan_video.refine.pcg import MattingOperator, pcg, solve_pcg
 
 
 def _random_problem(h: int, w: int, seed: int, flat: bool = True):
@@ -181,56 +183,60 @@ def test_float32_operator_runs():
 @pytest.mark.parametrize("flow, expand", [(0.0, 0), (0.1, 9)])
 def test_refine_alpha_pcg_matches_direct(flow, expand):
     # The product's path (refine_alpha / prepare_refine + solve_refine) with solver="pcg".
+    from alphagan_video.config import RefineConfig
     from alphagan_video.refine import closed_form_alpha, prepare_refine, refine_alpha, solve_refine
 
     image, trimap, alpha = _composite(50, 64, seed=6)
     prior = np.clip(alpha + np.random.default_rng(8).normal(0, 0.1, size=alpha.shape), 0, 1)
-    kw = dict(mu=3e-5, flow=flow, expand=expand, tol=1e-10, max_iter=5000)
-    direct = refine_alpha(image, trimap, prior, solver="direct", **kw)
-    matrix_free = refine_alpha(image, trimap, prior, solver="pcg", **kw)
+    direct_cfg = RefineConfig(mu=3e-5, flow=flow, expand=expand, solver="direct")
+    pcg_cfg = dataclasses.replace(direct_cfg, solver="pcg")
+    kw = dict(tol=1e-10, max_iter=5000)
+    direct = refine_alpha(image, trimap, prior, direct_cfg, **kw)
+    matrix_free = refine_alpha(image, trimap, prior, pcg_cfg, **kw)
     np.testing.assert_allclose(matrix_free, direct, rtol=0, atol=1e-5)
-    problem = prepare_refine(image, trimap, flow=flow, expand=expand, solver="pcg")
+    problem = prepare_refine(image, trimap, pcg_cfg, factorise=True)
     assert problem.factor is None
-    again = solve_refine(problem, prior, mu=3e-5, tol=1e-10, max_iter=5000, solver="direct")  # problem decides
+    again = solve_refine(problem, prior, direct_cfg, **kw)  # the problem decides
     np.testing.assert_allclose(again, direct, rtol=0, atol=1e-5)
-    assembled = prepare_refine(image, trimap, flow=flow, expand=expand)
+    assembled = prepare_refine(image, trimap, direct_cfg)
     with pytest.raises(UserInputError, match="prepared with"):
-        solve_refine(assembled, prior, solver="pcg")
+        solve_refine(assembled, prior, pcg_cfg)
     np.testing.assert_allclose(closed_form_alpha(image, trimap, solver="pcg", tol=1e-10),
                                closed_form_alpha(image, trimap, solver="direct"), rtol=0, atol=1e-5)
 
 
 def test_pipeline_solver_choice():
-    from alphagan_video.config import ModelConfig
-    from alphagan_video.pipeline import refine_solver
+    from alphagan_video.config import RefineConfig
+    from alphagan_video.refine import solver_method
 
-    assert ModelConfig().refine_solver == "auto"
+    assert RefineConfig().solver == "auto"
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert refine_solver("auto", cpu) == "auto"  # today's direct solve stays the CPU default
-    assert refine_solver("auto", cuda) == "pcg"
-    assert refine_solver("direct", cuda) == "auto"
-    assert refine_solver("pcg", cpu) == "pcg"
-    with pytest.raises(UserInputError, match="refine_solver 'lu'"):
-        refine_solver("lu", cpu)
+    assert solver_method("auto", cpu) == "direct"  # the direct solve stays the CPU default
+    assert solver_method("auto", cuda) == "pcg"
+    assert solver_method("direct", cuda) == "direct"
+    assert solver_method("pcg", cpu) == "pcg"
+    with pytest.raises(UserInputError, match="refine.solver 'lu'"):
+        solver_method("lu", cpu)
 
 
 def test_refine_batch_pcg_matches_direct():
     # The pipeline's per-frame refine with the two solver choices (torch tensors in and out).
+    from alphagan_video.config import RefineConfig
     from alphagan_video.pipeline import _refine_batch
 
     image, trimap, alpha = _composite(40, 52, seed=9)
     img = torch.from_numpy(image).permute(2, 0, 1)[None].float()
     tri = torch.from_numpy(trimap)[None, None].float()
     prior = torch.from_numpy(alpha)[None, None].float()
-    direct = _refine_batch(img, tri, prior, 3e-5, flow=0.1, expand=9)
-    pcg_out = _refine_batch(img, tri, prior, 3e-5, flow=0.1, expand=9, solver="pcg", device="cpu")
+    direct = _refine_batch(img, tri, prior, RefineConfig(mu=3e-5, flow=0.1, expand=9, solver="direct"))
+    pcg_out = _refine_batch(img, tri, prior, RefineConfig(mu=3e-5, flow=0.1, expand=9, solver="pcg"), device="cpu")
     assert float((pcg_out - direct).abs().mean()) < 1e-4
 
 
 def test_matte_video_with_pcg_matches_direct(tmp_path):
     # End to end through the library (temporal in-solve fusion on, user trimaps): the two
     # solver choices write the same matte up to the solve tolerance and 10-bit ProRes rounding.
-    from alphagan_video.config import ModelConfig, PipelineConfig, TrimapConfig
+    from alphagan_video.config import ModelConfig, PipelineConfig, RefineConfig, TrimapConfig
     from alphagan_video.model import build_generator
     from alphagan_video.model.checkpoint import save_generator
     from alphagan_video.pipeline import matte_video
@@ -244,10 +250,33 @@ def test_matte_video_with_pcg_matches_direct(tmp_path):
     tri_path = write_gray_sequence(tmp_path / "tri", tri, "t_%04d.png")
     alphas = {}
     for solver in ("direct", "pcg"):
-        cfg = PipelineConfig(model=ModelConfig(checkpoint=ckpt, refine_solver=solver),
+        cfg = PipelineConfig(model=ModelConfig(checkpoint=ckpt), refine=RefineConfig(solver=solver),
                              trimap=TrimapConfig(trimap_path=tri_path))
         matte_video(clip.path, tmp_path / f"{solver}.mov", cfg)
         alphas[solver] = prores_alpha(str(tmp_path / f"{solver}.mov"))
     band = tri == 128
     assert band.any()
     assert float(np.abs(alphas["pcg"] - alphas["direct"])[band].mean()) < 2e-3
+
+
+@pytest.mark.parametrize("refine, param", [(dict(solver="lu", enabled=False), "refine.solver"),
+                                           (dict(mu=-1.0), "refine.mu"), (dict(gate=0.5), "refine.gate"),
+                                           (dict(weighting="x"), "refine.weighting")])
+def test_frame_matter_rejects_bad_refine_settings_before_loading_anything(refine, param):
+    """A bad RefineConfig fails when the FrameMatter is built (the solver choice even with the
+    refine off, as before), named by its config path; the CLI shows that path (no flag maps it)."""
+    from fractions import Fraction
+
+    from alphagan_video.cli import user_message
+    from alphagan_video.config import PipelineConfig, RefineConfig
+    from alphagan_video.errors import ParameterError
+    from alphagan_video.pipeline import FrameMatter
+    from alphagan_video.types import VideoInfo
+
+    info = VideoInfo(path="clip.mp4", kind="video", width=32, height=24, time_base=Fraction(1, 25),
+                     frame_rate=Fraction(25), frame_count=1, pix_fmt="yuv420p", bit_depth=8)
+    cfg = PipelineConfig(refine=RefineConfig(**refine))
+    with pytest.raises(ParameterError) as err:
+        FrameMatter(info, cfg)
+    assert err.value.param == param
+    assert user_message(err.value).startswith(f"{param} ")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig
+from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, RefineConfig
 from alphagan_video.foreground import _box_sum, _box_sum_1d, estimate_foreground, estimate_foreground_band
 from alphagan_video.stream import Stages
 from tests.e2e import decode_frames, plane, tiny_checkpoint  # noqa: F401 - tiny_checkpoint is a fixture
@@ -154,7 +154,8 @@ def test_stages_reject_bad_queue_size():
 def _cfg(checkpoint: str, **output) -> PipelineConfig:
     return PipelineConfig(
         mask=MaskConfig(source="chroma"),
-        model=ModelConfig(checkpoint=checkpoint, batch_size=2, refine=False, device="cpu"),
+        model=ModelConfig(checkpoint=checkpoint, batch_size=2, device="cpu"),
+        refine=RefineConfig(enabled=False),
         output=OutputConfig(**output),
     )
 

@@ -263,7 +263,7 @@ def test_frame_matter_chunk_warm_up_matches_whole_run(tmp_path, refine):
     """Through the pipeline (chroma mask -> stabilize_mask -> trimap -> tiny generator ->
     smooth_alpha, or with refine the solve with the warped previous alpha as a prior): a chunk
     warmed up with FrameMatter.warm_up equals the whole run."""
-    from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, TrimapConfig
+    from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, RefineConfig, TrimapConfig
     from alphagan_video.io import open_input
     from alphagan_video.model import build_generator, save_generator
     from alphagan_video.pipeline import FrameMatter
@@ -280,8 +280,8 @@ def test_frame_matter_chunk_warm_up_matches_whole_run(tmp_path, refine):
     temporal_cfg = TemporalConfig(enabled=True, strength=0.3, solve_weight=1.0)
     c = context_frames_needed(temporal_cfg)
     cfg = PipelineConfig(mask=MaskConfig(source="chroma"), trimap=TrimapConfig(band_px=4),
-                         model=ModelConfig(checkpoint=ckpt, batch_size=4, device="cpu", refine=refine,
-                                           refine_expand=0),
+                         model=ModelConfig(checkpoint=ckpt, batch_size=4, device="cpu"),
+                         refine=RefineConfig(enabled=refine, expand=0),
                          temporal=temporal_cfg, output=OutputConfig(kind="alpha"))
 
     def run(start: int, warm_from: int) -> np.ndarray:

@@ -13,8 +13,8 @@ SAD /1000, MSE raw (printed x1e3 too), Grad /1000, Conn /1000.
 Methods:
   generator     the AlphaGAN generator alone (``--checkpoint``, default = shipped weights)
   refined       the product's solve: generator alpha as prior (``--mu``) plus the sampling
-                (known-to-unknown flow) term with ModelConfig.refine_flow, on the trimap after
-                known-region expansion (ModelConfig.refine_expand); run and timed as the
+                (known-to-unknown flow) term with RefineConfig.flow, on the trimap after
+                known-region expansion (RefineConfig.expand); run and timed as the
                 pipeline runs it: expansion, sampling and Laplacian in a worker thread while
                 the generator runs, then the solve (generator time included)
   refined_nogen the same solve without the generator (sampling term only): the "solve +
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import math
 import sys
 import time
@@ -44,7 +45,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import cv2
 import numpy as np
 
-from alphagan_video.config import ModelConfig
+from alphagan_video.config import ModelConfig, RefineConfig
 from alphagan_video.errors import InputMediaError, UserInputError
 from alphagan_video.metrics import force_known, score_all, to_uint8
 from alphagan_video.refine import closed_form_alpha, prepare_refine, refine_alpha, solve_refine, trimap_ramp_prior
@@ -217,8 +218,8 @@ def evaluate_folder(
     checkpoint: Optional[str | Path] = None,
     *,
     limit: Optional[int] = None,
-    mu: float = ModelConfig.refine_mu,
-    gate: float = ModelConfig.refine_gate,
+    mu: float = RefineConfig.mu,
+    gate: float = RefineConfig.gate,
     threads: Optional[int] = None,
     device: str = "cpu",
     mixed_precision: Optional[bool] = None,
@@ -229,7 +230,7 @@ def evaluate_folder(
 
     checkpoint: generator weights for ``generator`` / ``refined`` (None = shipped weights).
     limit: only the first N images (sorted by name). mu: prior strength of the refined methods;
-    gate: confidence gate of ``refined`` (the pipeline's weighting is used as is).
+    gate: confidence gate of ``refined`` (the other settings are RefineConfig's, as the pipeline's).
     threads: torch.set_num_threads for the generator (None = leave as is). device: torch device
     spec for the generator (see alphagan_video.device). mixed_precision: the generator's
     precision policy (device.autocast_for; None = ModelConfig.mixed_precision, as the pipeline;
@@ -250,6 +251,9 @@ def evaluate_folder(
     if "pymatting_cf" in chosen:
         from pymatting import estimate_alpha_cf
 
+    product = RefineConfig(mu=mu, gate=gate)
+    # The "solve alone" rows: the prior-anchored closed-form solve without flow or expansion.
+    plain = RefineConfig(mu=mu, flow=0.0, expand=0)
     prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="refine-prepare")
     out_dir = Path(save_dir) if save_dir is not None else None
     rows: list[ImageResult] = []
@@ -272,21 +276,16 @@ def evaluate_folder(
                     # As the pipeline runs it (FrameMatter._prepare_refine): the prior-independent
                     # half of the solve in a worker thread while the generator runs, then the solve;
                     # timed end to end (generator included), so its seconds are the product's.
-                    alpha = refine_overlapped(prepare_pool, generator, image_f, trimap_f, mu)
+                    alpha = refine_overlapped(prepare_pool, generator, image_f, trimap_f, product)
                 elif method == "refined":
                     # A gate needs the generator's alpha first: no overlap.
-                    alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
-                                         weighting=ModelConfig.refine_weighting, flow=ModelConfig.refine_flow,
-                                         expand=ModelConfig.refine_expand)
+                    alpha = refine_alpha(image_f, trimap_f, gen_alpha, product)
                 elif method == "refined_nogen":
-                    alpha = refine_alpha(image_f, trimap_f, np.full(trimap_f.shape, 0.5), mu=0.0,
-                                         flow=ModelConfig.refine_flow, expand=ModelConfig.refine_expand)
+                    alpha = refine_alpha(image_f, trimap_f, np.full(trimap_f.shape, 0.5), RefineConfig(mu=0.0))
                 elif method == "refined_noflow":
-                    alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
-                                         weighting=ModelConfig.refine_weighting, expand=ModelConfig.refine_expand)
+                    alpha = refine_alpha(image_f, trimap_f, gen_alpha, dataclasses.replace(product, flow=0.0))
                 elif method == "refined_noexpand":
-                    alpha = refine_alpha(image_f, trimap_f, gen_alpha, mu=mu, gate=gate,
-                                         weighting=ModelConfig.refine_weighting, flow=ModelConfig.refine_flow)
+                    alpha = refine_alpha(image_f, trimap_f, gen_alpha, dataclasses.replace(product, expand=0))
                 elif method == "pipeline":
                     alpha = _run_pipeline(sample, checkpoint, device, mixed_precision)
                 elif method == "closed_form":
@@ -294,9 +293,9 @@ def evaluate_folder(
                 elif method == "pymatting_cf":
                     alpha = estimate_alpha_cf(image_f, trimap_f)
                 elif method == "refined_const":
-                    alpha = refine_alpha(image_f, trimap_f, np.full(trimap_f.shape, 0.5), mu=mu)
+                    alpha = refine_alpha(image_f, trimap_f, np.full(trimap_f.shape, 0.5), plain)
                 else:  # refined_ramp
-                    alpha = refine_alpha(image_f, trimap_f, trimap_ramp_prior(trimap_f), mu=mu)
+                    alpha = refine_alpha(image_f, trimap_f, trimap_ramp_prior(trimap_f), plain)
                 seconds = time.perf_counter() - t0
                 if method in _NEEDS_GENERATOR and not (method == "refined" and gate == 0):
                     seconds += gen_seconds
@@ -351,18 +350,17 @@ def make_generator(
 
 def refine_overlapped(
     pool: ThreadPoolExecutor, generator: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    image_f: np.ndarray, trimap_f: np.ndarray, mu: float = ModelConfig.refine_mu,
+    image_f: np.ndarray, trimap_f: np.ndarray, config: RefineConfig = RefineConfig(),
 ) -> np.ndarray:
     """The product's refined alpha for one photo, computed as the pipeline computes it: the
     prior-independent half (``refine.prepare_refine``: expansion, sampling flow, Laplacian and,
     with uniform weighting, its factorisation) in ``pool`` while ``generator`` runs, then the
-    solve. image_f: (H, W, 3) float64 [0, 1]; trimap_f: (H, W) float64 {0, 0.5, 1}.
+    solve. image_f: (H, W, 3) float64 [0, 1]; trimap_f: (H, W) float64 {0, 0.5, 1}; config:
+    the solve's settings (its gate is not applied: gating needs the generator's alpha first).
     Returns (H, W) float32 alpha in [0, 1]."""
-    uniform = ModelConfig.refine_weighting == "uniform"
-    pending = pool.submit(prepare_refine, image_f, trimap_f, flow=ModelConfig.refine_flow,
-                          expand=ModelConfig.refine_expand, mu=mu if uniform else None)
+    pending = pool.submit(prepare_refine, image_f, trimap_f, config, factorise=True)
     prior = generator(image_f, trimap_f)
-    return solve_refine(pending.result(), prior, mu=mu, weighting=ModelConfig.refine_weighting)
+    return solve_refine(pending.result(), prior, config)
 
 
 def _run_pipeline(sample: Sample, checkpoint: Optional[str | Path], device: str,
@@ -432,9 +430,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trimap-dir", default="trimap", help="trimap sub-folder (trimap = Trimap1, trimap2)")
     p.add_argument("--checkpoint", default=None, help="generator weights (default: shipped weights)")
     p.add_argument("--methods", default="closed_form,pymatting_cf", help=f"comma list of {','.join(METHODS)}")
-    p.add_argument("--mu", type=float, default=ModelConfig.refine_mu,
+    p.add_argument("--mu", type=float, default=RefineConfig.mu,
                    help="prior strength of the refined methods (default: the pipeline's)")
-    p.add_argument("--gate", type=float, default=ModelConfig.refine_gate,
+    p.add_argument("--gate", type=float, default=RefineConfig.gate,
                    help="confidence gate of the refined method (default: the pipeline's)")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--threads", type=int, default=None, help="torch threads for the generator")

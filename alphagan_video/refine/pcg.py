@@ -1,11 +1,11 @@
 """Matrix-free matting-Laplacian solve: preconditioned conjugate gradients in torch (CPU or CUDA).
 
-Solves the same system as ``refine.py``'s direct solve,
+Solves the same system as the assembled solve (``refine.sparse``),
 
     (L_UU + diag(d)) a_U = -L_UK a_K + d * prior_U,
 
 without assembling L. L is the closed-form matting Laplacian (Levin et al. 2008) with
-pymatting's ``cf_laplacian`` conventions, exactly as ``refine.matting_system`` builds it:
+pymatting's ``cf_laplacian`` conventions, exactly as ``refine.laplacian.matting_system`` builds it:
 windows of radius r (n = (2r+1)^2 pixels) whose centres lie at least r px inside the image,
 covariance regularised by eps / n. For one window k with colour mean mu_k and regularised
 covariance Delta_k = Sigma_k + eps/n I,
@@ -37,7 +37,9 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from .errors import UserInputError
+from alphagan_video.errors import ParameterError, UserInputError
+
+from .priors import check_window
 
 __all__ = [
     "MattingOperator", "MatrixFreeSystem", "matrix_free_system", "PCGResult", "pcg", "solve_pcg",
@@ -110,11 +112,11 @@ class MattingOperator:
 
     image: (H, W, 3) float in [0, 1] (numpy or torch); unknown: (H, W) bool;
     alpha_known: (H, W) float, the known part of the solution (1 on foreground, 0 elsewhere;
-    its values on unknown pixels are ignored). radius, eps: as ``refine.matting_system``.
+    its values on unknown pixels are ignored). radius, eps: as ``refine.laplacian.matting_system``.
     tile: tile side in px. device / dtype: where and in what the products run.
 
     Attributes: n (number of unknowns); unknown_index (n,) int64 numpy, row-major flat indices
-    of the unknown pixels (the order of ``refine.matting_system``); diagonal (n,) of L_UU and
+    of the unknown pixels (the order of ``refine.laplacian.matting_system``); diagonal (n,) of L_UU and
     rhs_known (n,) = -L_UK a_K, both torch on ``device`` in ``dtype``.
     ``matvec(x)``: (n,) -> (n,), L_UU x.
     """
@@ -124,17 +126,14 @@ class MattingOperator:
         eps: float = 1e-7, tile: int = DEFAULT_TILE, device: Union[str, torch.device] = "cpu",
         dtype: torch.dtype = torch.float64,
     ):
-        if not isinstance(radius, (int, np.integer)) or radius < 1:
-            raise UserInputError(f"refine: radius must be an integer >= 1, got {radius!r}")
-        if not eps > 0:
-            raise UserInputError(f"refine: eps must be > 0, got {eps!r}")
+        check_window(radius, eps)
         if not isinstance(tile, (int, np.integer)) or tile < 1:
-            raise UserInputError(f"refine: tile must be an integer >= 1 px, got {tile!r}")
+            raise ParameterError.about("tile", repr(tile), "must be an integer >= 1 px")
         if dtype not in (torch.float32, torch.float64):
-            raise UserInputError(f"refine: dtype must be torch.float32 or torch.float64, got {dtype!r}")
+            raise ParameterError.about("dtype", repr(dtype), "must be torch.float32 or torch.float64")
         self.device = torch.device(device)
         self.dtype = dtype
-        self.radius = r = int(radius)
+        self.radius = int(radius)
         s = int(tile)
         img = torch.as_tensor(image).to(self.device, torch.float64)
         unk = torch.as_tensor(unknown).to(self.device, torch.bool)
@@ -152,7 +151,18 @@ class MattingOperator:
             self.diagonal = torch.zeros(0, device=self.device, dtype=dtype)
             self.rhs_known = torch.zeros(0, device=self.device, dtype=dtype)
             return
+        canvas_img, canvas_known, valid = self._layout(img, known, s)
+        self._window_statistics(canvas_img, valid, eps, s)
+        self._known_canvas = canvas_known.to(dtype)
+        self._known_canvas.view(-1)[self._canvas_pos] = 0.0
+        self.rhs_known = -self._apply(self._known_canvas)
 
+    def _layout(self, img: torch.Tensor, known: torch.Tensor, s: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Lay the band's tiles (side ``s``) on a canvas: sets the gather/scatter indices and
+        returns (canvas image (3, hc, wc), canvas known alpha (hc, wc), valid centres (hc, wc)),
+        float64 / bool on the operator's device."""
+        r = self.radius
+        h, w = self.shape
         uy_np, ux_np = np.divmod(self.unknown_index, w)
         y0, x0 = int(uy_np.min()), int(ux_np.min())
         ny = (int(uy_np.max()) - y0) // s + 1
@@ -189,8 +199,14 @@ class MattingOperator:
         local = (torch.arange(size, device=self.device)[:, None] * wc + torch.arange(size, device=self.device)[None, :])
         self._gather = base[:, None, None] + local[None]  # (T, S, S) canvas indices of each halo tile
         self._hw_canvas = (hc, wc)
+        return canvas_img, canvas_known, valid
 
-        # Window statistics on the tiles' centre grids, in float64.
+    def _window_statistics(self, canvas_img: torch.Tensor, valid: torch.Tensor, eps: float, s: int) -> None:
+        """Window statistics on the tiles' centre grids, in float64, cast to the working dtype:
+        colour means, regularised inverse covariances, valid-window counts and diag(L_UU)."""
+        r, dtype = self.radius, self.dtype
+        halo = 2 * r
+        size = s + 2 * halo
         i_tiles = canvas_img.reshape(3, -1)[:, self._gather].permute(1, 0, 2, 3)  # (T, 3, S, S)
         v_tiles = valid.reshape(-1)[self._gather][:, None, r : size - r, r : size - r].to(torch.float64)
         # Centre each tile's colours on its mean: L does not change, the float32 products lose less.
@@ -219,9 +235,6 @@ class MattingOperator:
         self._valid = v_tiles.to(dtype)
         self._count = count.to(dtype)
         self.diagonal = diag_tiles.reshape(-1)[self._out_slot].to(dtype)
-        self._known_canvas = canvas_known.to(dtype)
-        self._known_canvas.view(-1)[self._canvas_pos] = 0.0
-        self.rhs_known = -self._apply(self._known_canvas)
 
     def _apply(self, canvas: torch.Tensor) -> torch.Tensor:
         """(L z)_U for the canvas image z ((hc, wc), in the working dtype)."""
@@ -252,7 +265,7 @@ _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 @dataclass(frozen=True)
 class MatrixFreeSystem:
-    """The matrix-free counterpart of ``refine.MattingSystem`` (same unknown order).
+    """The matrix-free counterpart of ``refine.laplacian.MattingSystem`` (same unknown order).
 
     operator: the MattingOperator (L_UU products, diag(L_UU), rhs_known = -L_UK a_K).
     unknown_index: (n_u,) int64 numpy flat indices (row-major) of the unknown pixels.
@@ -268,7 +281,7 @@ def matrix_free_system(
     image: np.ndarray, fg: np.ndarray, unknown: np.ndarray, *, radius: int = 1, eps: float = 1e-7,
     device: Union[str, torch.device] = "cpu", dtype: Optional[torch.dtype] = None,
 ) -> MatrixFreeSystem:
-    """image: (H, W, 3) float in [0, 1]; fg, unknown: (H, W) bool (``refine.trimap_regions``).
+    """image: (H, W, 3) float in [0, 1]; fg, unknown: (H, W) bool (``refine.priors.trimap_regions``).
     dtype None = ``default_dtype(device)``."""
     alpha_known = np.asarray(fg, dtype=np.float64)
     op = MattingOperator(image, unknown, alpha_known, radius=radius, eps=eps, device=device,
@@ -360,7 +373,7 @@ def solve_pcg(
 def default_dtype(device: Union[str, torch.device]) -> torch.dtype:
     """float64 on every device. float32 products lose too much to cancellation in near-flat
     windows (Delta_k^-1 up to n / eps = 9e7): with the product's weak prior (smallest
-    eigenvalue ~ refine_mu = 3e-5 against |L| ~ 9) PCG stagnates or diverges on the dev photos
+    eigenvalue ~ RefineConfig.mu = 3e-5 against |L| ~ 9) PCG stagnates or diverges on the dev photos
     (bench/refine_solvers.py prints the float32 column)."""
     return torch.float64
 
