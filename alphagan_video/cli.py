@@ -257,6 +257,13 @@ PARAMETER_FLAGS: dict[str, str] = {
     "mask.sam_checkpoint": "--sam-checkpoint",
     "mask.chroma_key": "--chroma-key",
     "max_pixels": "--max-pixels",
+    "model.compile": "--compile",
+    "output.background": "--background",
+    "output.kind": "--output-kind",
+    "context": "--context",
+    "size": "--size",
+    "rate": "--rate",
+    "pix_fmt": "--pix-fmt",
 }
 
 
@@ -358,7 +365,8 @@ _PIPELINE_OPTIONS: dict[str, OptionSpec] = {
         type=click.Path(path_type=Path), default=None,
         help="Your own trimaps (video, sequence or image); skips mask and trimap derivation.")),
     "trimap_band": (("--trimap-band",), dict(type=int, default=None, metavar="PX",
-                                             help="Unknown band width in pixels (default scales with resolution).")),
+                                             help="Unknown band width in pixels, AlphaGAN erosion/dilation (default: evidence trimap, band "
+                                                  "scaling with resolution; 0 = binary trimap).")),
     "checkpoint": (("--checkpoint",), dict(type=click.Path(path_type=Path), default=None,
                                            help="Generator weights (.safetensors or .pt); default: shipped weights.")),
     "variant": (("--variant",), dict(type=click.Choice(tuple(GENERATOR_VARIANTS)), default=None,
@@ -518,8 +526,9 @@ def _check_config(cfg: PipelineConfig) -> None:
         raise ParameterError.about("model.batch_size", cfg.model.batch_size, "must be at least 1")
     if not 0.0 <= cfg.temporal.strength <= 1.0:
         raise ParameterError.about("temporal.strength", cfg.temporal.strength, "must be between 0 and 1")
-    if cfg.trimap.band_px is not None and cfg.trimap.band_px < 1:
-        raise ParameterError.about("trimap.band_px", cfg.trimap.band_px, "must be at least 1 pixel")
+    if cfg.trimap.band_px is not None and cfg.trimap.band_px < 0:
+        raise ParameterError.about("trimap.band_px", cfg.trimap.band_px,
+                                   "must be 0 or more pixels (0 = a binary trimap, no unknown band)")
     for param, path in (("model.checkpoint", cfg.model.checkpoint), ("mask.prompts_json", cfg.mask.prompts_json)):
         if path is not None and not Path(path).is_file():
             what = "is not a file" if Path(path).exists() else "not found"
@@ -742,7 +751,7 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
             click.echo(f"wrote {output_path}: {report.frames} frame(s), {report.output_description}, {fps:.2f} fps",
                        err=True)
     for warning in report.warnings:  # empty/full mattes (issue 15): never a silent empty deliverable
-        click.echo(f"alphagan-video: warning: {warning}", err=True)
+        click.echo(f"alphagan-video: warning: {flag_words(warning, PARAMETER_FLAGS)}", err=True)
     if strict and report.warnings:
         _fail(f"--strict: {len(report.warnings)} warning(s) above; {output_path} was written", 2, False)
 

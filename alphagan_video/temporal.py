@@ -28,8 +28,8 @@ remove that flicker without smearing motion; both use the same machinery:
    (w 0.5 -> 41 %, 0.83 -> 17 % of the raw flicker). Changes that persist (the model's
    answer drifting with the content) are only delayed, not removed; errors that move with the
    subject are kept consistent with its motion (what MESSDdt rewards). Known trimap regions
-   are never touched. With the refine, the warped alpha is first a weak prior of the solve
-   (``fuse``), then blended the same way.
+   are never touched. With the refine, the warped alpha (:class:`FramePrior`) is first a weak
+   prior of the solve (the pipeline passes it to the refine), then blended the same way.
 5. **Coarse mask** (:func:`stabilize_mask`, called before ``make_trimap``): the same blend of the
    warped previous (stabilised) mask, then hysteresis around the 0.5 threshold -- a pixel
    changes side only when the blended mask leaves ``[0.5 - HYSTERESIS, 0.5 + HYSTERESIS]`` --
@@ -43,7 +43,7 @@ size changes reset too.
 split into batches equals a run in one batch, and a chunked run (issue 6: frames ``[k, N)`` on
 another worker) matches the whole run after warming up on context frames ``[k - c, k)``: the
 recursive filter forgets its start like ``max_blend**c`` (:func:`context_frames_needed`).
-``FrameMatter.warm_up(batch)`` in ``pipeline.py`` runs the whole chain on context frames and
+The engine runs the whole chain on context frames as warm-up work (``Work.warm_up``), which
 only updates the state.
 
 What the controls trade (``--temporal/--no-temporal``, ``--temporal-strength S``):
@@ -425,15 +425,96 @@ def _enabled(cfg: TemporalConfig) -> bool:
 
 # --------------------------------------------------------------------------- alpha
 
+@dataclass
+class FramePrior:
+    """What the alpha stage carries into a frame: the previous output alpha warped to it and
+    how far to trust it. The pipeline hands it to the refine (as one more data term of the
+    solve) before ``AlphaSmoother.blend`` uses it.
+
+    warped: (1,1,H,W) float [0,1], the previous frame's output alpha, warped along the flow.
+    weight: (1,1,H,W) float in [0, max_blend]: the photometric blend weight times the
+        motion-boundary gate.
+    """
+
+    warped: torch.Tensor
+    weight: torch.Tensor
+
+    def solve_weight(self, alpha: torch.Tensor) -> torch.Tensor:
+        """Per-pixel weight (1,1,H,W) of ``warped`` as a data term of a solve for ``alpha``
+        (1,1,H,W): the blend weight times the alpha gate. The in-solve prior is gated on alpha
+        agreement: a strong pull towards a warped edge that disagrees with this frame's colours
+        is how a solve ghosts."""
+        return self.weight * _alpha_gate(self.warped, alpha)
+
+
+class AlphaSmoother:
+    """Motion-compensated temporal smoothing of alpha in the unknown region, one frame at a time.
+
+    For every frame, in order: ``prior(image)`` (the warped previous alpha and its weight, or
+    None on the first frame, after a cut or a size change, or when smoothing is off), then
+    ``blend(image, alpha, prior, trimap)``, which returns the smoothed alpha and advances
+    ``state``. Between the two the caller may change the frame's alpha using the prior (the
+    pipeline's refine does); the module never calls back into other stages.
+
+    ``state`` starts as a copy of the given TemporalState (the given one is not modified; the
+    motion cache is shared) and is the state to carry on after the last frame.
+    """
+
+    def __init__(self, cfg: TemporalConfig, state: TemporalState):
+        self.cfg = cfg
+        self.enabled = _enabled(cfg)
+        self.state = TemporalState(**{**state.__dict__})
+        self._small: Optional[np.ndarray] = None
+
+    def prior(self, image: torch.Tensor) -> Optional[FramePrior]:
+        """image (1,3,H,W) float [0,1], the next frame -> its FramePrior or None."""
+        if not self.enabled:
+            return None
+        state = self.state
+        self._small = small = _small_gray(image)
+        if state.prev_image is None or state.prev_image.shape != image.shape:
+            return None
+        motion = estimate_motion(state.prev_image, image, state, state.prev_small, small)
+        if motion.cut:
+            state.cuts += 1
+            return None
+        height, width = image.shape[-2:]
+        grid, valid = _warp_grid(motion, height, width, image.device)
+        # Bicubic: the recursive filter resamples its own output every frame, and bilinear
+        # resampling at sub-pixel offsets blurs thin strands a little more each time.
+        warped = _warp(state.prev_alpha, grid, mode="bicubic")
+        weight = (_blend_weight(state.prev_image, image, grid, valid, self.cfg.strength)
+                  * _boundary_gate(motion, height, width, image.device))
+        return FramePrior(warped, weight)
+
+    def blend(self, image: torch.Tensor, alpha: torch.Tensor, prior: Optional[FramePrior],
+              trimap: torch.Tensor) -> torch.Tensor:
+        """Blend ``alpha`` (1,1,H,W) float [0,1] with ``prior`` (from ``prior(image)``) in the
+        unknown region of ``trimap`` (1,1,H,W) {0,0.5,1}; -> smoothed alpha (1,1,H,W) float32."""
+        state = self.state
+        if not self.enabled:
+            state.prev_image, state.prev_alpha = image.clone(), alpha.float().clone()
+            state.frames += 1
+            return alpha
+        a = alpha.float()
+        if prior is not None:
+            # Gated on alpha agreement only where the disagreement is spatially coherent (a
+            # missed motion, a real change): per-pixel hair flicker is as large as ALPHA_SIGMA,
+            # and gating it pixel by pixel left the hair flickering.
+            a = _blend_unknown(a, prior.warped, prior.weight * _coherent_alpha_gate(prior.warped, a, trimap), trimap)
+        state.prev_image, state.prev_alpha, state.prev_small = image.clone(), a.clone(), self._small
+        state.frames += 1
+        return a
+
+
 def smooth_alpha(
     alpha: torch.Tensor,
     image: torch.Tensor,
     trimap: torch.Tensor,
     state: TemporalState,
     cfg: TemporalConfig,
-    fuse: Optional[Callable[[int, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]] = None,
 ) -> tuple[torch.Tensor, TemporalState]:
-    """Motion-compensated temporal smoothing of alpha in the unknown region.
+    """Motion-compensated temporal smoothing of a batch of alpha (``AlphaSmoother`` over its frames).
 
     Args:
         alpha: (B,1,H,W) float [0,1], per-frame alpha (known regions already clamped).
@@ -442,58 +523,17 @@ def smooth_alpha(
         state: carried from the previous batch. Its tensors are not modified in place; the
             returned state replaces it (it shares the motion cache).
         cfg: ``enabled``/``strength`` (see the module docstring for what strength trades).
-        fuse: runs before the blend when given (temporal enabled): called for every frame, in
-            order, as ``fuse(i, alpha_i, warped_prev, weight)`` with alpha_i (1,1,H,W) the
-            frame's alpha, warped_prev (1,1,H,W) the previous output alpha warped to this frame
-            and weight (1,1,H,W) in [0, max_blend] the blend weight times the alpha gate -- both
-            None on the first frame and after a cut -- and returns the frame's alpha (1,1,H,W)
-            in [0, 1], which is then blended as usual. The pipeline uses it to put the previous
-            alpha into the refine solve.
     Returns:
-        (smoothed alpha (B,1,H,W) float32 [0,1], new state).
+        (smoothed alpha (B,1,H,W) float32 [0,1] -- unchanged when smoothing is off --, new state).
     """
     _check_batch("smooth_alpha", image, alpha, "alpha")
     _check_batch("smooth_alpha", image, trimap, "trimap")
-    new = TemporalState(**{**state.__dict__})
-    if not _enabled(cfg):
-        new.prev_image, new.prev_alpha = image[-1:].clone(), alpha[-1:].float().clone()
-        new.frames += alpha.shape[0]
-        return alpha, new
+    smoother = AlphaSmoother(cfg, state)
     out = []
-    prev_image, prev_alpha, prev_small = state.prev_image, state.prev_alpha, state.prev_small
-    height, width = image.shape[-2:]
     for i in range(alpha.shape[0]):
-        a, img = alpha[i : i + 1].float(), image[i : i + 1]
-        small = _small_gray(img)
-        warped = weight = None
-        if prev_image is not None and prev_image.shape == img.shape:
-            motion = estimate_motion(prev_image, img, new, prev_small, small)
-            if motion.cut:
-                new.cuts += 1
-            else:
-                grid, valid = _warp_grid(motion, height, width, img.device)
-                # Bicubic: the recursive filter resamples its own output every frame, and bilinear
-                # resampling at sub-pixel offsets blurs thin strands a little more each time.
-                warped = _warp(prev_alpha, grid, mode="bicubic")
-                weight = (_blend_weight(prev_image, img, grid, valid, cfg.strength)
-                          * _boundary_gate(motion, height, width, img.device))
-        if fuse is not None:
-            # The in-solve prior is also gated on alpha agreement: a strong pull towards a
-            # warped edge that disagrees with this frame's colours is how a solve ghosts.
-            a = fuse(i, a, warped, None if weight is None else weight * _alpha_gate(warped, a))
-            a = a.float().clamp(0.0, 1.0)
-        if warped is not None:
-            # Then the same blend as without the refine: the weak in-solve prior alone leaves hair
-            # flickering. Gated on alpha agreement only where the disagreement is spatially
-            # coherent (a missed motion, a real change): per-pixel hair flicker is as large as
-            # ALPHA_SIGMA, and gating it pixel by pixel left the hair flickering.
-            a = _blend_unknown(a, warped, weight * _coherent_alpha_gate(warped, a, trimap[i : i + 1]),
-                               trimap[i : i + 1])
-        out.append(a)
-        prev_image, prev_alpha, prev_small = img, a, small
-        new.frames += 1
-    new.prev_image, new.prev_alpha, new.prev_small = prev_image.clone(), prev_alpha.clone(), prev_small
-    return torch.cat(out, 0), new
+        img = image[i : i + 1]
+        out.append(smoother.blend(img, alpha[i : i + 1], smoother.prior(img), trimap[i : i + 1]))
+    return (torch.cat(out, 0) if smoother.enabled else alpha), smoother.state
 
 
 # --------------------------------------------------------------------------- coarse mask

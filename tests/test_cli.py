@@ -279,15 +279,17 @@ def test_debug_shows_the_traceback(tmp_path, out_dir, tiny_checkpoint):
 
 def _fail_on_second_batch(monkeypatch, exc: BaseException) -> list:
     calls = []
-    real = pipeline.smooth_alpha
+    from alphagan_video.stages.s5_temporal import TemporalStage
 
-    def flaky(*args, **kwargs):
+    real = TemporalStage.__call__
+
+    def flaky(self, work):
         calls.append(1)
         if len(calls) == 2:
             raise exc
-        return real(*args, **kwargs)
+        return real(self, work)
 
-    monkeypatch.setattr(pipeline, "smooth_alpha", flaky)
+    monkeypatch.setattr(TemporalStage, "__call__", flaky)
     return calls
 
 

@@ -233,10 +233,14 @@ def test_mask_file_source_and_truncation_in_process(media, tmp_path):
 def test_parsers_and_formats():
     assert parse_size("1920x1080") == (1920, 1080)
     assert parse_rate("30000/1001") == Fraction(30000, 1001) and parse_rate("29.97") == Fraction(2997, 100)
-    with pytest.raises(ValueError, match=r"--size '1920-1080': expected WIDTHxHEIGHT"):
+    from alphagan_video.cli import user_message
+
+    with pytest.raises(ValueError) as err:
         parse_size("1920-1080")
-    with pytest.raises(ValueError, match=r"--rate '0': must be positive"):
+    assert user_message(err.value).startswith("--size '1920-1080': expected WIDTHxHEIGHT")  # the CLI's words
+    with pytest.raises(ValueError) as err:
         parse_rate("0")
+    assert err.value.param == "rate" and user_message(err.value) == "--rate '0': must be positive"
     assert [output_pix_fmt(k, "rgb24") for k in ("rgba", "alpha", "composite")] == ["rgba", "gray", "rgb24"]
     assert [output_pix_fmt(k, "rgb48le") for k in ("rgba", "alpha", "foreground")] == ["rgba64le", "gray16le", "rgb48le"]
     color = np.array([[[[0.0, 0.5, 1.0]]]], np.float32)

@@ -219,7 +219,7 @@ def test_gate_and_weighting_validation():
 
 def test_pipeline_refine_batch_passes_gate_and_weighting():
     torch = pytest.importorskip("torch")
-    from alphagan_video.pipeline import _refine_batch
+    from alphagan_video.stages.s4_refine import refine_frames as _refine_batch
 
     image, trimap, alpha = _soft_edge()
     prior = np.clip(alpha + 0.02 * np.cos(np.arange(alpha.size)).reshape(alpha.shape), 0, 1)
@@ -408,7 +408,7 @@ def test_refine_with_expansion_fixes_pure_pixels_exactly():
 @pytest.mark.parametrize("option, value, scene", [("flow", 0.5, "_soft_edge"), ("expand", 9, "_expansion_scene")])
 def test_pipeline_refine_batch_passes_option_and_config_default_is_on(option, value, scene):
     torch = pytest.importorskip("torch")
-    from alphagan_video.pipeline import _refine_batch
+    from alphagan_video.stages.s4_refine import refine_frames as _refine_batch
 
     assert getattr(RefineConfig(), option) > 0
     image, trimap, _ = globals()[scene]()
@@ -428,7 +428,7 @@ def test_prepared_solve_equals_refine_alpha(factor_mu):
     from concurrent.futures import ThreadPoolExecutor
 
     torch = pytest.importorskip("torch")
-    from alphagan_video.pipeline import _refine_batch
+    from alphagan_video.stages.s4_refine import refine_frames as _refine_batch
     from alphagan_video.refine import prepare_refine, solve_refine
 
     image, trimap, alpha = _soft_edge()

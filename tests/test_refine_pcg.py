@@ -222,7 +222,7 @@ def test_pipeline_solver_choice():
 def test_refine_batch_pcg_matches_direct():
     # The pipeline's per-frame refine with the two solver choices (torch tensors in and out).
     from alphagan_video.config import RefineConfig
-    from alphagan_video.pipeline import _refine_batch
+    from alphagan_video.stages.s4_refine import refine_frames as _refine_batch
 
     image, trimap, alpha = _composite(40, 52, seed=9)
     img = torch.from_numpy(image).permute(2, 0, 1)[None].float()
@@ -262,21 +262,21 @@ def test_matte_video_with_pcg_matches_direct(tmp_path):
 @pytest.mark.parametrize("refine, param", [(dict(solver="lu", enabled=False), "refine.solver"),
                                            (dict(mu=-1.0), "refine.mu"), (dict(gate=0.5), "refine.gate"),
                                            (dict(weighting="x"), "refine.weighting")])
-def test_frame_matter_rejects_bad_refine_settings_before_loading_anything(refine, param):
-    """A bad RefineConfig fails when the FrameMatter is built (the solver choice even with the
+def test_chain_rejects_bad_refine_settings_before_loading_anything(refine, param):
+    """A bad RefineConfig fails when the stage chain is built (the solver choice even with the
     refine off, as before), named by its config path; the CLI shows that path (no flag maps it)."""
     from fractions import Fraction
 
     from alphagan_video.cli import user_message
     from alphagan_video.config import PipelineConfig, RefineConfig
     from alphagan_video.errors import ParameterError
-    from alphagan_video.pipeline import FrameMatter
+    from alphagan_video.pipeline import build_chain
     from alphagan_video.types import VideoInfo
 
     info = VideoInfo(path="clip.mp4", kind="video", width=32, height=24, time_base=Fraction(1, 25),
                      frame_rate=Fraction(25), frame_count=1, pix_fmt="yuv420p", bit_depth=8)
     cfg = PipelineConfig(refine=RefineConfig(**refine))
     with pytest.raises(ParameterError) as err:
-        FrameMatter(info, cfg)
+        build_chain(info, cfg)
     assert err.value.param == param
     assert user_message(err.value).startswith(f"{param} ")

@@ -187,22 +187,24 @@ def test_overlapped_output_equals_sequential(tmp_path, tiny_checkpoint, suffix, 
     assert seq.read_bytes() == ovl.read_bytes()  # ProRes is deterministic: same bytes
 
 
-@pytest.mark.parametrize("stage,error", [("render", RuntimeError), ("matte", KeyboardInterrupt)])
+@pytest.mark.parametrize("stage,error", [("OutputStage", RuntimeError), ("GeneratorStage", KeyboardInterrupt)])
 def test_error_in_the_middle_of_an_overlapped_run_leaves_no_output(tmp_path, tiny_checkpoint, monkeypatch,
                                                                       stage, error):
-    from alphagan_video import pipeline
+    from alphagan_video import pipeline, stages
 
     clip = _green_clip(str(tmp_path / "in.mkv"), frames=9)
-    original = getattr(pipeline.FrameMatter, stage)
+    # The render lane's last stage, or the matte lane's generator.
+    cls = getattr(stages.s6_foreground, stage) if stage == "OutputStage" else getattr(stages.s3_generator, stage)
+    original = cls.__call__
     calls = []
 
-    def failing(self, *args):
+    def failing(self, work):
         calls.append(1)
         if len(calls) == 3:  # batches 1 and 2 are through (and may be encoded) by now
             raise error("stage broke mid-clip")
-        return original(self, *args)
+        return original(self, work)
 
-    monkeypatch.setattr(pipeline.FrameMatter, stage, failing)
+    monkeypatch.setattr(cls, "__call__", failing)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     with pytest.raises(error):
@@ -318,21 +320,24 @@ def test_render_to_device_planes_matches_the_colour_path(tmp_path, tiny_checkpoi
     """The CUDA output path (YCbCr codes made on the device) exercised on the CPU."""
     from alphagan_video.io import open_input
     from alphagan_video.io.colour import rgb_to_yuv10_frame
-    from alphagan_video.pipeline import FrameMatter, _select
+    from alphagan_video.pipeline import build_chain
+    from alphagan_video.stages import Work
+    from alphagan_video.stages.s6_foreground.stage import select_frames
 
     clip = _green_clip(str(tmp_path / "in.mkv"), frames=3)
-    with open_input(clip) as reader, FrameMatter(reader.info, _cfg(tiny_checkpoint, kind="rgba")) as matter:
-        batch = next(reader.iter_batches(3))
-        matted = matter.matte(batch)
-        reference = matter.render(*matted)
-        matter.device_planes = True
-        planes = matter.render(*matted)
+    with open_input(clip) as reader, build_chain(reader.info, _cfg(tiny_checkpoint, kind="rgba")) as chain:
+        work = Work(batch=next(reader.iter_batches(3)))
+        for stage in chain.stages[:-1]:  # everything up to the output stage
+            work = stage(work)
+        reference = chain.output(work).output
+        chain.output.device_planes = True
+        planes = chain.output(work).output
     assert planes.color is None and planes.planes.shape == (3, 4, 48, 64) and planes.planes.dtype == np.uint16
     for i in range(3):
         frame = rgb_to_yuv10_frame(reference.color[i], reference.alpha[i], "yuva444p10le")
         expected = np.stack([plane(frame, k, 64) for k in range(4)]).astype(int)
         assert np.abs(planes.planes[i].astype(int) - expected).max() <= 1
-    kept = _select(planes, 1, 3)
+    kept = select_frames(planes, 1, 3)
     assert kept.index == [1, 2] and kept.planes.shape[0] == 2
 
 

@@ -259,14 +259,16 @@ def _noisy_green_screen(path: str, frames: int, width: int = 64, height: int = 4
 
 
 @pytest.mark.parametrize("refine", [False, True])
-def test_frame_matter_chunk_warm_up_matches_whole_run(tmp_path, refine):
+def test_chain_chunk_warm_up_matches_whole_run(tmp_path, refine):
     """Through the pipeline (chroma mask -> stabilize_mask -> trimap -> tiny generator ->
     smooth_alpha, or with refine the solve with the warped previous alpha as a prior): a chunk
-    warmed up with FrameMatter.warm_up equals the whole run."""
+    warmed up on context frames (engine.run's warm-up work) equals the whole run."""
     from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, RefineConfig, TrimapConfig
     from alphagan_video.io import open_input
     from alphagan_video.model import build_generator, save_generator
-    from alphagan_video.pipeline import FrameMatter
+    from alphagan_video.engine import run as run_engine
+    from alphagan_video.pipeline import build_chain
+    from alphagan_video.stages.s5_temporal import TemporalStage
 
     torch.manual_seed(0)
     ckpt = tmp_path / "tiny.safetensors"
@@ -286,13 +288,11 @@ def test_frame_matter_chunk_warm_up_matches_whole_run(tmp_path, refine):
 
     def run(start: int, warm_from: int) -> np.ndarray:
         out = []
-        with open_input(video) as reader, FrameMatter(reader.info, cfg) as matter:
-            for batch in reader.iter_batches(1, start=warm_from, stop=frames):
-                if batch.index[0] < start:
-                    matter.warm_up(batch)
-                else:
-                    out.append(matter.process(batch).alpha)
-            assert matter.state.prev_mask_binary is not None  # the mask stage ran in the pipeline
+        with open_input(video) as reader, build_chain(reader.info, cfg) as chain:
+            run_engine(reader.iter_batches(1, start=warm_from, stop=frames), chain.stages,
+                       lambda work: out.append(work.output.alpha), overlap=False, write_from=start)
+            track = next(stage.track for stage in chain.stages if isinstance(stage, TemporalStage))
+            assert track.state.prev_mask_binary is not None  # the mask stage ran in the pipeline
         return np.concatenate(out)
 
     whole = run(0, 0)[k:]
@@ -319,23 +319,35 @@ def test_large_alpha_changes_are_not_blended_on_a_static_picture():
     assert (out_small[1][unknown] - 0.2).abs().mean() < 0.03  # mostly the previous frame's value
 
 
-def test_fuse_replaces_the_blend_and_sees_the_previous_alpha():
+def _smooth_by_frame(cfg, image, alpha, trimap, change=None, state=None):
+    """AlphaSmoother frame by frame; ``change(i, a, prior)`` may replace a frame's alpha between
+    the prior and the blend (what the pipeline's refine does). -> (alphas, priors, smoother)."""
+    smoother = temporal.AlphaSmoother(cfg, state or TemporalState())
+    out, priors = [], []
+    for i in range(alpha.shape[0]):
+        img = image[i : i + 1]
+        prior = smoother.prior(img)
+        priors.append(prior)
+        a = alpha[i : i + 1] if change is None else change(i, alpha[i : i + 1], prior)
+        out.append(smoother.blend(img, a, prior, trimap[i : i + 1]))
+    return torch.cat(out), priors, smoother
+
+
+def test_prior_comes_before_the_blend_and_carries_the_previous_alpha():
     image, gt, noisy, trimap = _scene(5, speed=1.0)
-    calls = []
 
-    def fuse(i, a, warped, weight):
-        calls.append((i, warped is None, None if weight is None else float(weight.max())))
-        return a if warped is None else 0.5 * (a + warped)
+    def average(i, a, prior):
+        return a if prior is None else 0.5 * (a + prior.warped)
 
-    state = TemporalState()
-    out, state = smooth_alpha(noisy[:3], image[:3], trimap[:3], state, CFG, fuse=fuse)
-    out2, state = smooth_alpha(noisy[3:], image[3:], trimap[3:], state, CFG, fuse=fuse)
-    assert [c[0] for c in calls] == [0, 1, 2, 0, 1] and calls[0][1] and not any(c[1] for c in calls[1:])
-    assert all(0 < c[2] <= temporal.max_blend(CFG.strength) + 1e-6 for c in calls[1:])
+    out, priors, smoother = _smooth_by_frame(CFG, image[:3], noisy[:3], trimap[:3], average)
+    out2, priors2, smoother = _smooth_by_frame(CFG, image[3:], noisy[3:], trimap[3:], average, smoother.state)
+    priors += priors2
+    assert priors[0] is None and all(p is not None for p in priors[1:])  # across the batch boundary too
+    weights = [float(p.solve_weight(noisy[i : i + 1]).max()) for i, p in enumerate(priors) if p is not None]
+    assert all(0 < w <= temporal.max_blend(CFG.strength) + 1e-6 for w in weights)
     assert torch.equal(out[0], noisy[0])
-    assert not torch.equal(out[1], noisy[1])  # fuse's average, not the blend or the raw alpha
-    assert torch.equal(state.prev_alpha, out2[-1:])
-
+    assert not torch.equal(out[1], noisy[1])  # the average, then blended
+    assert torch.equal(smoother.state.prev_alpha, out2[-1:])
 
 
 def test_flow_spread_is_zero_for_uniform_motion_and_the_relative_speed_at_a_boundary():
@@ -390,29 +402,25 @@ def test_flicker_is_blended_but_a_coherent_alpha_shift_is_not():
     assert float(temporal._alpha_gate(flicker[1:2], flicker[0:1])[trimap[:1] == 0.5].mean()) < 0.7
 
 
-def test_fuse_gets_the_alpha_gated_weight_and_its_output_is_then_blended():
-    """With the refine, ``fuse`` (the in-solve prior) sees the blend weight times the alpha gate,
-    and what it returns is blended like a plain alpha: an identity fuse changes nothing."""
+def test_solve_weight_is_alpha_gated_and_a_changed_alpha_is_then_blended():
+    """With the refine, the solve sees the blend weight times the alpha gate, and what it returns
+    is blended like a plain alpha: leaving the alpha alone between prior and blend is smooth_alpha."""
     image, _gt, noisy, trimap = _scene(6, speed=0.0, alpha_noise=0.08)
-    seen = []
-
-    def identity(i, a, warped, weight):
-        seen.append(warped is None)
-        if weight is not None:
-            assert float(weight.max()) <= temporal.max_blend(0.7) + 1e-6
-        return a
-
     cfg = TemporalConfig(enabled=True, strength=0.7)
-    with_fuse, _ = smooth_alpha(noisy, image, trimap, TemporalState(), cfg, fuse=identity)
+    by_frame, priors, _ = _smooth_by_frame(cfg, image, noisy, trimap)
     plain, _ = smooth_alpha(noisy, image, trimap, TemporalState(), cfg)
-    assert torch.equal(with_fuse, plain)
-    assert seen == [True] + [False] * 5
-    # A fuse that pulls the band towards one value is still blended with the previous alpha after.
-    pulled, _ = smooth_alpha(noisy, image, trimap, TemporalState(), cfg,
-                             fuse=lambda i, a, w, wt: torch.where(trimap[:1] == 0.5, torch.full_like(a, 0.6), a))
+    assert torch.equal(by_frame, plain)
+    assert [p is None for p in priors] == [True] + [False] * 5
+    for i, prior in enumerate(priors[1:], 1):
+        gated = prior.solve_weight(noisy[i : i + 1])
+        assert float(gated.max()) <= temporal.max_blend(0.7) + 1e-6
+        assert torch.all(gated <= prior.weight + 1e-7)
+    # An alpha pulled towards one value is still blended with the previous alpha after.
+    pulled, _, _ = _smooth_by_frame(cfg, image, noisy, trimap,
+                                    lambda i, a, p: torch.where(trimap[:1] == 0.5, torch.full_like(a, 0.6), a))
     band = trimap[1:] == 0.5
     assert float((pulled[1:][band] - 0.6).abs().mean()) < float((noisy[1:][band] - 0.6).abs().mean())
-    assert float((pulled[1:][band] - 0.6).abs().max()) > 1e-3  # not simply the fuse's output
+    assert float((pulled[1:][band] - 0.6).abs().max()) > 1e-3  # not simply the pulled value
 
 
 @pytest.mark.parametrize("k", [3, 5])

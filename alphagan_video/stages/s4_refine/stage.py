@@ -1,0 +1,133 @@
+"""The refine step of the chain: prepare (worker thread) and per-frame solve."""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Optional
+
+import torch
+
+from alphagan_video.config import RefineConfig
+from alphagan_video.stages.base import Stage, Work
+
+def refine_frames(
+    image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor, config: RefineConfig,
+    temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+    problems: Optional[list[Future]] = None, device: str = "cpu",
+) -> torch.Tensor:
+    """Matting-Laplacian solve per frame with the generator's alpha as prior (float64; on the CPU,
+    or with the "pcg" method matrix-free on ``device``), settings from ``config`` (see
+    ``refine.refine_alpha``).
+    image (B,3,H,W), trimap (B,1,H,W) {0,0.5,1}, prior (B,1,H,W) [0,1] -> (B,1,H,W) float32;
+    frames without unknown pixels return their prior.
+    temporal: optional (target, weight), both (B,1,H,W): one more data term
+    weight * (a - target)^2 per pixel (the warped previous alpha; weight in the units of
+    config.mu, see ``refine.PriorTerm``; ignored when mu is 0).
+    problems: optional futures of ``refine.prepare_refine`` per frame (built with the same
+    trimap and config while the generator ran); then only the solve runs here."""
+    from alphagan_video.refine import PriorTerm, refine_alpha, solve_refine
+
+    out = []
+    for i in range(image.shape[0]):
+        tri = trimap[i, 0].float().cpu().numpy()
+        if not (tri == 0.5).any():
+            out.append(prior[i : i + 1])
+            continue
+        p = prior[i, 0].double().cpu().numpy()
+        term = None
+        if temporal is not None:
+            term = PriorTerm(temporal[0][i, 0].double().cpu().numpy(), temporal[1][i, 0].double().cpu().numpy())
+        if problems is not None:
+            refined = solve_refine(problems[i].result(), p, config, term=term)
+        else:
+            refined = refine_alpha(image[i].permute(1, 2, 0).double().cpu().numpy(), tri, p, config, term=term,
+                                   device=device)
+        out.append(torch.as_tensor(refined, dtype=torch.float32)[None, None].to(prior.device))
+    return torch.cat(out, 0)
+
+
+class RefineStep:
+    """The refine of one frame at a time, with an optional temporal data term.
+
+    ``prepare(work)`` starts the prior-independent half of every frame's solve (expansion,
+    sampling flow, Laplacian, factorisation) in a worker thread, so it overlaps the generator;
+    ``solve(work, i, alpha, temporal)`` finishes frame ``i``. Not possible with a confidence
+    gate, which needs the generator's alpha to decide the unknown pixels (then the whole solve
+    runs in ``solve``).
+    """
+
+    def __init__(self, cfg: RefineConfig, device: torch.device):
+        from alphagan_video.refine import check_refine_config
+
+        check_refine_config(cfg)
+        self.cfg = cfg
+        self.device = device
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._torch_threads: Optional[int] = None
+        if cfg.gate == 0:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="refine-prepare")
+            if device.type == "cpu" and torch.get_num_threads() > 1:
+                # Leave that worker a core: with both on all cores the generator's OpenMP threads
+                # spin against it (dev photos on 2 cores: 1.04 s/image with 2 generator threads,
+                # 0.87 s with 1). Restored by close().
+                self._torch_threads = torch.get_num_threads()
+                torch.set_num_threads(self._torch_threads - 1)
+
+    def prepare(self, work: Work) -> None:
+        """Start ``refine.prepare_refine`` for every frame of ``work`` -> ``work.problems``
+        (None when gated: ``solve`` then prepares inline)."""
+        if self._pool is None:
+            work.problems = None
+            return
+        from alphagan_video.refine import prepare_refine
+
+        # Factorised in advance for the uniform prior weight (factorise=True): exact for frames
+        # solved alone, and the CG preconditioner for frames that get the warped previous alpha
+        # as a per-pixel prior (temporal in-solve fusion), cheaper than factorising them afterwards.
+        image, trimap = work.image, work.trimap
+        work.problems = [
+            self._pool.submit(
+                lambda i=i: prepare_refine(  # the float64 copies are made in the worker too
+                    image[i].permute(1, 2, 0).double().cpu().numpy(), trimap[i, 0].float().cpu().numpy(),
+                    self.cfg, factorise=True, device=str(self.device),
+                )
+            )
+            for i in range(image.shape[0])
+        ]
+
+    def solve(self, work: Work, i: int, alpha: torch.Tensor,
+              temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+        """Refine frame ``i`` of ``work`` from its alpha (1,1,H,W) [0,1]; ``temporal``: optional
+        (warped previous alpha, per-pixel weight), both (1,1,H,W), as one more data term.
+        -> (1,1,H,W) float32 with the known regions clamped to the trimap."""
+        from alphagan_video.trimap import clamp_known
+
+        trimap = work.trimap[i : i + 1]
+        return clamp_known(refine_frames(
+            work.image[i : i + 1], trimap, alpha, self.cfg, temporal=temporal,
+            problems=None if work.problems is None else work.problems[i : i + 1], device=str(self.device),
+        ), trimap)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._torch_threads is not None:
+            torch.set_num_threads(self._torch_threads)
+            self._torch_threads = None
+
+
+class RefinePrepareStage(Stage):
+    """Starts ``RefineStep.prepare`` for the batch (placed before the generator, so the worker
+    builds the linear systems while the generator runs)."""
+
+    name = "refine"
+
+    def __init__(self, step: RefineStep):
+        self.step = step
+
+    def __call__(self, work: Work) -> Work:
+        self.step.prepare(work)
+        return work
+
+    def close(self) -> None:
+        self.step.close()
