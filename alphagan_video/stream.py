@@ -4,13 +4,14 @@ Decoding (PyAV), the model (torch) and encoding (PyAV) all release the GIL in th
 parts, so plain threads overlap them; the bounded queues keep memory flat with clip length
 (at most ``maxsize`` items wait between two stages, plus one being worked on in each stage).
 
-    # reader: io.open_input(...); matter: pipeline.FrameMatter(cfg, ...); writer: io.open_output(...)
-    with Stages(maxsize=2) as stages:
-        batches = stages.source(reader.iter_batches(4), name="decode")
-        matted = stages.map(matter.matte, batches, name="matte")      # (batch, image, alpha)
-        outputs = stages.map(lambda m: matter.render(*m), matted, name="render")
-        for out in outputs:             # the calling thread consumes (here: encodes)
-            writer.write(out)
+``engine.run`` builds one such chain per run (a source thread, one thread per lane of stages,
+the sink in the calling thread). On its own (this example runs as a test)::
+
+    >>> with Stages(maxsize=2) as stages:
+    ...     numbers = stages.source(range(5), name="decode")
+    ...     squares = stages.map(lambda n: n * n, numbers, name="square")
+    ...     print([s for s in squares])   # the calling thread consumes (in a run: encodes)
+    [0, 1, 4, 9, 16]
 
 Guarantees:
 - Items come out in order (one thread per stage, FIFO queues).

@@ -313,6 +313,31 @@ def test_failure_mid_run_leaves_nothing(tmp_path, out_dir, tiny_checkpoint, clip
 
 # ----------------------------------------------------------------------------- report, info, version
 
+def test_json_report_times_refine_and_temporal_apart(tmp_path, out_dir, tiny_checkpoint, clip6):
+    """Bug (issue 13): with the refine and smoothing both on, the temporal seconds were 0.0 (the
+    fused solve lapped everything into "refine")."""
+    clip, mask = clip6
+    report_path = tmp_path / "report.json"
+    run_ok(clip.path, "-o", out_dir / "out.mov", "--checkpoint", tiny_checkpoint, "--mask", mask,
+           "--batch-size", 3, "--json-report", report_path, "-q")
+    report = json.loads(report_path.read_text())
+    assert report["settings"]["refine"] is True and report["settings"]["temporal"] is True
+    assert report["seconds"]["temporal"] > 0 and report["seconds"]["refine"] > 0
+
+
+def test_trimap_band_zero_is_a_binary_trimap(tmp_path, out_dir, tiny_checkpoint, clip6):
+    """Bug (issue 13): an explicit band of 0 silently meant "automatic"; it is the binary trimap
+    ``make_trimap`` documents (no unknown band), and the CLI accepts it."""
+    clip, mask = clip6
+    report_path = tmp_path / "report.json"
+    run_ok(clip.path, "-o", out_dir / "out.mov", "--checkpoint", tiny_checkpoint, "--mask", mask,
+           "--trimap-band", 0, "--json-report", report_path, "-q")
+    settings = json.loads(report_path.read_text())["settings"]
+    assert settings["trimap_band_px"] == 0 and settings["trimap"] == "band"
+    result = cli(clip.path, "-o", out_dir / "neg.mov", "--checkpoint", tiny_checkpoint, "--trimap-band", -1)
+    assert result.exit_code == 2 and "--trimap-band -1: must be 0 or more pixels" in result.stderr
+
+
 def test_json_report(tmp_path, out_dir, tiny_checkpoint, clip6):
     clip, mask = clip6
     report_path = tmp_path / "report.json"

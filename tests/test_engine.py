@@ -1,0 +1,104 @@
+"""The one run loop (engine.run) and the bugs found on the way to it (issue 13)."""
+from __future__ import annotations
+
+import doctest
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from alphagan_video import engine, stream
+from alphagan_video.stages import Stage, Work
+from alphagan_video.types import FrameBatch
+
+
+def _batches(count: int, size: int):
+    for start in range(0, count, size):
+        index = list(range(start, min(count, start + size)))
+        yield FrameBatch(rgb=np.full((len(index), 2, 2, 3), 7, np.uint8), pts=index, index=index,
+                         time_base=Fraction(1, 25))
+
+
+class _Count(Stage):
+    """Counts the frames it sees (a stateful stage) and records which batches."""
+
+    name = "count"
+
+    def __init__(self, lane="matte", on_warm_up=True):
+        self.lane, self.on_warm_up, self.seen = lane, on_warm_up, []
+
+    def __call__(self, work: Work) -> Work:
+        self.seen.append(list(work.batch.index))
+        return work
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_run_passes_every_batch_in_order_and_skips_warm_up_work_at_output_stages(overlap):
+    state, output = _Count(), _Count(lane="render", on_warm_up=False)
+    written, progress = [], []
+    tally = engine.run(_batches(10, 3), [state, output], lambda work: written.append(work.batch.index),
+                       overlap=overlap, write_from=4, progress=lambda done, total: progress.append((done, total)),
+                       total=6)
+    assert state.seen == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]  # the warm-up batch advances state
+    assert output.seen == written == [[3, 4, 5], [6, 7, 8], [9]]  # ... and goes no further
+    assert tally.frames == 7 and progress[-1] == (7, 6)
+    assert {"decode", "encode", "count"} <= set(tally.seconds)
+
+
+def test_run_reraises_a_stage_error_after_stopping_every_thread():
+    class Broken(Stage):
+        name = "broken"
+
+        def __call__(self, work):
+            if work.batch.index[0] == 3:
+                raise RuntimeError("stage broke")
+            return work
+
+    written = []
+    with pytest.raises(RuntimeError, match="stage broke"):
+        engine.run(_batches(9, 3), [Broken()], lambda work: written.append(work.batch.index))
+    assert written == [[0, 1, 2]]
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name.startswith("alphagan-")]
+
+
+def test_a_stage_that_times_itself_reports_its_own_laps():
+    class Split(Stage):
+        name = "split"
+
+        def __init__(self):
+            self.laps = {"first": 0.0, "second": 0.0}
+
+        def __call__(self, work):
+            self.laps["first"] += 1.0
+            self.laps["second"] += 2.0
+            return work
+
+    tally = engine.run(_batches(4, 2), [Split()], lambda work: None, overlap=False)
+    assert tally.seconds["first"] == 2.0 and tally.seconds["second"] == 4.0 and "split" not in tally.seconds
+
+
+def test_stream_docstring_example_runs():
+    result = doctest.testmod(stream, verbose=False)
+    assert result.attempted >= 1 and result.failed == 0
+
+
+def test_band_zero_is_a_binary_trimap_not_automatic():
+    """Bug: ``band_px or default`` turned an explicit 0 into the automatic band."""
+    from alphagan_video.config import PipelineConfig, TrimapConfig
+    from alphagan_video.pipeline import trimap_band
+    from alphagan_video.stages.s2_trimap import TrimapStage
+    from alphagan_video.types import VideoInfo
+
+    info = VideoInfo(path="x.mp4", kind="video", width=64, height=48, time_base=Fraction(1, 25),
+                     frame_rate=Fraction(25), frame_count=1, pix_fmt="yuv420p", bit_depth=8)
+    assert trimap_band(PipelineConfig(trimap=TrimapConfig(band_px=0)), info) == (0, False)
+    assert trimap_band(PipelineConfig(trimap=TrimapConfig(band_px=6)), info) == (6, False)
+    band, auto = trimap_band(PipelineConfig(), info)
+    assert band > 0 and auto
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    work = TrimapStage(0, False)(Work(batch=None, image=torch.zeros(1, 3, 16, 16), soft=mask, mask=mask))
+    assert not bool((work.trimap == 0.5).any()) and torch.equal(work.trimap, mask)
