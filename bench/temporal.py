@@ -1,14 +1,14 @@
 """Temporal coherence bench: the pipeline with and without temporal smoothing on composited
 clips with ground truth (``bench/temporal_clips.py``). Not a test.
 
-For every clip both runs use the same pipeline (``FrameMatter``: generator with the shipped or
+For every clip both runs use the same pipeline (``pipeline.build_chain`` run by ``engine.run``: generator with the shipped or
 given weights, no matting-Laplacian refine unless ``--refine``, the clip's ground-truth-derived
 trimaps as user trimaps, batches of ``--batch-size``), reading the H.264 clip with the package
 reader; only ``TemporalConfig`` differs. Metrics (``alphagan_video.metrics``): dtSSD and MESSDdt
 with the TCVOM conventions (alpha in [0,1], sum over frame t's unknown region of the GT trimap,
 unnormalised, forward difference, last frame counts as 0; MESSDdt uses the generator's known
 motion), mean per-frame SAD (/1000) and MSE (raw, printed x1e3) with the DIM conventions over
-the unknown region. fps = frames / wall time of ``FrameMatter.process`` (model included, first batch
+the unknown region. fps = frames / wall time of the run (model and decode included, first batch
 not timed; the machine is shared, so fps is noisy -- "tmp ms/f" is the temporal stage alone).
 
 Reference rows (from the --no-temporal run) bound what temporal filtering can do on these clips:
@@ -44,27 +44,30 @@ from alphagan_video.config import (  # noqa: E402
 )
 from alphagan_video.io import open_input  # noqa: E402
 from alphagan_video.metrics import score_video  # noqa: E402
-from alphagan_video.pipeline import FrameMatter  # noqa: E402
+from alphagan_video.engine import run  # noqa: E402
+from alphagan_video.pipeline import build_chain  # noqa: E402
+from alphagan_video.stages.s5_temporal import TemporalStage  # noqa: E402
 from alphagan_video.temporal import TemporalState, max_blend, stabilize_mask  # noqa: E402
 from alphagan_video.trimap import make_trimap, trimap_to_uint8  # noqa: E402
 from bench.temporal_clips import DEFAULT_CLIPS, DEFAULT_DATA, EvalClip, make_clip  # noqa: E402
 
 
 def run_pipeline(clip: EvalClip, cfg: PipelineConfig) -> tuple[np.ndarray, float, float]:
-    """-> (alpha (T,H,W) float32, frames per second of FrameMatter.process, temporal-stage
-    seconds per frame). The first batch is not timed (one-off allocations and warm-up)."""
-    alphas = []
-    seconds, timed, temporal_seconds = 0.0, 0, 0.0
-    with open_input(str(clip.video)) as reader, FrameMatter(reader.info, cfg) as matter:
-        for k, batch in enumerate(reader.iter_batches(cfg.model.batch_size)):
-            before = matter.seconds["temporal"]
-            tick = time.perf_counter()
-            out = matter.process(batch)
-            if k:
-                seconds += time.perf_counter() - tick
-                temporal_seconds += matter.seconds["temporal"] - before
-                timed += len(batch)
-            alphas.append(out.alpha)
+    """-> (alpha (T,H,W) float32, frames per second of the run, temporal-stage seconds per
+    frame). The chain runs through ``engine.run`` without overlap; the first batch is not timed
+    (one-off allocations and warm-up), decoding of the others is."""
+    alphas, marks = [], []
+    with open_input(str(clip.video)) as reader, build_chain(reader.info, cfg) as chain:
+        temporal = next(stage for stage in chain.stages if isinstance(stage, TemporalStage))
+
+        def sink(work) -> None:
+            marks.append((time.perf_counter(), temporal.laps["temporal"], len(work.batch.index)))
+            alphas.append(work.output.alpha)
+
+        run(reader.iter_batches(cfg.model.batch_size), chain.stages, sink, overlap=False)
+    seconds = marks[-1][0] - marks[0][0]
+    timed = sum(m[2] for m in marks[1:])
+    temporal_seconds = marks[-1][1] - marks[0][1]
     return np.concatenate(alphas, 0), timed / max(seconds, 1e-9), temporal_seconds / max(timed, 1)
 
 

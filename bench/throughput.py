@@ -48,6 +48,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from alphagan_video.stages import Stage, Work  # noqa: E402
+
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "2160p": (3840, 2160)}
 #: Frames per clip: small enough that the whole table finishes in ~10 minutes on 2 loaded cores
 #: (the default generator takes seconds per 1080p frame on this CPU).
@@ -168,39 +170,45 @@ def run_pipeline(clip: str, trimap: str, out: Path, *, tiling: str, refine: bool
     return time.perf_counter() - t, report.frames
 
 
+class _ConstantAlphaOutput(Stage):
+    """The frames as colour with a constant alpha: what the writer encodes when matting is free."""
+
+    name = "output"
+    lane = "render"
+    on_warm_up = False
+
+    def __call__(self, work: Work) -> Work:
+        from alphagan_video.types import OutputBatch
+
+        batch = work.batch
+        color = batch.rgb_float()
+        alpha = np.ones(color.shape[:3], np.float32)
+        work.output = OutputBatch(color, alpha, batch.pts, batch.index, batch.time_base)
+        return work
+
+
 def run_io_floor(clip: str, trimap: str, out: Path, codec, batch_size: int = 2) -> tuple[float, int]:
     """Decode + read trimap + encode ProRes 4444 with a constant alpha (the frames as colour),
-    overlapped like the pipeline (decode | trimap | encode)."""
+    through the same run loop as the pipeline (decode | trimap | output, encode)."""
     import torch
 
     from alphagan_video.config import OutputConfig
+    from alphagan_video.engine import run
     from alphagan_video.io import open_input, open_output
-    from alphagan_video.pipeline import _UserTrimaps
-    from alphagan_video.stream import Stages
-    from alphagan_video.types import OutputBatch
+    from alphagan_video.stages.s1_mask import UserTrimapStage
 
     t = time.perf_counter()
-    frames = 0
     with open_input(clip) as reader:
         info = reader.info
-        trimaps = _UserTrimaps(Path(trimap), info)
+        trimaps = UserTrimapStage(Path(trimap), info, torch.device("cpu"))  # read + decoded, as the pipeline does
         try:
             with open_output(out, info, OutputConfig(codec=codec, overwrite=True), has_color=True,
                              has_alpha=True) as writer:
-
-                def to_output(batch):
-                    trimaps(batch.index, torch.device("cpu"))  # read + decode the trimap, as the pipeline does
-                    color = batch.rgb_float()
-                    alpha = np.ones(color.shape[:3], np.float32)
-                    return OutputBatch(color, alpha, batch.pts, batch.index, batch.time_base)
-
-                with Stages() as stages:
-                    for ob in stages.map(to_output, stages.source(reader.iter_batches(batch_size), "decode"), "trimap"):
-                        writer.write(ob)
-                        frames += len(ob)
+                tally = run(reader.iter_batches(batch_size), [trimaps, _ConstantAlphaOutput()],
+                            lambda work: writer.write(work.output))
         finally:
             trimaps.close()
-    return time.perf_counter() - t, frames
+    return time.perf_counter() - t, tally.frames
 
 
 def run_closed_form(frames_rgb, trimaps) -> float:

@@ -273,7 +273,7 @@ def evaluate_folder(
                 if method == "generator":
                     alpha = gen_alpha
                 elif method == "refined" and gate == 0:
-                    # As the pipeline runs it (FrameMatter._prepare_refine): the prior-independent
+                    # As the pipeline runs it (stages.s4_refine.RefineStep.prepare): the prior-independent
                     # half of the solve in a worker thread while the generator runs, then the solve;
                     # timed end to end (generator included), so its seconds are the product's.
                     alpha = refine_overlapped(prepare_pool, generator, image_f, trimap_f, product)
