@@ -264,6 +264,8 @@ PARAMETER_FLAGS: dict[str, str] = {
     "size": "--size",
     "rate": "--rate",
     "pix_fmt": "--pix-fmt",
+    "output.overwrite": "--overwrite",
+    "handles": "--handles",
 }
 
 
@@ -1013,7 +1015,8 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
             if not quiet:
                 click.echo(f"clip {clip.name!r}: frames {clip.frames[0]}-{clip.frames[1]} -> {clip.output}", err=True)
         else:
-            click.echo(f"alphagan-video: warning: skipped clip {clip.name!r} (track {clip.track}): {clip.reason}",
+            click.echo(f"alphagan-video: warning: skipped clip {clip.name!r} (track {clip.track}): "
+                       f"{flag_words(clip.reason, PARAMETER_FLAGS)}",
                        err=True)
     if not report.processed:
         _fail(f"no clip of {edit_path} could be processed; wrote {report.timeline} anyway", 2, debug)

@@ -52,7 +52,7 @@ class RunReport:
     #: Written frames whose matte is empty (no pixel above 0.5) or full (no pixel below).
     empty_frames: list = field(default_factory=list)
     full_frames: list = field(default_factory=list)
-    #: One-line warnings for the user (the CLI prints them; ``--strict`` makes them exit 2).
+    #: One-line warnings for the user (the CLI prints them; in its strict mode they exit 2).
     warnings: list = field(default_factory=list)
 
     def to_dict(self) -> dict:

@@ -46,7 +46,7 @@ recursive filter forgets its start like ``max_blend**c`` (:func:`context_frames_
 The engine runs the whole chain on context frames as warm-up work (``Work.warm_up``), which
 only updates the state.
 
-What the controls trade (``--temporal/--no-temporal``, ``--temporal-strength S``):
+What the controls trade (``TemporalConfig.enabled``, ``TemporalConfig.strength`` = S):
 ``S`` in [0, 1] sets the largest weight of the previous frame,
 ``max_blend(S) = 1 - (1 - 0.97) ** S`` -- the filter's memory grows geometrically with S:
 S = 0.25 -> w 0.58 (~2 frames), 0.5 -> w 0.83 (~6 frames), 0.75 -> 0.93 (~14), 1 -> 0.97 (~33).
@@ -54,7 +54,7 @@ Higher S: steadier mattes on static and slowly moving subjects (less flicker, lo
 MESSDdt, and lower error where the per-frame model is noisy), at the price of more lag where
 the flow is wrong but the colours still agree (low-contrast edges that move) and a longer
 warm-up for chunked runs (:func:`context_frames_needed`: 12 frames at S 0.25, 33 at 0.5,
-205 at 1). ``--no-temporal``: every frame is matted independently and the coarse mask is not
+205 at 1). Smoothing off: every frame is matted independently and the coarse mask is not
 stabilised; it saves two DIS flows and a few full-resolution warps per frame (~20 ms per
 frame at 320x240 on one CPU core; the flow part does not grow with the resolution).
 """

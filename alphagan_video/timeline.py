@@ -26,6 +26,7 @@ tag, else 0 (EDLs carry source timecodes and no available range).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from alphagan_video.config import PipelineConfig
-from alphagan_video.errors import InputMediaError, MaskSourceError, UserInputError
+from alphagan_video.errors import InputMediaError, MaskSourceError, ParameterError, UserInputError
 
 METADATA_KEY = "alphagan"
 
@@ -168,7 +169,7 @@ def plan_clips(timeline, edit_dir: Optional[str | Path], handles: int = 0) -> li
     """
     otio = import_otio()
     if handles < 0:
-        raise UserInputError(f"--handles {handles}: must be 0 or more")
+        raise ParameterError.about("handles", handles, "must be 0 or more")
     plans = []
     for track, number, clip in video_clips(timeline):
         ref = clip.media_reference
@@ -313,9 +314,7 @@ def matte_timeline(
         missing, unreadable or has no frames in range is skipped, not raised.
     """
     from alphagan_video.errors import OutputError
-    from alphagan_video.pipeline import matte_video
 
-    otio = import_otio()
     edit_path = Path(edit_path)
     out_dir = Path(out_dir)
     if not ext.startswith("."):
@@ -324,7 +323,7 @@ def matte_timeline(
     plans = plan_clips(timeline, edit_path.resolve().parent, handles)
     timeline_path = Path(timeline_path) if timeline_path is not None else out_dir / f"{edit_path.stem}.alphagan.otio"
     if timeline_path.exists() and not cfg.output.overwrite:
-        raise OutputError(f"{timeline_path} exists; pass --overwrite to replace it")
+        raise OutputError.naming(f"{timeline_path} exists; pass output.overwrite to replace it", "output.overwrite")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -333,54 +332,73 @@ def matte_timeline(
 
     new_timeline = timeline.deepcopy()
     new_timeline.name = f"{timeline.name or edit_path.stem} (alphagan {cfg.output.kind})"
-    new_clips = video_clips(new_timeline)
     report = TimelineReport(edit=str(edit_path), timeline=str(timeline_path))
     if not plans:
         raise InputMediaError(f"{edit_path}: the edit has no clips on video tracks")
     todo = sum(1 for p in plans if p.skip_reason is None)
     number = 0
-    for plan, (_, _, new_clip) in zip(plans, new_clips):
+    for plan, (_, _, new_clip) in zip(plans, video_clips(new_timeline)):
         result = ClipResult(track=plan.track, number=plan.number, name=plan.name, source_url=plan.source_url,
                             status="skipped", rate=plan.rate)
         report.clips.append(result)
         if plan.skip_reason is None:
-            try:
-                file_rate, timecode_start = _probe_media(plan.media_path, plan.rate)
-                media_start = plan.media_start if plan.media_start is not None else (timecode_start or 0.0)
-                first, last = file_frame_range(plan, media_start, file_rate)
-                if last < first:
-                    raise InputMediaError(f"{plan.media_path}: the clip's range starts before the media")
-                output = out_dir / f"{plan.key}_{safe_name(plan.name)}{ext}"
-                number += 1
+            number += 1
+            clip_progress = None if progress is None else functools.partial(progress, number, todo)
+            output = out_dir / f"{plan.key}_{safe_name(plan.name)}{ext}"
+            _matte_clip(plan, output, clip_cfg, result, new_clip, clip_progress)
+        _note_clip(plan, result, new_clip, handles, cfg.output.kind)
+    _write_timeline(new_timeline, timeline_path, out_dir)
+    return report
 
-                def clip_progress(done: int, total: Optional[int], _n: int = number) -> None:
-                    if progress is not None:
-                        progress(_n, todo, done, total)
 
-                run = matte_video(plan.media_path, output, clip_cfg, progress=clip_progress, frame_range=(first, last))
-                last = first + run.frames - 1
-                new_start = media_start + first * plan.rate / float(file_rate)
-                result.status, result.output, result.frames = "ok", str(output.resolve()), (first, last)
-                result.media_start = new_start
-                new_clip.media_reference = otio.schema.ExternalReference(
-                    target_url=output.resolve().as_uri(),
-                    available_range=otio.opentime.TimeRange(
-                        otio.opentime.RationalTime(new_start, plan.rate),
-                        otio.opentime.RationalTime(run.frames * plan.rate / float(file_rate), plan.rate),
-                    ),
-                )
-            except (InputMediaError, MaskSourceError) as exc:
-                # per-clip problems (unreadable media, subject lost): report, keep going
-                plan.skip_reason = str(exc)
-        if plan.skip_reason is not None:
-            result.reason = plan.skip_reason
-            new_clip.media_reference = otio.schema.MissingReference(
-                name=plan.name, metadata={METADATA_KEY: {"skipped": plan.skip_reason, "source_url": plan.source_url}})
-        meta = dict(new_clip.metadata.get(METADATA_KEY, {}) or {})
-        meta.update({"status": result.status, "source_url": plan.source_url, "output": result.output,
-                     "frames": list(result.frames) if result.frames else None, "handles": handles,
-                     "output_kind": cfg.output.kind, "reason": result.reason})
-        new_clip.metadata[METADATA_KEY] = meta
+def _matte_clip(plan: ClipPlan, output: Path, cfg: PipelineConfig, result: ClipResult, new_clip,
+                progress: Optional[Callable[[int, Optional[int]], None]]) -> None:
+    """Matte one clip's used range into ``output`` and point ``new_clip`` at it; a per-clip problem
+    (unreadable media, no frames in range, subject lost) becomes ``plan.skip_reason``."""
+    from alphagan_video.pipeline import matte_video
+
+    otio = import_otio()
+    try:
+        file_rate, timecode_start = _probe_media(plan.media_path, plan.rate)
+        media_start = plan.media_start if plan.media_start is not None else (timecode_start or 0.0)
+        first, last = file_frame_range(plan, media_start, file_rate)
+        if last < first:
+            raise InputMediaError(f"{plan.media_path}: the clip's range starts before the media")
+        run = matte_video(plan.media_path, output, cfg, progress=progress, frame_range=(first, last))
+    except (InputMediaError, MaskSourceError) as exc:
+        plan.skip_reason = str(exc)  # reported, and the other clips go on
+        return
+    last = first + run.frames - 1
+    new_start = media_start + first * plan.rate / float(file_rate)
+    result.status, result.output, result.frames = "ok", str(output.resolve()), (first, last)
+    result.media_start = new_start
+    new_clip.media_reference = otio.schema.ExternalReference(
+        target_url=output.resolve().as_uri(),
+        available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(new_start, plan.rate),
+            otio.opentime.RationalTime(run.frames * plan.rate / float(file_rate), plan.rate),
+        ),
+    )
+
+
+def _note_clip(plan: ClipPlan, result: ClipResult, new_clip, handles: int, kind: str) -> None:
+    """The clip's outcome into the report and into the new timeline's clip metadata."""
+    otio = import_otio()
+    if plan.skip_reason is not None:
+        result.reason = plan.skip_reason
+        new_clip.media_reference = otio.schema.MissingReference(
+            name=plan.name, metadata={METADATA_KEY: {"skipped": plan.skip_reason, "source_url": plan.source_url}})
+    meta = dict(new_clip.metadata.get(METADATA_KEY, {}) or {})
+    meta.update({"status": result.status, "source_url": plan.source_url, "output": result.output,
+                 "frames": list(result.frames) if result.frames else None, "handles": handles,
+                 "output_kind": kind, "reason": result.reason})
+    new_clip.metadata[METADATA_KEY] = meta
+
+
+def _write_timeline(new_timeline, timeline_path: Path, out_dir: Path) -> None:
+    from alphagan_video.errors import OutputError
+
+    otio = import_otio()
     try:
         otio.adapters.write_to_file(new_timeline, str(timeline_path))
     except otio.exceptions.NoKnownAdapterForExtensionError:
@@ -389,4 +407,3 @@ def matte_timeline(
     except Exception as exc:  # noqa: BLE001 - e.g. CMX 3600 refuses more than one video track
         raise OutputError(f"{timeline_path}: cannot write the timeline ({type(exc).__name__}: {exc}); "
                           f"the per-clip files are in {out_dir}; try a .otio timeline") from None
-    return report

@@ -186,5 +186,8 @@ def test_pure_helpers_and_errors(tmp_path):
     (tmp_path / "bad.otio").write_text("{ not json")
     with pytest.raises(InputMediaError, match=r"bad.otio: cannot read the edit"):
         read_edit(tmp_path / "bad.otio")
-    with pytest.raises(ValueError, match=r"--handles -1: must be 0 or more"):
+    from alphagan_video.cli import user_message
+
+    with pytest.raises(ValueError) as err:
         plan_clips(otio.schema.Timeline(), None, handles=-1)
+    assert user_message(err.value) == "--handles -1: must be 0 or more"  # the CLI's words

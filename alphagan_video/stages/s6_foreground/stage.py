@@ -200,7 +200,7 @@ def select_frames(out: OutputBatch, start: int, stop: Optional[int]) -> OutputBa
 
 class WindowStage(Stage):
     """Drops the output frames outside [start, stop): a chunk's warm-up frames that share a
-    batch with its first frames, and the alignment frames after its last (``--context`` runs)."""
+    batch with its first frames, and the alignment frames after its last (chunk runs with context frames, ``matte_video(context=...)``)."""
 
     name = "window"
     lane = "render"
