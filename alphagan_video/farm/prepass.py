@@ -8,13 +8,13 @@ Which mask sources need it:
   chunk is another frame. ``create_job`` measures the key colour and tolerance once, on frame 0
   of the clip (``fill_chroma_key``, one decoded frame), and stores them in the job's settings
   (``MaskConfig.chroma_key`` / ``chroma_tolerance``): every chunk then keys identically to an
-  unchunked run with ``--chroma-key`` set to that colour.
+  unchunked run with ``MaskConfig.chroma_key`` set to that colour.
 - ``sam``: propagates from the prompted first frame (previous mask's box + logits), so a chunk
   starting at frame 4000 has nothing to start from. Run this pre-pass once, serially, over the
   whole clip: it runs the SAM source exactly as a normal run would and writes, for every frame,
-  the bounding box of that frame's mask in the prompts-JSON format ``--prompts`` reads
-  (``{"<frame>": {"box": [x0, y0, x1, y1]}}``). The farm job then uses ``--mask sam --prompts
-  FILE``: every frame is prompted with its own box, independent of every other frame, so
+  the bounding box of that frame's mask in the prompts-JSON format ``MaskConfig.prompts_json``
+  reads (``{"<frame>": {"box": [x0, y0, x1, y1]}}``). The farm job then runs the ``sam`` source
+  with that file as its prompts: every frame is prompted with its own box, independent of every other frame, so
   chunked and unchunked runs with that file are identical. (It is a different, history-free
   way of prompting than the propagation of a plain run: masks can differ slightly from a plain
   single-machine run without the file.)
@@ -60,7 +60,7 @@ def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> Pipel
     """``cfg`` with ``mask.chroma_key`` and ``mask.chroma_tolerance`` fixed from frame 0 of INPUT
     when the mask source is ``chroma`` and either is unset; any other ``cfg`` unchanged.
 
-    A user's ``--chroma-key`` is kept and only the tolerance is measured around it, exactly as
+    A user's ``mask.chroma_key`` is kept and only the tolerance is measured around it, exactly as
     an unchunked run with that key measures it on its first frame.
     Raises MaskSourceError when frame 0 shows no screen at its border (as a plain run would).
     """
@@ -69,7 +69,7 @@ def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> Pipel
     from alphagan_video.io import open_input
     from alphagan_video.masks import parse_mask_spec
     from alphagan_video.masks.chroma import chroma_settings, key_from_rgb
-    from alphagan_video.pipeline import frames_to_tensor
+    from alphagan_video.stages import frames_to_tensor
 
     mask = cfg.mask
     if cfg.trimap.trimap_path is not None or parse_mask_spec(mask.source)[0] != "chroma":
@@ -114,13 +114,16 @@ def run_prepass(
     User prompts from ``cfg.mask.prompts_json`` are kept verbatim for their frames.
     """
     from alphagan_video.device import resolve_device
+    from alphagan_video.engine import run
     from alphagan_video.io import open_input
     from alphagan_video.masks import build_mask_source
-    from alphagan_video.pipeline import frames_to_tensor
+    from alphagan_video.stages import UploadStage
+    from alphagan_video.stages.s1_mask import MaskStage
 
     output_json = os.fspath(output_json)
     if os.path.exists(output_json) and not overwrite:
-        raise FarmUsageError(f"output exists: {output_json}; pass --overwrite or choose another name")
+        raise FarmUsageError.naming(f"output exists: {output_json}; pass output.overwrite or choose another name",
+                                    "output.overwrite")
     if not os.path.isdir(os.path.dirname(os.path.abspath(output_json))):
         raise FarmUsageError(f"output directory of {output_json} does not exist; create it first")
     user_entries: dict = {}
@@ -130,25 +133,23 @@ def run_prepass(
     device = resolve_device(cfg.model.device)
     boxes: dict[int, list[float]] = {}
     empty: list[int] = []
-    frames = 0
+
+    def collect(work) -> None:  # the sink: one frame's box (batches of one frame)
+        box = mask_box(work.soft[0, 0], cfg.mask.threshold)
+        if box is None:
+            empty.append(work.batch.index[0])
+        else:
+            boxes[work.batch.index[0]] = box
+
     with open_input(input_path) as reader:
-        info = reader.info
-        source = build_mask_source(cfg.mask, info, device)
+        # The mask source alone, unstabilised, one frame at a time, as a plain run's source sees it.
+        stages = [UploadStage(device), MaskStage(build_mask_source(cfg.mask, reader.info, device))]
         try:
-            for batch in reader.iter_batches(1):
-                index = batch.index[0]
-                frames += 1
-                with torch.inference_mode():
-                    mask = source(frames_to_tensor(batch, device), batch.index)
-                box = mask_box(mask[0, 0], cfg.mask.threshold)
-                if box is None:
-                    empty.append(index)
-                else:
-                    boxes[index] = box
-                if progress is not None:
-                    progress(frames, info.frame_count)
+            frames = run(reader.iter_batches(1), stages, collect, overlap=False, progress=progress,
+                         total=reader.info.frame_count).frames
         finally:
-            source.close()
+            for stage in stages:
+                stage.close()
     entries: dict[str, dict] = {}
     for index in range(frames):
         if index in user_entries:
