@@ -79,7 +79,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """Matting-Laplacian refinement of the generator's alpha (``alphagan_video.refine``).
+    """Matting-Laplacian refinement of the generator's alpha (``alphagan_video.stages.s4_refine``).
 
     The one set of defaults: ``refine.refine_alpha`` / ``prepare_refine`` / ``solve_refine``
     take this config too, so a library call and a product run solve the same system unless a
@@ -108,9 +108,9 @@ class RefineConfig:
     # 9 px with colour 0.04 measured best on the synthetic validation set (SAD 7.41 -> 7.30),
     # then confirmed on alphamatting-dev (product Trimap1 SAD 3.90 -> 3.68, Trimap2 6.20 -> 5.54).
     expand: int = 9
-    # How the linear system is solved: "direct" (sparse factorisation, refine/sparse.py; Jacobi
+    # How the linear system is solved: "direct" (sparse factorisation, stages/s4_refine/sparse.py; Jacobi
     # CG beyond refine.DIRECT_MAX_UNKNOWNS unknowns), "cg" (Jacobi CG on the assembled system),
-    # "pcg" (matrix-free PCG in torch on the run's device, refine/pcg.py) or "auto" = pcg on
+    # "pcg" (matrix-free PCG in torch on the run's device, stages/s4_refine/pcg.py) or "auto" = pcg on
     # CUDA, direct elsewhere. Same system, same answer within 1e-4 mean alpha; on the CPU pcg is
     # ~7x slower (bench/refine_solvers.py, one thread: 1080p 4.8 s vs 0.7 s), so it is not the
     # CPU default.

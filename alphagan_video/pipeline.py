@@ -90,7 +90,7 @@ def trimap_band(cfg: PipelineConfig, info: VideoInfo) -> tuple[int, bool]:
     """(band width in px, evidence trimaps?) for a run of ``info``'s size. The configured band
     when there is one -- 0 is a binary trimap, not "automatic" -- else the default band scaled
     with the resolution, with evidence trimaps unless ``cfg.trimap.auto`` is off."""
-    from alphagan_video.trimap import default_band_px
+    from alphagan_video.stages.s2_trimap.trimap import default_band_px
 
     if cfg.trimap.band_px is not None:
         return cfg.trimap.band_px, False
@@ -148,7 +148,7 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> Stag
     """Every stage of a run of ``info``'s frames with ``cfg``, in order (see the module docstring).
     Settings are checked, the device picked and the model loaded here, before any frame."""
     from alphagan_video.model import load_generator
-    from alphagan_video.refine import solver_method
+    from alphagan_video.stages.s4_refine import solver_method
 
     check_config(cfg)
     device = resolve_device(cfg.model.device)

@@ -14,8 +14,8 @@ from alphagan_video.config import MaskConfig, RefineConfig
 from alphagan_video.masks import build_mask_source
 from alphagan_video.masks.plate import register_plate
 from alphagan_video.pipeline import coverage_warnings
-from alphagan_video.refine import refine_alpha
-from alphagan_video.trimap import auto_trimap, auto_trimap_numpy, make_trimap
+from alphagan_video.stages.s4_refine import refine_alpha
+from alphagan_video.stages.s2_trimap.trimap import auto_trimap, auto_trimap_numpy, make_trimap
 from alphagan_video.types import VideoInfo
 from tests.e2e import cli, tiny_checkpoint  # noqa: F401 - fixture
 

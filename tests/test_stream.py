@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, RefineConfig
-from alphagan_video.foreground import _box_sum, _box_sum_1d, estimate_foreground, estimate_foreground_band
+from alphagan_video.stages.s6_foreground.foreground import _box_sum, _box_sum_1d, estimate_foreground, estimate_foreground_band
 from alphagan_video.stream import Stages
 from tests.e2e import decode_frames, plane, tiny_checkpoint  # noqa: F401 - tiny_checkpoint is a fixture
 from tests.media import make_video

@@ -1,4 +1,4 @@
-"""Motion-compensated temporal smoothing and mask stabilisation (alphagan_video.temporal).
+"""Motion-compensated temporal smoothing and mask stabilisation (alphagan_video.stages.s5_temporal.temporal).
 
 Scenes are made here: a textured background (smooth random field) and a textured square
 foreground with an exact alpha; the per-frame "model" alpha is the GT plus noise, which is
@@ -11,18 +11,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alphagan_video import temporal
+from alphagan_video.stages.s5_temporal import temporal
 from alphagan_video.config import TemporalConfig
 from alphagan_video.errors import UserInputError
 from alphagan_video.metrics import dtssd
-from alphagan_video.temporal import (
+from alphagan_video.stages.s5_temporal.temporal import (
     TemporalState,
     context_frames_needed,
     estimate_motion,
     smooth_alpha,
     stabilize_mask,
 )
-from alphagan_video.trimap import make_trimap
+from alphagan_video.stages.s2_trimap.trimap import make_trimap
 
 H, W = 64, 80
 

@@ -48,7 +48,7 @@ import numpy as np
 from alphagan_video.config import ModelConfig, RefineConfig
 from alphagan_video.errors import InputMediaError, UserInputError
 from alphagan_video.metrics import force_known, score_all, to_uint8
-from alphagan_video.refine import closed_form_alpha, prepare_refine, refine_alpha, solve_refine, trimap_ramp_prior
+from alphagan_video.stages.s4_refine import closed_form_alpha, prepare_refine, refine_alpha, solve_refine, trimap_ramp_prior
 
 __all__ = [
     "METHODS",

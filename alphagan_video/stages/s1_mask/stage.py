@@ -31,7 +31,7 @@ class MaskStage(Stage):
         self.track = track
 
     def __call__(self, work: Work) -> Work:
-        from alphagan_video.temporal import stabilize_mask
+        from alphagan_video.stages.s5_temporal.temporal import stabilize_mask
 
         with torch.inference_mode():
             work.soft = self.source(work.image, work.batch.index)
@@ -59,7 +59,7 @@ class UserTrimapStage(Stage):
 
     def read(self, index: list[int]) -> torch.Tensor:
         """The trimaps of frames ``index`` -> (B,1,H,W) float32 {0,0.5,1} on the device."""
-        from alphagan_video.trimap import trimap_from_uint8
+        from alphagan_video.stages.s2_trimap.trimap import trimap_from_uint8
 
         gray = self._media.frames(index).mean(-1)  # (B,H,W) float [0,1]
         levels = np.round(gray * 255.0).astype(np.uint8)

@@ -21,7 +21,7 @@ class TrimapStage(Stage):
         self.auto = auto
 
     def __call__(self, work: Work) -> Work:
-        from alphagan_video.trimap import auto_trimap, make_trimap
+        from alphagan_video.stages.s2_trimap.trimap import auto_trimap, make_trimap
 
         if work.trimap is not None:
             return work

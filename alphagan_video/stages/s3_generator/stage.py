@@ -40,7 +40,7 @@ class GeneratorStage(Stage):
         self.autocast = autocast_for(device, mixed_precision)
 
     def __call__(self, work: Work) -> Work:
-        from alphagan_video.tiling import infer_alpha
+        from alphagan_video.stages.s3_generator.tiling import infer_alpha
 
         work.alpha = infer_alpha(self.model, work.image, work.trimap, tiling=self.tiling, autocast=self.autocast)
         return work

@@ -24,7 +24,7 @@ def refine_frames(
     config.mu, see ``refine.PriorTerm``; ignored when mu is 0).
     problems: optional futures of ``refine.prepare_refine`` per frame (built with the same
     trimap and config while the generator ran); then only the solve runs here."""
-    from alphagan_video.refine import PriorTerm, refine_alpha, solve_refine
+    from alphagan_video.stages.s4_refine import PriorTerm, refine_alpha, solve_refine
 
     out = []
     for i in range(image.shape[0]):
@@ -56,7 +56,7 @@ class RefineStep:
     """
 
     def __init__(self, cfg: RefineConfig, device: torch.device):
-        from alphagan_video.refine import check_refine_config
+        from alphagan_video.stages.s4_refine import check_refine_config
 
         check_refine_config(cfg)
         self.cfg = cfg
@@ -78,7 +78,7 @@ class RefineStep:
         if self._pool is None:
             work.problems = None
             return
-        from alphagan_video.refine import prepare_refine
+        from alphagan_video.stages.s4_refine import prepare_refine
 
         # Factorised in advance for the uniform prior weight (factorise=True): exact for frames
         # solved alone, and the CG preconditioner for frames that get the warped previous alpha
@@ -99,7 +99,7 @@ class RefineStep:
         """Refine frame ``i`` of ``work`` from its alpha (1,1,H,W) [0,1]; ``temporal``: optional
         (warped previous alpha, per-pixel weight), both (1,1,H,W), as one more data term.
         -> (1,1,H,W) float32 with the known regions clamped to the trimap."""
-        from alphagan_video.trimap import clamp_known
+        from alphagan_video.stages.s2_trimap.trimap import clamp_known
 
         trimap = work.trimap[i : i + 1]
         return clamp_known(refine_frames(

@@ -9,7 +9,7 @@ import torch
 
 from alphagan_video.config import TemporalConfig
 from alphagan_video.stages.base import Stage, Work
-from alphagan_video.temporal import AlphaSmoother, TemporalState
+from alphagan_video.stages.s5_temporal.temporal import AlphaSmoother, TemporalState
 
 if TYPE_CHECKING:
     from alphagan_video.stages.s4_refine.stage import RefineStep

@@ -163,7 +163,7 @@ class OutputStage(Stage):
         self.device_planes = device_planes
 
     def __call__(self, work: Work) -> Work:
-        from alphagan_video.foreground import estimate_foreground_band
+        from alphagan_video.stages.s6_foreground.foreground import estimate_foreground_band
 
         batch, image, alpha = work.batch, work.image, work.alpha
         foreground = estimate_foreground_band(image, alpha) if self.kind != "alpha" else None

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from alphagan_video.config import TILING_MODES, TilingMode  # noqa: F401 - TilingMode re-exported
 from alphagan_video.errors import UserInputError
-from alphagan_video.trimap import clamp_known
+from alphagan_video.stages.s2_trimap.trimap import clamp_known
 
 #: Default tile core size in pixels (a multiple of 16 and 8, the generator's output strides).
 #: With :data:`DEFAULT_MARGIN` a tile window is 256 x 256, the generator's training crop size,
