@@ -138,7 +138,7 @@ def _mask_stages(cfg: PipelineConfig, info: VideoInfo, device: torch.device, ban
     if cfg.trimap.trimap_path is not None:
         return ([UserTrimapStage(Path(cfg.trimap.trimap_path), info, device)],
                 f"user trimaps from {cfg.trimap.trimap_path}", None)
-    from alphagan_video.masks import build_mask_source, describe_mask_source
+    from alphagan_video.stages.s1_mask import build_mask_source, describe_mask_source
 
     source = build_mask_source(cfg.mask, info, device)
     return [MaskStage(source, cfg.temporal, track), TrimapStage(*band)], describe_mask_source(cfg.mask), source

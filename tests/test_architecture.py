@@ -177,8 +177,8 @@ def test_private_import_checker_catches_planted_violations():
 
     assert check("from alphagan_video.io.writer import _plan, open_output\n", "alphagan_video.farm.job") == [
         "planted.py:1: uses alphagan_video.io.writer._plan"]
-    assert check("from alphagan_video.masks._stream import MediaInStep\n", "alphagan_video.pipeline") == [
-        "planted.py:1: uses alphagan_video.masks._stream"]
+    assert check("from alphagan_video.stages.s1_mask._stream import MediaInStep\n", "alphagan_video.pipeline") == [
+        "planted.py:1: uses alphagan_video.stages.s1_mask._stream"]
     assert check("def f():\n    from ..io import writer\n    return writer._plan\n", "alphagan_video.farm.job") == [
         "planted.py:3: uses alphagan_video.io.writer._plan"]
     assert check("import alphagan_video.pipeline as p\nx = p._UserTrimaps\n", "alphagan_video.farm.prepass") == [
@@ -187,8 +187,8 @@ def test_private_import_checker_catches_planted_violations():
                  "alphagan_video.farm.job") == ["planted.py:2: uses alphagan_video.io.writer._plan"]
     # Allowed: inside the owning package, a parent's private module, public names, dunders.
     assert check("from alphagan_video.io.reader import _header_size\n", "alphagan_video.io.writer") == []
-    assert check("from ._morph import median3\nfrom . import _stream\n", "alphagan_video.masks.plate") == []
-    assert check("from alphagan_video.masks import _stream\n", "alphagan_video.masks", True) == []
+    assert check("from ._morph import median3\nfrom . import _stream\n", "alphagan_video.stages.s1_mask.plate") == []
+    assert check("from alphagan_video.stages.s1_mask import _stream\n", "alphagan_video.stages.s1_mask", True) == []
     assert check("from alphagan_video._atomic import temp_name\n", "alphagan_video.farm.assemble") == []
     assert check("from alphagan_video.io.writer import open_output\nimport alphagan_video\n"
                  "v = alphagan_video.__version__\n", "alphagan_video.farm.job") == []

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from alphagan_video.config import MaskConfig, RefineConfig
-from alphagan_video.masks import build_mask_source
-from alphagan_video.masks.plate import register_plate
+from alphagan_video.stages.s1_mask import build_mask_source
+from alphagan_video.stages.s1_mask.plate import register_plate
 from alphagan_video.pipeline import coverage_warnings
 from alphagan_video.stages.s4_refine import refine_alpha
 from alphagan_video.stages.s2_trimap.trimap import auto_trimap, auto_trimap_numpy, make_trimap

@@ -52,7 +52,7 @@ class UserTrimapStage(Stage):
     name = "mask"
 
     def __init__(self, path: Path, info: VideoInfo, device: torch.device):
-        from alphagan_video.masks import MediaInStep
+        from alphagan_video.stages.s1_mask import MediaInStep
 
         self.device = device
         self._media = MediaInStep(str(path), str(path), info, param="trimap.trimap_path")

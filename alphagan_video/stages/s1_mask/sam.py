@@ -37,7 +37,7 @@ import torch
 from alphagan_video._state_dict import state_dict_mismatch, strip_prefixes
 from alphagan_video.config import MaskConfig
 from alphagan_video.errors import CheckpointError, MaskSourceError, SubjectLostError
-from alphagan_video.masks import SAM_MODELS
+from alphagan_video.stages.s1_mask import SAM_MODELS
 from alphagan_video.types import VideoInfo
 
 if TYPE_CHECKING:  # segment_anything imports torchvision: keep it off the default import path

@@ -26,8 +26,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from alphagan_video.masks._morph import median3, open_close, scale_kernel
-from alphagan_video.masks._stream import MediaInStep
+from alphagan_video.stages.s1_mask._morph import median3, open_close, scale_kernel
+from alphagan_video.stages.s1_mask._stream import MediaInStep
 from alphagan_video.types import VideoInfo
 
 #: Noise multiples above which a difference counts as subject (the ramp starts there): the

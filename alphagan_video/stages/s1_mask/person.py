@@ -1,7 +1,7 @@
 """``person``: MediaPipe selfie segmentation, vendored, run with ai-edge-litert.
 
-The two ``.tflite`` files in ``masks/models`` come unchanged from the ``mediapipe==0.10.21``
-wheel (Apache-2.0, see ``masks/models/NOTICE``). Running them with ``ai-edge-litert`` instead of
+The two ``.tflite`` files in ``models/`` (beside this module) come unchanged from the ``mediapipe==0.10.21``
+wheel (Apache-2.0, see ``models/NOTICE``). Running them with ``ai-edge-litert`` instead of
 ``mediapipe`` keeps numpy 2 and opencv-python working and needs no download at run time.
 
 Pre-processing follows MediaPipe's own graph (``selfie_segmentation_cpu.binarypb``:

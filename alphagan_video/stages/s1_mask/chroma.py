@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import torch
 
 from alphagan_video.errors import MaskSourceError
-from alphagan_video.masks._morph import median3, open_close
+from alphagan_video.stages.s1_mask._morph import median3, open_close
 from alphagan_video.types import VideoInfo
 
 #: A border pixel counts as screen when its key channel exceeds both others by this much
