@@ -28,7 +28,7 @@ import click
 
 from alphagan_video import __version__
 from alphagan_video.config import (OUTPUT_KINDS, TILING_MODES, MaskConfig, ModelConfig, OutputConfig, PipelineConfig,
-                                   RefineConfig, TemporalConfig, TrimapConfig)
+                                   RefineConfig, TemporalConfig, TrimapConfig, check_config)
 from alphagan_video.errors import (AlphaGANVideoError, ParameterError, ResourceLimitError, Terminated,
                                    UserInputError)
 # Choice lists come from their registries. These modules import no torch (numpy, PyAV and OpenCV
@@ -524,13 +524,7 @@ MEMORY_PER_FRAME_PIXEL = 600
 
 def _check_config(cfg: PipelineConfig) -> None:
     """Option values that are wrong whatever the input (the library checks them again later)."""
-    if cfg.model.batch_size < 1:
-        raise ParameterError.about("model.batch_size", cfg.model.batch_size, "must be at least 1")
-    if not 0.0 <= cfg.temporal.strength <= 1.0:
-        raise ParameterError.about("temporal.strength", cfg.temporal.strength, "must be between 0 and 1")
-    if cfg.trimap.band_px is not None and cfg.trimap.band_px < 0:
-        raise ParameterError.about("trimap.band_px", cfg.trimap.band_px,
-                                   "must be 0 or more pixels (0 = a binary trimap, no unknown band)")
+    check_config(cfg)
     for param, path in (("model.checkpoint", cfg.model.checkpoint), ("mask.prompts_json", cfg.mask.prompts_json)):
         if path is not None and not Path(path).is_file():
             what = "is not a file" if Path(path).exists() else "not found"

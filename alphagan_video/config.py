@@ -164,3 +164,17 @@ class PipelineConfig:
     # Run decode, matting, foreground and encode concurrently (threads + bounded queues);
     # False = one after the other (same output; for debugging and comparison).
     overlap: bool = True
+
+
+def check_config(cfg: PipelineConfig) -> None:
+    """Settings that are wrong whatever the input, raised as ParameterError naming the parameter.
+    The pipeline checks them before loading anything; the CLI before it even imports torch."""
+    from alphagan_video.errors import ParameterError
+
+    if cfg.model.batch_size < 1:
+        raise ParameterError.about("model.batch_size", cfg.model.batch_size, "must be at least 1")
+    if not 0.0 <= cfg.temporal.strength <= 1.0:
+        raise ParameterError.about("temporal.strength", cfg.temporal.strength, "must be between 0 and 1")
+    if cfg.trimap.band_px is not None and cfg.trimap.band_px < 0:
+        raise ParameterError.about("trimap.band_px", cfg.trimap.band_px,
+                                   "must be 0 or more pixels (0 = a binary trimap, no unknown band)")

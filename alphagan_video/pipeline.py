@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from alphagan_video.config import PipelineConfig
+from alphagan_video.config import PipelineConfig, check_config
 from alphagan_video.device import resolve_device
 from alphagan_video.engine import ProgressCallback, RunTally, run
 from alphagan_video.errors import InputMediaError, ParameterError
@@ -73,17 +73,6 @@ def cuda_batch_size(device: torch.device, height: int, width: int, fraction: flo
     free, _total = torch.cuda.mem_get_info(device)
     per_frame = CUDA_BYTES_PER_PIXEL * height * width
     return int(max(1, min(MAX_AUTO_BATCH, (free * fraction) // per_frame)))
-
-
-def check_config(cfg: PipelineConfig) -> None:
-    """Settings that are wrong whatever the input (ParameterError naming the parameter)."""
-    if cfg.model.batch_size < 1:
-        raise ParameterError.about("model.batch_size", cfg.model.batch_size, "must be at least 1")
-    if not 0.0 <= cfg.temporal.strength <= 1.0:
-        raise ParameterError.about("temporal.strength", cfg.temporal.strength, "must be between 0 and 1")
-    if cfg.trimap.band_px is not None and cfg.trimap.band_px < 0:
-        raise ParameterError.about("trimap.band_px", cfg.trimap.band_px,
-                                   "must be 0 or more pixels (0 = a binary trimap, no unknown band)")
 
 
 def trimap_band(cfg: PipelineConfig, info: VideoInfo) -> tuple[int, bool]:
