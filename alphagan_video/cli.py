@@ -17,11 +17,12 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import click
 
@@ -246,13 +247,25 @@ PARAMETER_FLAGS: dict[str, str] = {
 }
 
 
+def flag_words(text: str, params: Iterable[str]) -> str:
+    """``text`` with each of ``params`` that ``PARAMETER_FLAGS`` knows shown as its flag
+    (``use mask.source person`` -> ``use --mask person``), where it stands as a word."""
+    names = sorted((p for p in set(params) if p in PARAMETER_FLAGS), key=len, reverse=True)
+    if not names:
+        return text
+    pattern = r"(?<![\w./\\-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\w)"
+    return re.sub(pattern, lambda m: PARAMETER_FLAGS[m.group(1)], text)
+
+
 def user_message(exc: BaseException) -> str:
-    """The one-line message of ``exc`` in the user's words: a parameter the error is about is
-    named by its flag (``PARAMETER_FLAGS``); other errors keep their message."""
+    """The one-line message of ``exc`` in the user's words: the parameter the error is about
+    (``AlphaGANVideoError.about``) and those it names (``AlphaGANVideoError.naming``) by their
+    flags (``PARAMETER_FLAGS``); other errors keep their message."""
     param = getattr(exc, "param", None)
+    named = (*getattr(exc, "mentions", ()), *([param] if param else []))
     if param in PARAMETER_FLAGS:
-        return f"{PARAMETER_FLAGS[param]} {exc.value_text}: {exc.problem}"
-    return str(exc)
+        return f"{PARAMETER_FLAGS[param]} {exc.value_text}: {flag_words(exc.problem, named)}"
+    return flag_words(str(exc), named)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,8 @@ class AlphaGANVideoError(Exception):
     An error about one setting is built with :meth:`about`: the library names the *parameter*
     (a dotted configuration path such as ``model.batch_size``, or a function argument such as
     ``frames``), never a command-line flag; ``cli.PARAMETER_FLAGS`` maps parameters to the flags
-    the user typed and rewrites the message (``--batch-size 0: must be at least 1``).
+    the user typed and rewrites the message (``model.batch_size 0: must be at least 1`` is shown
+    with the batch size's flag in place of ``model.batch_size``).
     """
 
     #: The parameter the error is about, or None (an error about a file, a device, ...).
@@ -26,6 +27,9 @@ class AlphaGANVideoError(Exception):
     value_text: str = ""
     #: What is wrong and how to fix it, without the parameter's name.
     problem: str = ""
+    #: Parameters the message names as the user's fix (``use mask.source person``), besides
+    #: ``param``: shown as their flags by the CLI too. Set by :meth:`naming`.
+    mentions: tuple[str, ...] = ()
 
     @classmethod
     def about(cls, param: str, value: Any, problem: str) -> "AlphaGANVideoError":
@@ -35,6 +39,15 @@ class AlphaGANVideoError(Exception):
         """
         exc = cls(f"{param} {value}: {problem}")
         exc.param, exc.value_text, exc.problem = param, str(value), problem
+        return exc
+
+    @classmethod
+    def naming(cls, message: str, *params: str) -> "AlphaGANVideoError":
+        """An error of this class whose ``message`` names the parameters ``params`` (spelled as
+        in ``about``, e.g. ``"mask.source sam needs a prompt"``, ``"pass max_pixels N"``); the
+        CLI shows each of them as its flag."""
+        exc = cls(message)
+        exc.mentions = tuple(params)
         return exc
 
 
@@ -60,7 +73,7 @@ class CheckpointError(UserInputError):
 
 
 class OutputError(UserInputError):
-    """The output path is unusable: unknown extension, exists without --overwrite, unwritable."""
+    """The output path is unusable: unknown extension, exists while overwriting is off, unwritable."""
 
 
 class DeviceError(UserInputError):
@@ -72,8 +85,8 @@ class SubjectLostError(MaskSourceError):
 
 
 class ResourceLimitError(UserInputError):
-    """The input is too large for the configured limits (``--max-pixels``, memory): refused before
-    anything is allocated. Exit code 2."""
+    """The input is too large for the configured limits (the pixel budget ``max_pixels``,
+    memory): refused before anything is allocated. Exit code 2."""
 
 
 class EncoderError(AlphaGANVideoError, RuntimeError):
