@@ -32,7 +32,7 @@ from typing import Callable, Optional
 import torch
 
 from alphagan_video.config import PipelineConfig
-from alphagan_video.farm.job import FarmUsageError, write_json_atomic
+from alphagan_video.farm.files import FarmUsageError, write_json_atomic
 
 #: Mask sources whose masks depend on earlier frames (need the pre-pass on a farm).
 STATEFUL_MASK_SOURCES = frozenset({"sam"})
