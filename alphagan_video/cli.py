@@ -1004,6 +1004,7 @@ def worker_commands(executable: list[str]):
     return WorkerCommands(chunk=(*executable, "farm", "chunk", JOB_FIELD, "--frames", FRAMES_FIELD),
                           assemble=(*executable, "farm", "assemble", "--job", JOB_FIELD))
 
+
 FARM_HELP = """\b
 Split one shot into frame-range chunks for render farms and clusters, and join the
 segments losslessly (ProRes stream copy) into exactly the file one machine writes.

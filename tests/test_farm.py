@@ -373,7 +373,8 @@ def test_sam_job_with_prepass_prompts_equals_unchunked(tmp_path, shot, tiny_chec
 
 def test_config_round_trips_through_the_job_file(tmp_path, monkeypatch):
     from alphagan_video.config import ModelConfig
-    from alphagan_video.farm.job import config_from_dict, config_to_dict
+    from alphagan_video.config_json import config_from_dict, config_to_dict
+    from alphagan_video.farm.job import job_config_from_dict
 
     cfg = PipelineConfig(
         mask=MaskConfig(source="sam", box=(1.0, 2.0, 30.0, 40.0), points=((5.0, 6.0, 1), (7.0, 8.0, 0)),
@@ -388,7 +389,7 @@ def test_config_round_trips_through_the_job_file(tmp_path, monkeypatch):
     assert config_to_dict(rel)["mask"]["source"] == f"file:{tmp_path}/masks/m_%04d.png"
     assert config_to_dict(PipelineConfig(mask=MaskConfig(source="chroma")))["mask"]["source"] == "chroma"
     with pytest.raises(FarmUsageError, match=r"job settings \[model\] have unknown fields \['warp_speed'\]"):
-        config_from_dict({**config_to_dict(cfg), "model": {"warp_speed": 9}})
+        job_config_from_dict({**config_to_dict(cfg), "model": {"warp_speed": 9}})
 
 
 def test_assembly_keeps_timecode_tags_and_audio_of_the_input(tmp_path, shot):

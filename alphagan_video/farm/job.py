@@ -557,8 +557,6 @@ __all__ = [
     "FarmUsageError",
     "SegmentRecord",
     "check_farmable",
-    "config_from_dict",
-    "config_to_dict",
     "job_config_from_dict",
     "count_frames",
     "create_job",
