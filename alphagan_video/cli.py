@@ -982,7 +982,7 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
 # Parameters that the writer, the farm and the frame-range parser name in their errors (kept
 # here, beside the farm commands, as part of the one ``PARAMETER_FLAGS`` table).
 PARAMETER_FLAGS.update({
-    "output.overwrite=True": "--overwrite",
+    "output.overwrite": "--overwrite",
     "output.copy_audio=False": "--no-audio",
     "output.codec": "--codec",
     "frames": "--frames",

@@ -509,7 +509,7 @@ def test_existing_output_without_overwrite(tmp_path):
     out = tmp_path / "out.mov"
     out.write_bytes(b"precious")
     # The library names the parameter; the CLI shows it as the flag.
-    with pytest.raises(OutputError, match=r"output exists: .*out\.mov; pass output\.overwrite=True or choose") as err:
+    with pytest.raises(OutputError, match=r"output exists: .*out\.mov; pass output\.overwrite or choose") as err:
         open_output(str(out), info, OutputConfig(), **RGBA)
     from alphagan_video.cli import user_message
 

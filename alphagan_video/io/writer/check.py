@@ -13,7 +13,7 @@ from alphagan_video.io.writer.plan import OutputPlan, plan_output
 from alphagan_video.types import VideoInfo
 
 #: Parameter whose setting replaces an existing output (the CLI shows its flag).
-OVERWRITE = "output.overwrite=True"
+OVERWRITE = "output.overwrite"
 
 
 def exists_error(message: str) -> OutputError:
