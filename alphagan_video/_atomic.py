@@ -1,10 +1,11 @@
 """All-or-nothing file writes: a temporary file beside the target, fsync, then ``os.replace``.
 
 Used for everything a reader may open while it is being (re)written: generator checkpoints,
-training checkpoints, farm job manifests and segment records.
+training checkpoints, farm job manifests and segment records (``atomic_write``), and for every
+file a muxer or encoder writes (the video writer's outputs and the farm assembly's, through
+``StagedFile``): the one way this package publishes a file.
 
-Every temporary this package writes beside a target (these, the video writer's and the farm
-assembly's) is named by ``temp_name``: hidden, with the writing process's PID, a random token and
+Every temporary this package writes beside a target is named by ``temp_name``: hidden, with the writing process's PID, a random token and
 the marker ``alphagan@HOST``. A process killed with SIGKILL cannot remove its temporary;
 ``remove_stale_temporaries`` (called by the CLI before each run into a folder) deletes those whose
 process, on this host, is gone.
@@ -93,6 +94,47 @@ def remove_stale_temporaries(directory: PathLike) -> list[tuple[str, int]]:
     return removed
 
 
+class StagedFile:
+    """A temporary file beside ``path`` that becomes ``path`` only by ``publish``.
+
+    ``tmp`` is ``temp_name(name, suffix)`` in ``path``'s folder (same file system, so the rename
+    is atomic; ``suffix`` such as ``".mov"`` lets muxers pick the format from the name; ``name``
+    defaults to ``path``'s base name). Nothing is created here: the caller writes ``tmp``.
+    ``discard`` removes it; used as a context manager, an exception in the block (Ctrl-C
+    included) discards it and propagates, so nothing is left behind.
+    """
+
+    def __init__(self, path: PathLike, suffix: str = "", *, name: Optional[str] = None) -> None:
+        self.path = os.fspath(path)
+        directory, base = os.path.split(self.path)
+        self.tmp: Optional[str] = os.path.join(directory, temp_name(base if name is None else name, suffix))
+
+    def publish(self, *, replace: bool = True) -> None:
+        """Rename ``tmp`` over ``path``. replace False: raise FileExistsError (the temporary kept,
+        for the caller's ``discard``) when ``path`` appeared meanwhile."""
+        if self.tmp is None:
+            raise ValueError(f"{self.path}: nothing staged to publish")
+        if not replace and os.path.exists(self.path):
+            raise FileExistsError(self.path)
+        os.replace(self.tmp, self.path)
+        self.tmp = None
+
+    def discard(self) -> None:
+        """Remove the temporary if it exists. Idempotent."""
+        if self.tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.tmp)
+            self.tmp = None
+
+    def __enter__(self) -> "StagedFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            with contextlib.suppress(OSError):
+                self.discard()
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "wb", *, encoding: Optional[str] = None) -> Iterator[IO]:
     """Open a new temporary file beside ``path`` for writing; on a clean exit make it ``path``.
@@ -111,17 +153,12 @@ def atomic_write(path: PathLike, mode: str = "wb", *, encoding: Optional[str] = 
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write: mode {mode!r} is not supported; use 'wb' or 'w'")
-    directory, name = os.path.split(os.fspath(path))
-    tmp = os.path.join(directory, temp_name(name, ".tmp"))
+    staged = StagedFile(path, ".tmp")
     # O_EXCL: never share a temporary with a concurrent writer; 0o666: the umask applies.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
+    fd = os.open(staged.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    with staged:
         with os.fdopen(fd, mode, encoding=encoding) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        staged.publish()

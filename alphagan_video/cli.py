@@ -266,6 +266,14 @@ PARAMETER_FLAGS: dict[str, str] = {
     "pix_fmt": "--pix-fmt",
     "output.overwrite": "--overwrite",
     "handles": "--handles",
+    "output.copy_audio=False": "--no-audio",  # the flag turns copying off
+    "output.codec": "--codec",
+    "frames": "--frames",
+    "frame_range": "--frames",
+    "chunk_size": "--chunk-size",
+    "address": "--address",
+    "mask.box": "--box",
+    "mask.points": "--point",
 }
 
 
@@ -498,7 +506,9 @@ def run_command(input_path: str, output_path: str, frame_range, context, max_pix
     """Matte INPUT (video, image, or sequence pattern like shots/%04d.png) into OUTPUT."""
     with _exit_codes(debug, "interrupted; no output was written"):
         cfg = _build_config(**opts)
-        frames = _parse_frame_range(frame_range)
+        from alphagan_video.frame_range import parse_frame_range
+
+        frames = parse_frame_range(frame_range) if frame_range is not None else None
         # Checked first: a report that cannot be written must not fail the run after the output exists.
         if json_report is not None and not json_report.parent.is_dir():
             raise UserInputError(f"--json-report {json_report}: directory {json_report.parent} does not exist")
@@ -697,18 +707,6 @@ def _build_config(
     if overlap is not None:
         cfg = dataclasses.replace(cfg, overlap=overlap)
     return cfg
-
-
-def _parse_frame_range(value: Optional[str]) -> Optional[tuple[int, int]]:
-    if value is None:
-        return None
-    try:
-        first, last = (int(v) for v in value.split("-"))
-    except ValueError:
-        raise click.BadParameter(f"--frames {value!r}: expected A-B with 0-based frame numbers, e.g. 0-99") from None
-    if first < 0 or last < first:
-        raise click.BadParameter(f"--frames {value!r}: expected 0 <= A <= B")
-    return (first, last)
 
 
 def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Optional[tuple[int, int]], quiet: bool,
@@ -1021,6 +1019,20 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
 
 # --------------------------------------------------------------------------- farm (issue 6)
 
+# Parameters that the writer, the farm and the frame-range parser name in their errors (kept
+# here, beside the farm commands, as part of the one ``PARAMETER_FLAGS`` table).
+
+
+def worker_commands(executable: list[str]):
+    """The command lines farm workers run (``farm.WorkerCommands``): ``executable`` (the command
+    and leading arguments that start alphagan-video there) + ``farm chunk JOB --frames A-B`` for a
+    chunk, + ``farm assemble --job JOB`` for the assembly."""
+    from alphagan_video.farm.files import FRAMES_FIELD, JOB_FIELD, WorkerCommands
+
+    return WorkerCommands(chunk=(*executable, "farm", "chunk", JOB_FIELD, "--frames", FRAMES_FIELD),
+                          assemble=(*executable, "farm", "assemble", "--job", JOB_FIELD))
+
+
 FARM_HELP = """\b
 Split one shot into frame-range chunks for render farms and clusters, and join the
 segments losslessly (ProRes stream copy) into exactly the file one machine writes.
@@ -1155,11 +1167,12 @@ def farm_plan_command(input_path, output_path, chunk_size, context, debug, as_js
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def farm_chunk_command(job_path, frames, quiet, debug) -> None:
     """Make the segment for frames A-B of a job (skipped when a verified segment exists)."""
-    from alphagan_video.farm import load_job, parse_frames, run_chunk
+    from alphagan_video.farm import load_job, run_chunk
+    from alphagan_video.frame_range import parse_frame_range
 
     def action():
         job = load_job(job_path)
-        first, last = parse_frames(frames)
+        first, last = parse_frame_range(frames, single=True)
         _remove_stale(job.segments_dir, not quiet)
         record, ran = run_chunk(job, first, last)
         if not quiet:
@@ -1218,8 +1231,8 @@ def farm_openjd_command(input_path, output_path, chunk_size, context, debug, tem
     def action():
         job = _make_job(input_path, output_path, chunk_size, context, opts)
         template_dir = str(template_path.resolve().parent) if template_path is not None else None
-        text = json.dumps(openjd_template(job, executable=_executable(executable), gpus=num_gpus, cpus=num_cpus,
-                                          template_dir=template_dir), indent=2) + "\n"
+        text = json.dumps(openjd_template(job, commands=worker_commands(_executable(executable)), gpus=num_gpus,
+                                          cpus=num_cpus, template_dir=template_dir), indent=2) + "\n"
         if template_path is not None:
             template_path.write_text(text)
         else:
@@ -1245,8 +1258,8 @@ def farm_opencue_command(input_path, output_path, chunk_size, context, debug, xm
 
     def action():
         job = _make_job(input_path, output_path, chunk_size, context, opts)
-        ol = build_outline(job, executable=_executable(executable), show=show, shot=shot, user=user, cores=cores,
-                           gpus=gpus)
+        ol = build_outline(job, commands=worker_commands(_executable(executable)), show=show, shot=shot, user=user,
+                           cores=cores, gpus=gpus)
         text = serialize_outline(ol)
         if xml_path is not None:
             xml_path.write_text(text)

@@ -18,7 +18,9 @@ import av
 import numpy as np
 import pytest
 
+from alphagan_video.cli import user_message, worker_commands
 from alphagan_video.config import MaskConfig, PipelineConfig
+from alphagan_video.errors import ParameterError
 from alphagan_video.farm import (
     FarmError,
     FarmUsageError,
@@ -80,10 +82,15 @@ def test_plan_and_parse():
     assert plan_chunks(12, 5, batch_size=2) == [(0, 5), (6, 11)]  # rounded up to the batch grid
     assert plan_chunks(10, 4) == [(0, 3), (4, 7), (8, 9)]
     assert parse_frames("4-7") == (4, 7) and parse_frames("9") == (9, 9)
-    with pytest.raises(FarmUsageError, match=r"--frames '7-4': expected 0 <= A <= B"):
+    # The library names the parameter; the CLI shows it as the flag.
+    with pytest.raises(ParameterError, match=r"^frames '7-4': expected 0 <= A <= B$") as err:
         parse_frames("7-4")
-    with pytest.raises(FarmUsageError, match=r"--chunk-size 0: must be at least 1 frame"):
+    assert user_message(err.value) == "--frames '7-4': expected 0 <= A <= B"
+    with pytest.raises(ParameterError, match=r"^frames 'x': expected A-B or A with 0-based frame numbers$"):
+        parse_frames("x")
+    with pytest.raises(FarmUsageError, match=r"^chunk_size 0: must be at least 1 frame$") as err:
         plan_chunks(12, 0)
+    assert user_message(err.value) == "--chunk-size 0: must be at least 1 frame"
 
 
 def test_context_chunk_writes_only_its_frames_with_original_pts(tmp_path, shot):
@@ -235,8 +242,12 @@ def test_sam_needs_the_prepass_and_the_prepass_writes_prompts_json(tmp_path, sho
     sam = MaskConfig(source="sam", sam_model="test_tiny", sam_checkpoint=ckpt, box=(0, 12, 20, 30))
     cfg = PipelineConfig(mask=sam)
     assert needs_prepass(cfg) and not needs_prepass(PipelineConfig(mask=MaskConfig(source="chroma")))
-    with pytest.raises(FarmUsageError, match=r"--mask sam propagates from the first frame.*farm prepass"):
+    with pytest.raises(FarmUsageError, match=r"mask\.source sam propagates from the first frame.*farm prepass") as err:
         create_job(clip.path, tmp_path / "o.mov", cfg, chunk_size=4)
+    assert user_message(err.value) == (
+        "--mask sam propagates from the first frame, which a chunk does not have; run 'alphagan-video farm prepass "
+        "INPUT -o prompts.json --mask sam ...' first and pass --prompts prompts.json (per-frame boxes) instead of "
+        "--box or --point")
     report = run_prepass(clip.path, tmp_path / "prompts.json", cfg)
     assert report.frames == 12
     prompts = read_prompts_json(tmp_path / "prompts.json", 64, 48)  # the format --prompts reads
@@ -300,7 +311,7 @@ def test_opencue_outline_serialises_offline(tmp_path, shot, monkeypatch):
 
     ran = []
     monkeypatch.setattr(outline.io, "system", lambda cmd, ignore_error=False, frame=None: ran.append(cmd))
-    ol = build_outline(load_job(str(out) + ".alphagan-job.json"), executable=["alphagan-video"])
+    ol = build_outline(load_job(str(out) + ".alphagan-job.json"), commands=worker_commands(["alphagan-video"]))
     ol.get_layer("matte")._execute([4, 5, 6, 7])
     ol.get_layer("assemble")._execute([0])
     job_file = str(out) + ".alphagan-job.json"
@@ -362,7 +373,8 @@ def test_sam_job_with_prepass_prompts_equals_unchunked(tmp_path, shot, tiny_chec
 
 def test_config_round_trips_through_the_job_file(tmp_path, monkeypatch):
     from alphagan_video.config import ModelConfig, RefineConfig
-    from alphagan_video.farm.job import config_from_dict, config_to_dict
+    from alphagan_video.config_json import config_from_dict, config_to_dict
+    from alphagan_video.farm.job import job_config_from_dict
 
     cfg = PipelineConfig(
         mask=MaskConfig(source="sam", box=(1.0, 2.0, 30.0, 40.0), points=((5.0, 6.0, 1), (7.0, 8.0, 0)),
@@ -377,7 +389,7 @@ def test_config_round_trips_through_the_job_file(tmp_path, monkeypatch):
     assert config_to_dict(rel)["mask"]["source"] == f"file:{tmp_path}/masks/m_%04d.png"
     assert config_to_dict(PipelineConfig(mask=MaskConfig(source="chroma")))["mask"]["source"] == "chroma"
     with pytest.raises(FarmUsageError, match=r"job settings \[model\] have unknown fields \['warp_speed'\]"):
-        config_from_dict({**config_to_dict(cfg), "model": {"warp_speed": 9}})
+        job_config_from_dict({**config_to_dict(cfg), "model": {"warp_speed": 9}})
 
 
 def test_assembly_keeps_timecode_tags_and_audio_of_the_input(tmp_path, shot):

@@ -508,8 +508,12 @@ def test_existing_output_without_overwrite(tmp_path):
     info = _info(tmp_path)
     out = tmp_path / "out.mov"
     out.write_bytes(b"precious")
-    with pytest.raises(OutputError, match=r"output exists: .*out\.mov; pass --overwrite"):
+    # The library names the parameter; the CLI shows it as the flag.
+    with pytest.raises(OutputError, match=r"output exists: .*out\.mov; pass output\.overwrite or choose") as err:
         open_output(str(out), info, OutputConfig(), **RGBA)
+    from alphagan_video.cli import user_message
+
+    assert user_message(err.value) == f"output exists: {out}; pass --overwrite or choose another name"
     assert out.read_bytes() == b"precious"
     seqdir = tmp_path / "seq"
     seqdir.mkdir()

@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Optional, Sequence
 
-from alphagan_video._atomic import temp_name
-from alphagan_video.errors import OutputError
-from alphagan_video.farm.job import (
-    FarmError,
-    FarmJob,
-    FarmUsageError,
-    iter_records,
-    sha256_file,
-    verify_segment,
-    write_json_atomic,
-)
+from alphagan_video.farm.files import FarmError, FarmUsageError, sha256_file, write_json_atomic
+from alphagan_video.farm.job import FarmJob, iter_records, verify_segment
+from alphagan_video.io.writer.check import OVERWRITE
+
 
 @dataclass
 class AssembleReport:
@@ -38,17 +30,44 @@ class AssembleReport:
 
 def source_timecode(path: str) -> Optional[str]:
     """The input's start timecode (container, video stream or a tmcd data stream tag), or None.
-    (``io.writer.read_source_metadata``, which the pipeline's writer uses too.)"""
-    from alphagan_video.io.writer import read_source_metadata
+    (``io.read_source_metadata``, which the pipeline's writer uses too.)"""
+    from alphagan_video.io import read_source_metadata
 
     return read_source_metadata(path).timecode
 
 
 def source_tags(path: str) -> dict:
     """Container-level tags of the input worth keeping (title, comment, creation_time, ...)."""
-    from alphagan_video.io.writer import read_source_metadata
+    from alphagan_video.io import read_source_metadata
 
     return read_source_metadata(path).tags
+
+
+def _check_assembly(segments: list[str], output_path: str, overwrite: bool) -> None:
+    """FarmUsageError for no or missing segments, an existing output without ``overwrite``, a
+    missing output folder."""
+    if not segments:
+        raise FarmUsageError("no segments to assemble; run the chunks first")
+    for seg in segments:
+        if not os.path.isfile(seg):
+            raise FarmUsageError(f"segment not found: {seg}")
+    if os.path.exists(output_path) and not overwrite:
+        raise FarmUsageError.naming(f"output exists: {output_path}; pass {OVERWRITE} or choose another name",
+                                    OVERWRITE)
+    out_dir = os.path.dirname(os.path.abspath(output_path))
+    if not os.path.isdir(out_dir):
+        raise FarmUsageError(f"output directory {out_dir} does not exist; create it first")
+
+
+def remux_source(input_path: str, copy_audio: bool):
+    """What the final file takes from the original input: timecode, tags, rotation, and (when
+    ``copy_audio`` and it has any) its audio streams."""
+    from alphagan_video.io import RemuxSource, open_input, read_source_metadata
+
+    with open_input(input_path) as reader:
+        info = reader.info
+    audio = copy_audio and info.kind == "video" and info.audio_stream_count > 0
+    return RemuxSource(read_source_metadata(input_path), info.rotation, input_path if audio else None)
 
 
 def assemble_segments(
@@ -59,129 +78,27 @@ def assemble_segments(
     overwrite: bool = False,
     copy_audio: bool = True,
 ) -> AssembleReport:
-    """Concatenate ``segments`` (in order) into ``output_path`` by stream copy.
+    """Concatenate ``segments`` (in order) into ``output_path`` by stream copy
+    (``io.concat_segments``).
 
     Args:
         input_path: the original input: audio, timecode, tags and rotation come from it.
         segments: .mov files written by chunk runs, in frame order, with the input's timestamps.
     Raises:
-        FarmUsageError: no segments, mismatched segments (codec, size), overlapping or
-            out-of-order timestamps, an existing output without ``overwrite``.
+        FarmUsageError: no segments, missing segments, an existing output without ``overwrite``.
+        InputMediaError: mismatched segments (codec, size), overlapping or out-of-order timestamps.
     The output appears atomically (temporary file + rename); on failure nothing is left.
     """
-    import av
-
-    from alphagan_video.io import open_input
-    from alphagan_video.io.writer import _AudioCopier, apply_source_metadata, read_source_metadata
+    from alphagan_video.io import concat_segments
 
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     segments = [os.fspath(s) for s in segments]
-    if not segments:
-        raise FarmUsageError("no segments to assemble; run the chunks first")
-    for seg in segments:
-        if not os.path.isfile(seg):
-            raise FarmUsageError(f"segment not found: {seg}")
-    if os.path.exists(output_path) and not overwrite:
-        raise FarmUsageError(f"output exists: {output_path}; pass --overwrite or choose another name")
-    out_dir = os.path.dirname(os.path.abspath(output_path))
-    if not os.path.isdir(out_dir):
-        raise FarmUsageError(f"output directory {out_dir} does not exist; create it first")
-    with open_input(input_path) as reader:
-        info = reader.info
-
-    meta = read_source_metadata(input_path)
-    report = AssembleReport(output=output_path, tags=dict(meta.tags))
-    stem, suffix = os.path.splitext(os.path.basename(output_path))
-    tmp = os.path.join(out_dir, temp_name(stem, suffix))
-    first_in = av.open(segments[0])
-    template = first_in.streams.video[0]
-    time_base = template.time_base
-    audio = None
-    out = None
-    try:
-        out = av.open(tmp, "w", options={"movie_timescale": str(time_base.denominator)})
-        # The frame rate is not part of the template's codec parameters; the muxer needs it for
-        # the stream's average rate and to write a timecode (tmcd) track.
-        vs = out.add_stream_from_template(template, rate=template.average_rate)
-        vs.time_base = time_base
-        # The template does not carry the fourcc; without it the mov muxer tags ProRes 4444 as
-        # 'apch' (422 HQ) and decoders then take the 4444 frames for 10-bit 422 HQ ones.
-        vs.codec_context.codec_tag = template.codec_context.codec_tag
-        if template.codec_context.profile is not None:
-            try:
-                vs.codec_context.profile = template.codec_context.profile
-            except (ValueError, AttributeError):
-                pass
-        # The same tags and timecode as an unchunked run's writer (frame 0 is the first frame).
-        report.timecode = apply_source_metadata(out, vs, meta)
-        if info.rotation:  # before the first packet of any stream is muxed (ecosystem §1.4)
-            vs.set_display_rotation(info.rotation)
-        if copy_audio and info.kind == "video" and info.audio_stream_count > 0:
-            audio = _AudioCopier(input_path, out)
-            report.audio_streams = len(audio.codec_names)
-        out.start_encoding()
-        signature = _signature(template)
-        last_pts: Optional[int] = None
-        for n, seg in enumerate(segments):
-            container = first_in if n == 0 else av.open(seg)
-            try:
-                stream = container.streams.video[0]
-                if _signature(stream) != signature:
-                    raise FarmUsageError(
-                        f"segment {seg} is {_signature(stream)}, the first segment is {signature}; "
-                        "all segments must come from one job"
-                    )
-                for packet in container.demux(stream):
-                    if packet.dts is None and packet.pts is None:  # demuxer flush packet
-                        continue
-                    pts = packet.pts if packet.pts is not None else packet.dts
-                    t = Fraction(pts) * packet.time_base
-                    if last_pts is not None and t <= last_pts:
-                        raise FarmUsageError(
-                            f"segment {seg} starts at {float(t):.4f} s, not after the previous segment's "
-                            f"last frame ({float(last_pts):.4f} s): overlapping or out-of-order segments"
-                        )
-                    last_pts = t
-                    if audio is not None:
-                        audio.mux_until(t)
-                    packet.stream = vs
-                    out.mux(packet)
-                    report.frames += 1
-            finally:
-                if n != 0:
-                    container.close()
-            report.segments.append(seg)
-        if audio is not None:
-            audio.mux_until(None)
-            audio.close()
-            audio = None
-        out.close()
-        out = None
-        if os.path.exists(output_path) and not overwrite:
-            raise OutputError(f"output appeared while assembling: {output_path}; not overwriting")
-        os.replace(tmp, output_path)
-    except BaseException:
-        if audio is not None:
-            audio.close()
-        if out is not None:
-            try:
-                out.close()
-            except BaseException:
-                pass
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    finally:
-        first_in.close()
-    report.sha256 = sha256_file(output_path)
-    return report
-
-
-def _signature(stream) -> str:
-    cc = stream.codec_context
-    return f"{cc.name} {cc.width}x{cc.height} {cc.format.name if cc.format else '?'}"
+    _check_assembly(segments, output_path, overwrite)
+    source = remux_source(input_path, copy_audio)
+    joined = concat_segments(segments, output_path, source, overwrite=overwrite)
+    return AssembleReport(output=output_path, frames=joined.frames, segments=joined.segments,
+                          audio_streams=joined.audio_streams, timecode=joined.timecode,
+                          tags=dict(source.metadata.tags), sha256=sha256_file(output_path))
 
 
 def choose_segments(job: FarmJob) -> list[tuple[int, int]]:
@@ -214,7 +131,7 @@ def choose_segments(job: FarmJob) -> list[tuple[int, int]]:
 def assemble_job(job: FarmJob, *, overwrite: Optional[bool] = None, remove_segments: bool = False) -> AssembleReport:
     """Assemble a finished job into ``job.output`` and record the result in the job file.
 
-    overwrite: None = the job's ``--overwrite`` setting. remove_segments: delete the segments
+    overwrite: None = the job's own ``output.overwrite`` setting. remove_segments: delete the segments
     directory after a successful assembly (default: keep, so a rerun is instant).
     """
     chosen = choose_segments(job)
@@ -246,4 +163,5 @@ def assemble_job(job: FarmJob, *, overwrite: Optional[bool] = None, remove_segme
     return report
 
 
-__all__ = ["AssembleReport", "assemble_job", "assemble_segments", "choose_segments", "source_timecode", "source_tags"]
+__all__ = ["AssembleReport", "assemble_job", "assemble_segments", "choose_segments", "remux_source", "source_timecode",
+           "source_tags"]

@@ -35,9 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from alphagan_video._atomic import atomic_write
 from alphagan_video.config import PipelineConfig
-from alphagan_video.errors import AlphaGANVideoError, UserInputError
+from alphagan_video.config_json import UnknownFieldsError, config_from_dict, config_to_dict, iter_config_fields
+from alphagan_video.farm.files import FarmError, FarmUsageError, missing_extra, sha256_file, write_json_atomic
+from alphagan_video.frame_range import parse_frame_range
+from alphagan_video.io.writer import plan_output
+from alphagan_video.io.writer.check import OVERWRITE
 
 JOB_FORMAT = "alphagan-video-job"
 JOB_VERSION = 1
@@ -49,95 +52,17 @@ INTRA_ENCODERS = frozenset({"prores_ks", "prores_aw", "png"})
 _SEGMENT_RE = re.compile(r"^seg_(\d{6,})-(\d{6,})\.json$")
 
 
-class FarmError(AlphaGANVideoError):
-    """A farm job cannot proceed (missing segments, a job file of another job, ...)."""
-
-
-class FarmUsageError(FarmError, UserInputError):
-    """Bad farm options or files the user can fix."""
-
-
-def missing_extra(package: str, what: str) -> FarmUsageError:
-    """The error raised when an optional farm dependency is not installed."""
-    return FarmUsageError(
-        f"{what} needs the Python package {package!r}, which is not installed; "
-        f"pip install 'alphagan-video[farm]' (or pip install {package})"
-    )
-
-
-# --------------------------------------------------------------------------- config <-> JSON
-
-_PATH_FIELDS = {
-    "mask": ("sam_checkpoint", "prompts_json"),
-    "trimap": ("trimap_path",),
-    "model": ("checkpoint",),
-}
-def _sections() -> dict[str, type]:
-    """PipelineConfig fields that are nested config dataclasses, by name."""
-    defaults = PipelineConfig()
-    return {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(PipelineConfig)
-            if dataclasses.is_dataclass(getattr(defaults, f.name))}
-
-
-def config_to_dict(cfg: PipelineConfig) -> dict:
-    """PipelineConfig -> plain JSON-able dict (paths made absolute: tasks run elsewhere)."""
-    out: dict = {}
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(value):
-            value = dataclasses.asdict(value)
-            for key in _PATH_FIELDS.get(f.name, ()):
-                if value.get(key) is not None:
-                    value[key] = os.path.abspath(os.fspath(value[key]))
-            if f.name == "mask":
-                value["source"] = _absolute_mask_spec(value["source"])
-            if f.name == "output" and value.get("background") and os.path.isfile(value["background"]):
-                value["background"] = os.path.abspath(value["background"])  # an image, not a colour
-        out[f.name] = value
-    return json.loads(json.dumps(out))  # tuples -> lists, exactly what a reader gets back
-
-
-def _absolute_mask_spec(spec: str) -> str:
-    """``plate:PATH`` / ``file:PATH`` with PATH made absolute (farm tasks run in other directories)."""
-    name, sep, arg = spec.partition(":")
-    if sep and name.strip().lower() in ("plate", "file") and arg:
-        return f"{name}:{os.path.abspath(arg)}"
-    return spec
-
-
-def _reject_unknown_fields(values: dict, cls: type, where: str) -> None:
-    """Raise FarmUsageError when ``values`` has keys that are not fields of dataclass ``cls``."""
-    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-    if unknown:
+def job_config_from_dict(data: dict) -> PipelineConfig:
+    """The job file's settings (``config_json.config_from_dict``); unknown keys are an error
+    naming the section (a job from another version)."""
+    try:
+        return config_from_dict(data, PipelineConfig)
+    except UnknownFieldsError as exc:
+        where = f"job settings [{exc.section}]" if exc.section else "job settings"
         raise FarmUsageError(
-            f"{where} have unknown fields {unknown}; the job was made by another alphagan-video "
+            f"{where} have unknown fields {exc.fields}; the job was made by another alphagan-video "
             "version: recreate it with this one"
-        )
-
-
-def config_from_dict(data: dict) -> PipelineConfig:
-    """Inverse of ``config_to_dict``. Unknown keys are an error (a job from another version)."""
-    sections = _sections()
-    _reject_unknown_fields(data, PipelineConfig, "job settings")
-    kwargs = {}
-    for name, value in data.items():
-        if name not in sections:
-            kwargs[name] = value
-            continue
-        cls = sections[name]
-        values = dict(value)
-        _reject_unknown_fields(values, cls, f"job settings [{name}]")
-        for key in _PATH_FIELDS.get(name, ()):
-            if values.get(key) is not None:
-                values[key] = Path(values[key])
-        if name == "mask":
-            if values.get("box") is not None:
-                values["box"] = tuple(values["box"])
-            values["points"] = tuple(tuple(p) for p in values.get("points", ()))
-            if values.get("chroma_key") is not None:
-                values["chroma_key"] = tuple(values["chroma_key"])
-        kwargs[name] = cls(**values)
-    return PipelineConfig(**kwargs)
+        ) from None
 
 
 # --------------------------------------------------------------------------- frames
@@ -166,18 +91,9 @@ def count_frames(path: str | os.PathLike) -> int:
 
 
 def parse_frames(value: str) -> tuple[int, int]:
-    """``"A-B"`` or ``"A"`` (0-based, inclusive; OpenJD and OpenCue write both) -> (A, B)."""
-    text = value.strip()
-    try:
-        if "-" in text:
-            first, last = (int(v) for v in text.split("-"))
-        else:
-            first = last = int(text)
-    except ValueError:
-        raise FarmUsageError(f"--frames {value!r}: expected A-B or A with 0-based frame numbers") from None
-    if first < 0 or last < first:
-        raise FarmUsageError(f"--frames {value!r}: expected 0 <= A <= B")
-    return first, last
+    """``"A-B"`` or ``"A"`` (0-based, inclusive; OpenJD and OpenCue write both) -> (A, B).
+    (``frame_range.parse_frame_range`` with single frames allowed.)"""
+    return parse_frame_range(value, single=True)
 
 
 def plan_chunks(frame_count: int, chunk_size: int, batch_size: int = 1) -> list[tuple[int, int]]:
@@ -189,7 +105,7 @@ def plan_chunks(frame_count: int, chunk_size: int, batch_size: int = 1) -> list[
     if frame_count < 1:
         raise FarmUsageError(f"the input has {frame_count} frames; nothing to split")
     if chunk_size < 1:
-        raise FarmUsageError(f"--chunk-size {chunk_size}: must be at least 1 frame")
+        raise FarmUsageError.about("chunk_size", chunk_size, "must be at least 1 frame")
     size = max(1, batch_size)
     chunk = -(-chunk_size // size) * size
     return [(a, min(a + chunk, frame_count) - 1) for a in range(0, frame_count, chunk)]
@@ -219,7 +135,7 @@ class FarmJob:
     #: True when ``create_job`` found this job already assembled into an intact OUTPUT
     #: (the job file's ``assembled.sha256`` matches the file): a rerun has nothing to do.
     complete: bool = False
-    #: Pixel budget per frame for every task (``--max-pixels`` at planning); None = the default.
+    #: Pixel budget per frame for every task (``max_pixels`` at planning); None = the default.
     max_pixels: Optional[int] = None
 
     @property
@@ -273,7 +189,7 @@ def settings_digest(input_path: str, cfg: PipelineConfig, context: int) -> str:
 
 
 def default_context(cfg: PipelineConfig) -> int:
-    """Warm-up frames per chunk: what temporal smoothing needs (0 with --no-temporal)."""
+    """Warm-up frames per chunk: what temporal smoothing needs (0 with smoothing off)."""
     from alphagan_video.stages.s5_temporal.temporal import context_frames_needed
 
     return context_frames_needed(cfg.temporal)
@@ -281,28 +197,26 @@ def default_context(cfg: PipelineConfig) -> int:
 
 def check_farmable(output: str, cfg: PipelineConfig) -> None:
     """Segments must be joinable by stream copy: a .mov with an intra-only codec."""
-    from alphagan_video.io.writer import _kind_flags, _plan
-
     suffix = os.path.splitext(output)[1].lower()
     if suffix != ".mov":
-        raise FarmUsageError(
+        raise FarmUsageError.naming(
             f"farm output {output}: segments are joined by stream copy, which needs an intra-only "
             "codec in .mov (ProRes or PNG); write .mov. (Image sequences need no farm assembly: "
-            "run chunks with --frames A-B straight to the pattern, files are numbered by frame.)"
+            "run chunks with frame_range A-B straight to the pattern, files are numbered by frame.)", "frame_range"
         )
-    color, alpha = _kind_flags(cfg.output.kind)
-    plan = _plan(output, cfg.output, color, alpha)
+    plan = plan_output(output, cfg.output)
     if plan.encoder not in INTRA_ENCODERS:
-        raise FarmUsageError(
+        raise FarmUsageError.naming(
             f"farm output {output}: codec {plan.encoder} is not intra-only, so segments cannot be "
-            "joined losslessly; use --codec prores4444 (default), prores422hq, prores_aw or png"
+            "joined losslessly; use output.codec prores4444 (default), prores422hq, prores_aw or png", "output.codec"
         )
     if cfg.trimap.trimap_path is None and cfg.mask.source.strip().lower() == "sam":
         if cfg.mask.prompts_json is None:
-            raise FarmUsageError(
-                "--mask sam propagates from the first frame, which a chunk does not have; run "
-                "'alphagan-video farm prepass INPUT -o prompts.json --mask sam ...' first and "
-                "pass --prompts prompts.json (per-frame boxes) instead of --box/--point"
+            raise FarmUsageError.naming(
+                "mask.source sam propagates from the first frame, which a chunk does not have; run "
+                "'alphagan-video farm prepass INPUT -o prompts.json mask.source sam ...' first and "
+                "pass mask.prompts_json prompts.json (per-frame boxes) instead of mask.box or mask.points",
+                "mask.source", "mask.prompts_json", "mask.box", "mask.points"
             )
 
 
@@ -314,12 +228,14 @@ def _check_prompts_cover(cfg: PipelineConfig, frame_count: int) -> None:
         with open(cfg.mask.prompts_json, encoding="utf-8") as fh:
             keys = {int(k) for k in json.load(fh)}
     except (OSError, ValueError, TypeError) as exc:
-        raise FarmUsageError(f"--prompts {cfg.mask.prompts_json}: cannot read it ({exc}); rerun farm prepass") from None
+        raise FarmUsageError.about("mask.prompts_json", cfg.mask.prompts_json,
+                                   f"cannot read it ({exc}); rerun farm prepass") from None
     missing = [i for i in range(frame_count) if i not in keys]
     if missing:
-        raise FarmUsageError(
-            f"--prompts {cfg.mask.prompts_json} has no prompt for {len(missing)} frame(s) (first: {missing[:5]}); "
-            "every chunk needs per-frame prompts: add boxes for them or rerun 'alphagan-video farm prepass'"
+        raise FarmUsageError.naming(
+            f"mask.prompts_json {cfg.mask.prompts_json} has no prompt for {len(missing)} frame(s) "
+            f"(first: {missing[:5]}); every chunk needs per-frame prompts: add boxes for them or rerun "
+            "'alphagan-video farm prepass'", "mask.prompts_json"
         )
 
 
@@ -338,9 +254,9 @@ def create_job(
     settings is an error unless ``cfg.output.overwrite`` (its segments are then ignored, since
     their records carry the old digest). The output itself must not exist without overwrite.
 
-    ``--mask chroma``: the key colour and tolerance not given in ``cfg.mask`` are measured once
-    on frame 0 of the clip and stored in the job's settings (``prepass.fill_chroma_key``), so
-    every chunk keys with the same screen colour as an unchunked run with that ``--chroma-key``.
+    A ``chroma`` mask source: the key colour and tolerance not given in ``cfg.mask`` are measured
+    once on frame 0 of the clip and stored in the job's settings (``prepass.fill_chroma_key``), so
+    every chunk keys with the same screen colour as an unchunked run with that ``mask.chroma_key``.
     """
     input_abs = os.path.abspath(os.fspath(input_path))
     output_abs = os.path.abspath(os.fspath(output_path))
@@ -350,30 +266,31 @@ def create_job(
         raise FarmUsageError(f"output directory {os.path.dirname(output_abs)} does not exist; create it first")
     assembled = _assembled_intact(job_path_for(output_abs), output_abs)
     if os.path.exists(output_abs) and not cfg.output.overwrite and not assembled:
-        raise FarmUsageError(f"output exists: {output_path}; pass --overwrite or choose another name")
+        raise FarmUsageError.naming(f"output exists: {output_path}; pass {OVERWRITE} or choose another name",
+                                    OVERWRITE)
     check_farmable(output_abs, cfg)
-    from alphagan_video.farm.prepass import fill_chroma_key  # prepass imports this module
+    from alphagan_video.farm.prepass import fill_chroma_key  # imports torch: only when a job is made
 
     cfg = fill_chroma_key(input_abs, cfg)
     if context is None:
         context = default_context(cfg)
     if context < 0:
-        raise FarmUsageError(f"--context {context}: must be 0 or more frames")
+        raise FarmUsageError.about("context", context, "must be 0 or more frames")
     digest = settings_digest(input_abs, cfg, context)
     path = job_path_for(output_abs)
     if os.path.exists(path):
         existing = load_job(path)
         if existing.settings_sha256 == digest:
-            # Same pixels; this invocation's --overwrite / --no-audio apply to the final file.
+            # Same pixels; this invocation's overwrite and copy_audio settings apply to the final file.
             return dataclasses.replace(existing, config=cfg, complete=assembled,
                                        max_pixels=max_pixels if max_pixels is not None else existing.max_pixels)
         if assembled and not cfg.output.overwrite:
-            raise FarmUsageError(f"output exists: {output_path} (made with other settings); pass --overwrite "
-                                 "or choose another name")
+            raise FarmUsageError.naming(f"output exists: {output_path} (made with other settings); pass {OVERWRITE} "
+                                        "or choose another name", OVERWRITE)
         if not cfg.output.overwrite:
-            raise FarmUsageError(
-                f"{path} describes a job with other settings (or another input); pass --overwrite to "
-                "replace it (its segments will be redone) or choose another output name"
+            raise FarmUsageError.naming(
+                f"{path} describes a job with other settings (or another input); pass {OVERWRITE} to "
+                "replace it (its segments will be redone) or choose another output name", OVERWRITE
             )
     count = count_frames(input_abs) if frame_count is None else frame_count
     _check_prompts_cover(cfg, count)
@@ -475,7 +392,7 @@ def load_job(path: str | os.PathLike) -> FarmJob:
     if not isinstance(data["config"], dict):
         raise FarmUsageError(f"job file {path}: 'config' must be an object; recreate the job")
     try:
-        config = config_from_dict(data["config"])
+        config = job_config_from_dict(data["config"])
         _check_config_types(config, path)
     except FarmUsageError:
         raise
@@ -490,47 +407,26 @@ def load_job(path: str | os.PathLike) -> FarmJob:
 
 def _check_config_types(cfg: PipelineConfig, path: str) -> None:
     """Each config field has the type of its default (None allowed where the default is None)."""
-    defaults = PipelineConfig()
-    for section in dataclasses.fields(cfg):
-        value, default = getattr(cfg, section.name), getattr(defaults, section.name)
-        pairs = ([(f"{section.name}.{f.name}", getattr(value, f.name), getattr(default, f.name))
-                  for f in dataclasses.fields(value)] if dataclasses.is_dataclass(value)
-                 else [(section.name, value, default)])
-        for name, got, want in pairs:
-            if got is None or want is None:
-                continue
-            if isinstance(want, bool):
-                ok = isinstance(got, bool)
-            elif isinstance(want, (int, float)):
-                ok = isinstance(got, (int, float)) and not isinstance(got, bool)
-                if ok and isinstance(want, float) and got != got:  # NaN
-                    ok = False
-            elif isinstance(want, (str, Path)):
-                ok = isinstance(got, (str, Path))
-            elif isinstance(want, tuple):
-                ok = isinstance(got, tuple)
-            else:
-                ok = True
-            if not ok:
-                raise FarmUsageError(f"job file {path}: config {name} is {got!r}, expected a "
-                                     f"{type(want).__name__}; recreate the job")
+    for name, got, want in iter_config_fields(cfg, PipelineConfig()):
+        if got is None or want is None:
+            continue
+        if isinstance(want, bool):
+            ok = isinstance(got, bool)
+        elif isinstance(want, (int, float)):
+            ok = isinstance(got, (int, float)) and not isinstance(got, bool)
+            if ok and isinstance(want, float) and got != got:  # NaN
+                ok = False
+        elif isinstance(want, (str, Path)):
+            ok = isinstance(got, (str, Path))
+        elif isinstance(want, tuple):
+            ok = isinstance(got, tuple)
+        else:
+            ok = True
+        if not ok:
+            raise FarmUsageError(f"job file {path}: config {name} is {got!r}, expected a "
+                                 f"{type(want).__name__}; recreate the job")
     if cfg.model.batch_size < 1 or cfg.model.batch_size > 4096:
         raise FarmUsageError(f"job file {path}: config model.batch_size is {cfg.model.batch_size}, expected 1..4096")
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    """Write ``data`` as JSON via a temporary file beside ``path`` (fsync, rename): readers see old or new."""
-    with atomic_write(path, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- segments
@@ -602,8 +498,9 @@ def run_chunk(
     from alphagan_video.pipeline import matte_video
 
     if first < 0 or last < first or last >= job.frame_count:
-        raise FarmUsageError(
-            f"--frames {first}-{last} is outside the job's frames 0-{job.frame_count - 1} ({job.job_path})"
+        raise FarmUsageError.naming(
+            f"frame_range {first}-{last} is outside the job's frames 0-{job.frame_count - 1} ({job.job_path})",
+            "frame_range"
         )
     out_dir = os.path.dirname(job.output)
     if not os.path.isdir(out_dir):
@@ -660,8 +557,7 @@ __all__ = [
     "FarmUsageError",
     "SegmentRecord",
     "check_farmable",
-    "config_from_dict",
-    "config_to_dict",
+    "job_config_from_dict",
     "count_frames",
     "create_job",
     "default_context",

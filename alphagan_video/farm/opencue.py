@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Optional
 
-from alphagan_video.farm.job import FarmJob, missing_extra
+from alphagan_video.farm.files import FRAMES_FIELD, WorkerCommands, missing_extra
+from alphagan_video.farm.job import FarmJob
 
 SESSION_ENV = "OUTLINE_OUTLINE_SESSION_DIR"
 
@@ -38,7 +39,7 @@ def _import_outline(session_dir: str):
 def build_outline(
     job: FarmJob,
     *,
-    executable: Sequence[str] = ("alphagan-video",),
+    commands: WorkerCommands,
     show: str = "testing",
     shot: str = "default",
     user: Optional[str] = None,
@@ -47,8 +48,9 @@ def build_outline(
     memory: Optional[str] = None,
     service: Optional[str] = None,
 ):
-    """An ``outline.Outline`` with layers ``matte`` (range 0..N-1, chunk = job.chunk_size,
-    one ``farm chunk`` per chunk) and ``assemble`` (one frame, depends on all of ``matte``)."""
+    """An ``outline.Outline`` with layers ``matte`` (range 0..N-1, chunk = job.chunk_size, the
+    chunk command of ``commands`` once per chunk) and ``assemble`` (one frame, its assemble
+    command, depends on all of ``matte``)."""
     outline, MatteChunks = _import_outline(job.output + ".alphagan-opencue")
     name = "alphagan_" + "".join(c if c.isalnum() else "_" for c in os.path.basename(job.output))
     kwargs = {"shot": shot, "show": show}
@@ -62,10 +64,10 @@ def build_outline(
         layer_args["memory"] = memory
     if service:
         layer_args["service"] = service
-    matte = MatteChunks("matte", executable=list(executable), job_file=job.job_path, **layer_args)
+    matte = MatteChunks("matte", command=commands.chunk_argv(job.job_path, FRAMES_FIELD), **layer_args)
     ol.add_layer(matte)
     assemble = outline.modules.shell.ShellCommand(
-        "assemble", command=list(executable) + ["farm", "assemble", "--job", job.job_path], cores=1
+        "assemble", command=commands.assemble_argv(job.job_path), cores=1
     )
     assemble.depend_all(matte)
     ol.add_layer(assemble)

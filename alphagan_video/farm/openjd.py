@@ -2,8 +2,8 @@
 
 Two steps: ``Matte`` -- a ``CHUNK[INT]`` task parameter ``Frame`` over ``0-(N-1)`` with the
 ``TASK_CHUNKING`` extension (contiguous chunks of ``chunk_size`` frames; the scheduler passes
-each task its range as ``"A-B"``) running ``alphagan-video farm chunk JOB --frames A-B`` -- and
-``Assemble``, after all of ``Matte``, running ``alphagan-video farm assemble --job JOB``.
+each task its range as ``"A-B"``) running the chunk command of ``WorkerCommands`` -- and
+``Assemble``, after all of ``Matte``, running its assemble command.
 Chunk ranges chosen by the scheduler need not match the job's own plan: every contiguous range
 works (the chunk runner aligns batches) and assembly picks verified segments that tile the clip.
 
@@ -15,8 +15,9 @@ assumed (segments and the job file live next to the output).
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import Optional
 
+from alphagan_video.farm.files import WorkerCommands
 from alphagan_video.farm.job import FarmJob
 
 SPECIFICATION_VERSION = "jobtemplate-2023-09"
@@ -25,13 +26,13 @@ SPECIFICATION_VERSION = "jobtemplate-2023-09"
 def openjd_template(
     job: FarmJob,
     *,
-    executable: Sequence[str] = ("alphagan-video",),
+    commands: WorkerCommands,
     gpus: int = 0,
     cpus: int = 0,
     template_dir: Optional[str] = None,
 ) -> dict:
-    """The job template as a dict (``json.dump`` it). ``executable``: command and leading
-    arguments that start alphagan-video on a worker. gpus/cpus > 0 add host requirements
+    """The job template as a dict (``json.dump`` it). ``commands``: what a worker runs for a chunk
+    and for the assembly (``cli.worker_commands``). gpus/cpus > 0 add host requirements
     (``amount.worker.gpu`` / ``amount.worker.vcpu``).
 
     The ``JobFile`` parameter (type PATH, so farms can map it between mounts) defaults to the
@@ -39,8 +40,8 @@ def openjd_template(
     template's directory); None = the current directory (``... > template.json`` here).
     Override it with ``-p JobFile=/abs/path/OUT.alphagan-job.json``.
     """
-    exe = list(executable)
-    chunk_args = exe[1:] + ["farm", "chunk", "{{Param.JobFile}}", "--frames", "{{Task.Param.Frame}}"]
+    chunk = commands.chunk_argv("{{Param.JobFile}}", "{{Task.Param.Frame}}")
+    assemble_argv = commands.assemble_argv("{{Param.JobFile}}")
     matte = {
         "name": "Matte",
         "parameterSpace": {
@@ -51,7 +52,7 @@ def openjd_template(
                 "chunks": {"defaultTaskCount": job.chunk_size, "rangeConstraint": "CONTIGUOUS"},
             }],
         },
-        "script": {"actions": {"onRun": {"command": exe[0], "args": chunk_args}}},
+        "script": {"actions": {"onRun": {"command": chunk[0], "args": chunk[1:]}}},
     }
     amounts = []
     if gpus:
@@ -64,7 +65,7 @@ def openjd_template(
         "name": "Assemble",
         "dependencies": [{"dependsOn": "Matte"}],
         "script": {"actions": {"onRun": {
-            "command": exe[0], "args": exe[1:] + ["farm", "assemble", "--job", "{{Param.JobFile}}"],
+            "command": assemble_argv[0], "args": assemble_argv[1:],
         }}},
     }
     return {

@@ -2,7 +2,7 @@
 
 Which mask sources need it:
 
-- ``person``, ``plate:PATH``, ``file:PATH`` and ``--trimap``: every frame's mask depends on
+- ``person``, ``plate:PATH``, ``file:PATH`` and user trimaps (``TrimapConfig.trimap_path``): every frame's mask depends on
   that frame only. Chunks need nothing.
 - ``chroma``: a plain run detects the screen colour on the first frame it sees, which for a
   chunk is another frame. ``create_job`` measures the key colour and tolerance once, on frame 0
@@ -32,7 +32,7 @@ from typing import Callable, Optional
 import torch
 
 from alphagan_video.config import PipelineConfig
-from alphagan_video.farm.job import FarmUsageError, write_json_atomic
+from alphagan_video.farm.files import FarmUsageError, write_json_atomic
 
 #: Mask sources whose masks depend on earlier frames (need the pre-pass on a farm).
 STATEFUL_MASK_SOURCES = frozenset({"sam"})

@@ -1,10 +1,10 @@
 """Ray backend: a farm job's chunks as Ray tasks, then assembly on the driver.
 
-For "one user, a few GPU boxes": ``ray start --head`` on one machine, ``ray start --address
-HEAD:6379`` on the others, then ``alphagan-video farm ray INPUT -o OUT --address auto``.
-``--address local`` starts a private single-machine Ray. Every node must see the same paths
+For "one user, a few GPU boxes": ``ray start --head`` on one machine, ``ray start`` joining it
+on the others, then ``run_ray(job, address="auto")`` (the CLI's ``farm ray`` command).
+``address="local"`` starts a private single-machine Ray. Every node must see the same paths
 (shared storage), as with any farm. Each task asks for ``num_gpus``/``num_cpus``; Ray sets
-``CUDA_VISIBLE_DEVICES`` so the task's ``--device auto`` picks its GPU. A task whose worker
+``CUDA_VISIBLE_DEVICES`` so the task's ``auto`` device picks its GPU. A task whose worker
 dies (node lost, OOM kill, SIGKILL) is retried up to ``max_retries`` times; a retried or rerun
 chunk skips its segment when a verified one exists (the job manifest), so nothing is redone.
 Errors from bad input or options are not retried (they would fail again).
@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Callable, Optional
 
-from alphagan_video.farm.job import FarmError, FarmJob, FarmUsageError, missing_extra
+from alphagan_video.farm.files import FarmError, FarmUsageError, missing_extra
+from alphagan_video.farm.job import FarmJob
 
 
 def _chunk_task(job_path: str, first: int, last: int) -> dict:
@@ -58,9 +59,9 @@ def run_ray(
             else:
                 ray.init(address=address, **kwargs)
         except ConnectionError as exc:
-            raise FarmUsageError(
-                f"--address {address}: no Ray cluster reachable ({exc}); start one with 'ray start --head' "
-                "or use --address local"
+            raise FarmUsageError.about(
+                "address", address, f"no Ray cluster reachable ({exc}); start one with 'ray start --head' "
+                "or use address local"
             ) from None
         started = True
     try:
