@@ -5,9 +5,11 @@
 - ``supported_output_suffixes()``, ``describe_output(path, cfg)``, ``plan_output(path, cfg)``
 - ``concat_segments(segments, output, RemuxSource(...))``: join encoded segments by stream copy
   with a source's audio, timecode, tags and rotation (``read_source_metadata``)
+- ``RawFrameReader`` / ``RawFrameWriter`` (``io.raw``): packed raw frames on byte streams
 """
 from __future__ import annotations
 
+from alphagan_video.io.raw import RawFrameReader, RawFrameWriter
 from alphagan_video.io.reader import (
     DEFAULT_STILL_RATE,
     IMAGE_SUFFIXES,
@@ -38,6 +40,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "InputReader",
     "OutputWriter",
+    "RawFrameReader",
+    "RawFrameWriter",
     "RemuxSource",
     "SourceMetadata",
     "concat_segments",
