@@ -65,7 +65,12 @@ class ModelConfig:
 
     checkpoint: Optional[Path] = None
     variant: Optional[str] = None  # None = read from the checkpoint
-    batch_size: int = 4
+    # Frames per batch. 1 by default: on the CPU the generator is no faster per frame in batches
+    # (resnet18 at 720p on 2 cores, same process, alternating: 6.8 / 6.8 s per frame one at a
+    # time, 7.7 / 7.4 s in batches of 4) while peak memory grows with the batch (a default 720p
+    # run: batch 4 3.37 GB, 2 2.94 GB, 1 2.39 GB; bench/peak_rss.py). On CUDA ``auto_batch``
+    # sizes batches from free GPU memory instead.
+    batch_size: int = 1
     device: str = "auto"
     mixed_precision: bool = True
     # "auto": tile the unknown band when tiles cover < 60% of the frame; "on": always; "off": full frame.

@@ -102,3 +102,21 @@ def test_band_zero_is_a_binary_trimap_not_automatic():
     mask[..., 4:12, 4:12] = 1
     work = TrimapStage(0, False)(Work(batch=None, image=torch.zeros(1, 3, 16, 16), soft=mask, mask=mask))
     assert not bool((work.trimap == 0.5).any()) and torch.equal(work.trimap, mask)
+
+
+def test_the_temporal_stage_lets_go_of_what_no_later_stage_reads():
+    """A prepared refine problem holds its factorisation (~100 MB per 720p frame): the work must
+    not carry it (or the masks) into the render lane's queue."""
+    from concurrent.futures import Future
+
+    from alphagan_video.config import TemporalConfig
+    from alphagan_video.stages.s5_temporal import TemporalStage, TemporalTrack
+
+    done = Future()
+    done.set_result("factorisation")
+    work = Work(batch=next(_batches(2, 2)), image=torch.rand(2, 3, 8, 8), soft=torch.rand(2, 1, 8, 8),
+                mask=torch.ones(2, 1, 8, 8), trimap=torch.full((2, 1, 8, 8), 0.5), problems=[done, done],
+                alpha=torch.rand(2, 1, 8, 8))
+    out = TemporalStage(TemporalConfig(), TemporalTrack())(work)
+    assert out.problems is None and out.soft is None and out.mask is None
+    assert out.alpha.shape == (2, 1, 8, 8) and out.image is not None  # what the output stages read

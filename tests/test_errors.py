@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from alphagan_video import cli as cli_module
 from alphagan_video._atomic import parse_temp_name, remove_stale_temporaries, temp_name
-from alphagan_video.config import PipelineConfig
+from alphagan_video.config import ModelConfig, PipelineConfig
 from alphagan_video.model import build_generator
 from tests.e2e import assert_clean_failure, cli, listing, run_ok, tiny_checkpoint  # noqa: F401 - fixture
 from tests.fuzz_corpus import make_mp4, make_png, png_in_mov, png_with_size, y4m_header_only
@@ -188,7 +188,7 @@ def test_max_pixels_is_configurable(media, out_dir, tiny_checkpoint):
 
 
 def test_memory_estimate_lowers_the_batch_or_refuses(capsys):
-    cfg = PipelineConfig()
+    cfg = PipelineConfig(model=ModelConfig(batch_size=4))
     need = cli_module.estimate_peak_memory(1920, 1080, 4)
     assert cli_module._fit_batch(cfg, 1920, 1080, adjustable=True, warn=True, available=need) is cfg
     lowered = cli_module._fit_batch(cfg, 1920, 1080, adjustable=True, warn=True,
@@ -320,7 +320,7 @@ def test_job_paths_resolve_against_the_job_folder_and_stay_in_it(finished_job, t
     job_path.write_text(json.dumps(data))
     os.chdir(tmp_path)  # the worker stands elsewhere
     try:
-        result = run_ok("farm", "chunk", job_path, "--frames", "0-3")  # the job's one chunk (batch 4)
+        result = run_ok("farm", "chunk", job_path, "--frames", "0-1")  # the job's first chunk (chunk size 2)
         assert "verified, kept" in result.stderr and str(shot) in result.stderr
         data["output"] = "../../x.mov"
         job_path.write_text(json.dumps(data))

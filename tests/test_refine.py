@@ -299,6 +299,21 @@ def test_sampling_flow_recovers_alpha_on_the_colour_line():
     assert (eta[~unknown] == 0).all() and (a_s[trimap == 1.0] == 1).all() and (a_s[trimap == 0.0] == 0).all()
 
 
+def test_sampling_flow_in_chunks_equals_one_piece(monkeypatch):
+    """The unknown pixels are sampled in chunks (memory); every pixel's estimate is its own, so
+    the result is the same to the bit."""
+    from alphagan_video.stages.s4_refine import flow, sampling_flow
+
+    rng = np.random.default_rng(4)
+    image = rng.random((40, 50, 3))
+    trimap = np.full((40, 50), 0.5)
+    trimap[:, :12], trimap[:, 38:] = 0.0, 1.0
+    whole = sampling_flow(image, trimap)
+    monkeypatch.setattr(flow, "FLOW_CHUNK", 97)  # many chunks, the last one short
+    chunked = sampling_flow(image, trimap)
+    assert np.array_equal(whole[0], chunked[0]) and np.array_equal(whole[1], chunked[1])
+
+
 def test_flow_pulls_the_solve_to_the_samples_and_zero_flow_changes_nothing():
     from alphagan_video.stages.s4_refine import sampling_flow
 

@@ -59,6 +59,9 @@ class TemporalStage(Stage):
         self.track.state = smoother.state
         if smoother.enabled or self.refine is not None:
             work.alpha = torch.cat(out, 0)
+        # No later stage reads these; the work waits in the render lane's queue, and a prepared
+        # refine problem (its factorisation: ~100 MB per 720p frame) must not wait with it.
+        work.problems = work.soft = work.mask = None
         return work
 
     def _refine(self, work: Work, i: int, prior) -> torch.Tensor:
