@@ -49,6 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alphagan_video.stages import Stage, Work  # noqa: E402
+from alphagan_video.config import ModelConfig  # noqa: E402
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "2160p": (3840, 2160)}
 #: Frames per clip: small enough that the whole table finishes in ~10 minutes on 2 loaded cores
@@ -294,6 +295,13 @@ def peak_rss_mb(directory: Path, frames: int, checkpoint: str) -> tuple[float, f
 
 # ----------------------------------------------------------------------------- main
 
+#: The instruction-set flags that decide the generator's speed on a CPU: oneDNN runs bf16
+#: convolutions on AMX tiles (Sapphire Rapids and later), on AVX512-BF16 dot products (e.g. AMD
+#: Zen 4) or emulates them; fp32 uses AVX-512 or AVX2 FMA.
+_MATMUL_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni",
+                           "amx_bf16", "amx_tile", "amx_int8", "amx_fp16"})
+
+
 def machine_lines() -> list[str]:
     import torch
 
@@ -305,7 +313,20 @@ def machine_lines() -> list[str]:
                 break
     except OSError:
         pass
+    flags: list[str] = []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = sorted(f for f in line.split(":", 1)[1].split() if f in _MATMUL_FLAGS)
+                break
+    except OSError:
+        pass
+    from alphagan_video.device import cpu_has_fast_bf16
+
     return [
+        f"cpu flags for matmul: {' '.join(flags) or '?'}; torch CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}; generator precision on this CPU: "
+        f"{'bf16 autocast' if cpu_has_fast_bf16() else 'fp32'}",
         f"machine: {model}, {os.cpu_count()} logical cores, torch {torch.__version__} with "
         f"{torch.get_num_threads()} threads, PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}), "
         f"Python {platform.python_version()}, device cpu",
@@ -344,15 +365,16 @@ def main() -> None:
         d = base / res
         d.mkdir(exist_ok=True)
         clip, trimap, frames_rgb, trimaps, unknown = make_clip(d, width, height, n)
-        batch = 1 if height > 1080 else 2  # full-frame resnet18 needs ~630 B/pixel (5 GB at 2160p)
+        batch = ModelConfig().batch_size  # the product's CPU default (1: no faster per frame in batches)
         cf = run_closed_form(frames_rgb, trimaps)
         del frames_rgb, trimaps
         measured = {}
         for codec, tag in ((None, "prores_ks"), ("prores_aw", "prores_aw")):
             sec, got = run_io_floor(clip, trimap, d / f"floor_{tag}.mov", codec, batch)
             measured[("floor", tag)] = (got / sec, sec / got)
-        configs = [("tiled", False, None), ("tiled", True, None), ("full", False, None), ("tiled", False, "prores_aw"),
-                   ("tiled, no overlap", False, None)]
+        # "full", refine on = the product's default (tiling off, refine on, ProRes 4444).
+        configs = [("full", True, None), ("tiled", False, None), ("tiled", True, None), ("full", False, None),
+                   ("tiled", False, "prores_aw"), ("tiled, no overlap", False, None)]
         for mode, refine, codec in configs:
             tag = codec or "prores_ks"
             sec, got = run_pipeline(clip, trimap, d / f"e2e_{mode.replace(', ', '_')}_{refine}_{tag}.mov",

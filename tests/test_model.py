@@ -149,6 +149,43 @@ def test_max_unpool_uses_the_stem_pooling_indices():
     assert (out != 0).any()
 
 
+def test_decoder_keeps_autocast_features_low_precision_with_the_same_result(monkeypatch):
+    """Under bf16 autocast the decoder concatenates in the features' dtype (no float32 copy of
+    the full-resolution stack) and gives bit for bit what promoting to float32 and letting the
+    next convolution cast back gave."""
+    from alphagan_video.model import generator as generator_module
+
+    model = _tiny()
+    _randomise_norms(model)
+    inputs = _inputs(2, 48, 64)
+    cats: list[torch.dtype] = []
+    lean = generator_module._cat_features
+
+    def spy(features, other):
+        out = lean(features, other)
+        cats.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(generator_module, "_cat_features", spy)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = model(*inputs)
+    assert cats and all(d == torch.bfloat16 for d in cats)
+
+    class PromotingUnpool(nn.Module):  # max_unpool2d as autocast runs it: float32
+        def __init__(self, unpool):
+            super().__init__()
+            self.unpool = unpool
+
+        def forward(self, x, indices, output_size):
+            return self.unpool(x.float(), indices, output_size=output_size)
+
+    monkeypatch.setattr(generator_module, "_cat_features", lambda a, b: torch.cat([a, b], dim=1))
+    model.decoder.unpool = PromotingUnpool(model.decoder.unpool)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        promoted = model(*inputs)
+    assert torch.equal(got, promoted)
+
+
 def test_extra_input_channels():
     torch.manual_seed(0)
     model = build_generator("tiny", in_channels=5).eval()
