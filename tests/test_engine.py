@@ -104,6 +104,25 @@ def test_band_zero_is_a_binary_trimap_not_automatic():
     assert not bool((work.trimap == 0.5).any()) and torch.equal(work.trimap, mask)
 
 
+@pytest.mark.parametrize("kind", ["rgba", "alpha", "composite"])
+def test_the_output_stage_hands_on_only_the_output(kind):
+    """After rendering, a work waits in the encoder's queue: it keeps the output it renders and
+    lets go of the float32 image, alpha and trimap (the writer reads only ``work.output``)."""
+    from alphagan_video.stages.s6_foreground import OutputStage
+
+    alpha = torch.rand(2, 1, 8, 8)
+    work = Work(batch=next(_batches(2, 2)), image=torch.rand(2, 3, 8, 8), trimap=torch.full((2, 1, 8, 8), 0.5),
+                alpha=alpha.clone())
+    background = torch.zeros(1, 3, 8, 8) if kind == "composite" else None
+    out = OutputStage(kind, background)(work)
+    assert out.image is None and out.alpha is None and out.trimap is None
+    assert out.output is not None and len(out.output) == 2
+    if kind == "composite":  # over black: alpha * foreground
+        assert out.output.alpha is None and out.output.color.shape == (2, 8, 8, 3)
+    else:  # the alpha rendered before the work let go of it
+        assert np.array_equal(out.output.alpha, alpha.numpy()[:, 0])
+
+
 def test_the_temporal_stage_lets_go_of_what_no_later_stage_reads():
     """A prepared refine problem holds its factorisation (~100 MB per 720p frame): the work must
     not carry it (or the masks) into the render lane's queue."""
@@ -120,3 +139,52 @@ def test_the_temporal_stage_lets_go_of_what_no_later_stage_reads():
     out = TemporalStage(TemporalConfig(), TemporalTrack())(work)
     assert out.problems is None and out.soft is None and out.mask is None
     assert out.alpha.shape == (2, 1, 8, 8) and out.image is not None  # what the output stages read
+
+
+def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch):
+    """scipy's SuperLU frees a factorisation's memory only when asked from the thread that made
+    it (a per-thread allocation table): one dropped from another thread leaks for good. With
+    the prepare worker, every factorisation must be created, used and dropped in that worker."""
+    import gc
+    import threading
+
+    from alphagan_video.config import RefineConfig, TemporalConfig
+    from alphagan_video.stages.s4_refine import sparse
+    from alphagan_video.stages.s4_refine.stage import RefinePrepareStage, RefineStep
+    from alphagan_video.stages.s5_temporal import TemporalStage, TemporalTrack
+
+    events: list[tuple[str, int]] = []
+
+    class TrackedLU:
+        def __init__(self, lu):
+            self.lu = lu
+            events.append(("made", threading.get_ident()))
+
+        def solve(self, b):
+            events.append(("used", threading.get_ident()))
+            return self.lu.solve(b)
+
+        def __del__(self):
+            events.append(("freed", threading.get_ident()))
+
+    real_splu = sparse._splu
+    monkeypatch.setattr(sparse, "_splu", lambda A: TrackedLU(real_splu(A)))
+    rng = np.random.default_rng(0)
+    step = RefineStep(RefineConfig(), torch.device("cpu"))
+    prepare, temporal = RefinePrepareStage(step), TemporalStage(TemporalConfig(), TemporalTrack(), step)
+    try:
+        for batch in _batches(3, 1):
+            trimap = torch.zeros(1, 1, 24, 24)
+            trimap[..., 8:16] = 0.5
+            trimap[..., 16:] = 1.0
+            image = torch.from_numpy(rng.random((1, 3, 24, 24), dtype=np.float32))
+            work = Work(batch=batch, image=image, trimap=trimap, alpha=torch.rand(1, 1, 24, 24))
+            temporal(prepare(work))
+            assert work.problems is None
+    finally:
+        step.close()
+    gc.collect()
+    assert [e for e, _ in events].count("made") == 3
+    assert [e for e, _ in events].count("freed") == 3
+    threads = {thread for _, thread in events}
+    assert threads == {events[0][1]} and threading.get_ident() not in threads

@@ -62,6 +62,7 @@ class RefineStep:
         self.cfg = cfg
         self.device = device
         self._pool: Optional[ThreadPoolExecutor] = None
+        self._closing = False  # set by close(): prepares still queued then return at once
         if cfg.gate == 0:
             # The generator keeps every core while this worker prepares beside it. Taking a core
             # from the generator (as this once did) only pays when the prepare is as long as the
@@ -85,7 +86,7 @@ class RefineStep:
         image, trimap = work.image, work.trimap
         work.problems = [
             self._pool.submit(
-                lambda i=i: prepare_refine(  # the float64 copies are made in the worker too
+                lambda i=i: None if self._closing else prepare_refine(  # float64 copies made here too
                     image[i].permute(1, 2, 0).double().cpu().numpy(), trimap[i, 0].float().cpu().numpy(),
                     self.cfg, factorise=True, device=str(self.device),
                 )
@@ -97,7 +98,26 @@ class RefineStep:
               temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         """Refine frame ``i`` of ``work`` from its alpha (1,1,H,W) [0,1]; ``temporal``: optional
         (warped previous alpha, per-pixel weight), both (1,1,H,W), as one more data term.
-        -> (1,1,H,W) float32 with the known regions clamped to the trimap."""
+        -> (1,1,H,W) float32 with the known regions clamped to the trimap.
+
+        With a prepare worker the solve runs in that worker too (and the caller waits): scipy's
+        SuperLU books the memory of a factorisation in a table of the thread that made it and
+        frees it only when asked from that thread; a factorisation dropped from another thread
+        is never freed (a 720p run grew ~35 MB per frame, without bound). So every
+        factorisation is made, used and (``release``) dropped in the one worker thread."""
+        if self._pool is None:
+            return self._solve(work, i, alpha, temporal)
+        return self._pool.submit(self._solve, work, i, alpha, temporal).result()
+
+    def release(self, work: Work) -> None:
+        """Let go of ``work.problems`` (their factorisations) in the thread that made them; see
+        ``solve``. Sets ``work.problems`` to None."""
+        problems, work.problems = work.problems, None
+        if problems is not None and self._pool is not None:
+            self._pool.submit(problems.clear)  # the futures' last reference goes in the worker
+
+    def _solve(self, work: Work, i: int, alpha: torch.Tensor,
+               temporal: Optional[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         from alphagan_video.stages.s2_trimap.trimap import clamp_known
 
         trimap = work.trimap[i : i + 1]
@@ -107,8 +127,12 @@ class RefineStep:
         ), trimap)
 
     def close(self) -> None:
+        """Stop the worker: prepares not yet started return at once (nobody will solve them) and
+        the releases already asked for still run, so their factorisations are freed in the
+        worker (cancelling would leave those to be dropped from this thread)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._closing = True
+            self._pool.shutdown(wait=True)
             self._pool = None
 
 

@@ -61,6 +61,8 @@ class TemporalStage(Stage):
             work.alpha = torch.cat(out, 0)
         # No later stage reads these; the work waits in the render lane's queue, and a prepared
         # refine problem (its factorisation: ~100 MB per 720p frame) must not wait with it.
+        if self.refine is not None:
+            self.refine.release(work)
         work.problems = work.soft = work.mask = None
         return work
 

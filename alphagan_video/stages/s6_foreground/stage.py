@@ -170,9 +170,12 @@ class OutputStage(Stage):
         if self.device_planes and self.kind != "alpha":
             work.output = OutputBatch(None, None, batch.pts, batch.index, batch.time_base,
                                       planes=self._device_planes(alpha, foreground))
-            return work
-        color, out_alpha = render_output(self.kind, image, alpha, foreground, self.background)
-        work.output = OutputBatch(color, out_alpha, batch.pts, batch.index, batch.time_base)
+        else:
+            color, out_alpha = render_output(self.kind, image, alpha, foreground, self.background)
+            work.output = OutputBatch(color, out_alpha, batch.pts, batch.index, batch.time_base)
+        # Only the output goes on to the writer. The work waits in the encoder's queue, and at
+        # 1080p the float32 image, alpha and trimap it would keep are ~40 MB a frame.
+        work.image = work.alpha = work.trimap = None
         return work
 
     def _device_planes(self, alpha: torch.Tensor, foreground: torch.Tensor) -> np.ndarray:
