@@ -254,15 +254,9 @@ def _limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     bench/peak_rss.py) was 2.28 GB with glibc's default and 2.01 GB with 2 arenas. A process-wide
     setting, so the CLI (which owns the process) makes it, not the library. No effect where the
     C library is not glibc."""
-    import ctypes
-    import ctypes.util
+    from alphagan_video._malloc import limit_arenas
 
-    m_arena_max = -8  # from glibc's malloc.h
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(m_arena_max, int(arenas))
-    except (OSError, AttributeError, TypeError):
-        pass
+    limit_arenas(arenas)
 
 
 #: Library parameter (``AlphaGANVideoError.about``'s ``param``: a dotted configuration path or a

@@ -188,3 +188,14 @@ def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch
     assert [e for e, _ in events].count("freed") == 3
     threads = {thread for _, thread in events}
     assert threads == {events[0][1]} and threading.get_ident() not in threads
+
+
+@pytest.mark.skipif(not __import__("platform").libc_ver()[0] == "glibc", reason="glibc only")
+def test_malloc_controls_reach_glibc():
+    """The arena cap (CLI) and the per-batch trim (matte_video's sink) find glibc's functions;
+    a silent no-op here would bring back memory that creeps with clip length."""
+    from alphagan_video import _malloc
+
+    assert _malloc._glibc() is not None
+    _malloc.return_free_memory()
+    _malloc.limit_arenas(8)  # glibc's own default for a process this size; harmless here
