@@ -3,6 +3,7 @@ pipeline output, atomic abort under overlap, the 10-bit colour conversions and t
 band-restricted foreground estimate."""
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -329,7 +330,7 @@ def test_render_to_device_planes_matches_the_colour_path(tmp_path, tiny_checkpoi
         work = Work(batch=next(reader.iter_batches(3)))
         for stage in chain.stages[:-1]:  # everything up to the output stage
             work = stage(work)
-        reference = chain.output(work).output
+        reference = chain.output(copy.copy(work)).output  # the output stage lets go of its inputs
         chain.output.device_planes = True
         planes = chain.output(work).output
     assert planes.color is None and planes.planes.shape == (3, 4, 48, 64) and planes.planes.dtype == np.uint16
