@@ -6,6 +6,9 @@ trimap, generator, refine, temporal, ProRes 4444) in a child process, and prints
 peak RSS (``ru_maxrss`` of the waited-for child) and wall time.
 
     python bench/peak_rss.py [--frames 6] [--sizes 1280x720,1920x1080] [--extra "--trimap-band 22"]
+
+``--frames 6,24`` runs each size at each length and prints the peak's ratio longest / shortest
+(memory should be flat in clip length: issue 17).
 """
 from __future__ import annotations
 
@@ -50,30 +53,46 @@ def make_clip(path: Path, width: int, height: int, frames: int) -> None:
             out.mux(packet)
 
 
+def _run(tmp: Path, script: Path, w: int, h: int, frames: int, extra: str):
+    """One child run of the CLI on a fresh WxH clip of ``frames`` frames; prints its row and
+    returns its peak RSS in GB (None when it failed)."""
+    clip = tmp / f"clip_{w}x{h}_{frames}.mp4"
+    make_clip(clip, w, h, frames)
+    out = tmp / f"out_{w}x{h}_{frames}.mov"
+    cmd = [str(script), str(clip), "-o", str(out), "-q", *shlex.split(extra)]
+    tick = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=dict(os.environ))
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - tick
+    size = f"{w}x{h}"
+    if status != 0:
+        print(f"{size:>10}: run failed (status {status}): {' '.join(cmd)}")
+        return None
+    peak = usage.ru_maxrss / 1024 ** 2
+    print(f"{size:>10} {frames:6d} {peak:12.2f} {wall:8.1f}  {extra or 'defaults'}", flush=True)
+    return peak
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=6)
+    parser.add_argument("--frames", default="6", help="frames per clip; a comma list compares lengths")
     parser.add_argument("--sizes", default="1280x720,1920x1080")
     parser.add_argument("--extra", default="", help="extra CLI options, e.g. '--trimap-band 22'")
     args = parser.parse_args(argv)
     script = Path(sys.executable).with_name("alphagan-video")
     print(f"{'size':>10} {'frames':>6} {'peak RSS GB':>12} {'wall s':>8}  options")
+    lengths = [int(v) for v in str(args.frames).split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
             w, h = (int(v) for v in size.split("x"))
-            clip = Path(tmp) / f"clip_{w}x{h}.mp4"
-            make_clip(clip, w, h, args.frames)
-            out = Path(tmp) / f"out_{w}x{h}.mov"
-            cmd = [str(script), str(clip), "-o", str(out), "-q", *shlex.split(args.extra)]
-            tick = time.perf_counter()
-            proc = subprocess.Popen(cmd, env=dict(os.environ))
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.perf_counter() - tick
-            if status != 0:
-                print(f"{size:>10}: run failed (status {status}): {' '.join(cmd)}")
-                continue
-            print(f"{size:>10} {args.frames:6d} {usage.ru_maxrss / 1024 ** 2:12.2f} {wall:8.1f}  {args.extra or 'defaults'}",
-                  flush=True)
+            peaks = {}
+            for frames in lengths:
+                peak = _run(Path(tmp), script, w, h, frames, args.extra)
+                if peak is not None:
+                    peaks[frames] = peak
+            if len(peaks) > 1:
+                longest, shortest = max(peaks), min(peaks)
+                print(f"{size:>10}: peak RSS {longest} / {shortest} frames = {peaks[longest] / peaks[shortest]:.3f}")
     return 0
 
 
