@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
+from alphagan_video._malloc import return_free_memory
 from alphagan_video.stages.base import Stage, Work
 from alphagan_video.stream import Stages
 from alphagan_video.types import FrameBatch
@@ -116,6 +117,7 @@ def run(
             tick = time.perf_counter()
             sink(work)
             tally.seconds["encode"] += time.perf_counter() - tick
+            return_free_memory()  # memory flat over long clips, whatever the caller (see _malloc)
             tally.frames += work.frames
             if progress is not None:
                 progress(tally.frames, total)

@@ -29,7 +29,6 @@ from alphagan_video.stages.s2_trimap import TrimapStage
 from alphagan_video.stages.s3_generator import GeneratorStage, prepare_generator
 from alphagan_video.stages.s4_refine import RefinePrepareStage, RefineStep
 from alphagan_video.stages.s5_temporal import TemporalStage, TemporalTrack
-from alphagan_video._malloc import return_free_memory
 from alphagan_video.stages.s6_foreground import (CoverageStage, OutputStage, WindowStage, coverage_warnings,
                                                  parse_background, render_output)
 from alphagan_video.types import VideoInfo
@@ -285,7 +284,6 @@ def matte_video(
         def sink(work) -> None:
             if len(work.output):
                 writer.write(work.output)
-            return_free_memory()  # flat memory over long clips (see _malloc)
 
         tally = run(reader.iter_batches(batch_size, start=read_start, stop=read_stop), stages, sink,
                     overlap=cfg.overlap, write_from=start, progress=progress, total=total)

@@ -306,21 +306,15 @@ def machine_lines() -> list[str]:
     import torch
 
     model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     flags: list[str] = []
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = sorted(f for f in line.split(":", 1)[1].split() if f in _MATMUL_FLAGS)
-                break
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
+        cpuinfo = []
+    # The first processor's lines: every core of these machines reports the same.
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    flags = next((sorted(f for f in line.split(":", 1)[1].split() if f in _MATMUL_FLAGS)
+                  for line in cpuinfo if line.startswith("flags")), flags)
     from alphagan_video.device import cpu_has_fast_bf16
 
     return [

@@ -192,7 +192,7 @@ def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch
 
 @pytest.mark.skipif(not __import__("platform").libc_ver()[0] == "glibc", reason="glibc only")
 def test_malloc_controls_reach_glibc():
-    """The arena cap (CLI) and the per-batch trim (matte_video's sink) find glibc's functions;
+    """The arena cap (CLI) and the per-batch trim (engine.run) find glibc's functions;
     a silent no-op here would bring back memory that creeps with clip length."""
     from alphagan_video import _malloc
 

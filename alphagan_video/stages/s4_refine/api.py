@@ -71,6 +71,11 @@ def check_refine_config(config: RefineConfig) -> None:
     solver_method(config.solver, "cpu")
 
 
+def _on_cuda(device: object) -> bool:
+    """Whether ``device`` (a torch.device or its name) is a CUDA device."""
+    return str(device).partition(":")[0] == "cuda"
+
+
 def solver_method(solver: str, device: object = "cpu") -> str:
     """``RefineConfig.solver`` on ``device`` -> the method that runs: ``"pcg"`` (matrix-free,
     on the device) for "pcg" and for "auto" on CUDA; ``"cg"`` for "cg"; otherwise ``"direct"``
@@ -78,7 +83,7 @@ def solver_method(solver: str, device: object = "cpu") -> str:
     device: a torch.device or its name."""
     if solver not in SOLVERS:
         raise ParameterError.about("refine.solver", repr(solver), f"must be one of {', '.join(SOLVERS)}")
-    if solver == "pcg" or (solver == "auto" and str(device).partition(":")[0] == "cuda"):
+    if solver == "pcg" or (solver == "auto" and _on_cuda(device)):
         return "pcg"
     return "cg" if solver == "cg" else "direct"
 
@@ -180,7 +185,7 @@ def prepare_refine(
         system = build(image, trimap)
         n_u = system.unknown_index.size
         return with_factor(RefineProblem(system, np.zeros(n_u), np.zeros(n_u)), mu)
-    if method == "pcg" and str(device).partition(":")[0] == "cuda":
+    if method == "pcg" and _on_cuda(device):
         # The matrix-free system is built on the GPU: the sampling flow (CPU) runs beside it.
         with ThreadPoolExecutor(1, thread_name_prefix="sampling-flow") as pool:
             sampled = pool.submit(sampling_flow, image, sample_trimap, only=unknown)

@@ -124,15 +124,12 @@ def sampling_flow(
         return alpha_s, eta
     colours = img.reshape(-1, 3).astype(np.float32)
     scale = spatial / max(h, w)
-
-    def feat(index: np.ndarray) -> np.ndarray:
-        return _features(colours, index, w, scale)
     # approx = cKDTree's eps: approximate search (each neighbour within (1 + approx) times the
     # true k-th distance). 1 was 3-4x faster than exact on the alphamatting photos at no loss;
     # 2 is 1.4x faster again and scored better on the synthetic validation set (SAD 7.30 ->
     # 7.15 with expansion; 4: 7.18; alphamatting-dev 3.663 -> 3.675). workers=-1: the queries
     # are independent, so they use every core.
-    trees = (cKDTree(feat(fi)), cKDTree(feat(bi)))
+    trees = (cKDTree(_features(colours, fi, w, scale)), cKDTree(_features(colours, bi, w, scale)))
     channels = np.ascontiguousarray(colours.T)  # (3, H*W)
     col_fi, col_bi = channels[:, fi], channels[:, bi]
     # Unknown pixels in chunks: every pixel's estimate is independent of the others, so the
@@ -140,7 +137,7 @@ def sampling_flow(
     # (a 720p frame's 80k-pixel band took ~200 MB in one piece).
     for start in range(0, ui.size, FLOW_CHUNK):
         part = ui[start : start + FLOW_CHUNK]
-        part_feat = feat(part)
+        part_feat = _features(colours, part, w, scale)
         _, nf = trees[0].query(part_feat, k=neighbours, eps=approx, workers=-1)
         _, nb = trees[1].query(part_feat, k=neighbours, eps=approx, workers=-1)
         col_f = col_fi[:, nf.reshape(part.size, neighbours)]  # (3, n, K) float32
