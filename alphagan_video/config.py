@@ -2,7 +2,7 @@
 the CLI only passes fields the user set (via ``dataclasses.replace``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Optional, get_args
 
@@ -113,6 +113,16 @@ class RefineConfig:
     # 9 px with colour 0.04 measured best on the synthetic validation set (SAD 7.41 -> 7.30),
     # then confirmed on alphamatting-dev (product Trimap1 SAD 3.90 -> 3.68, Trimap2 6.20 -> 5.54).
     expand: int = 9
+    # The expansion radius when the trimap was derived from a mask (the evidence trimap or the
+    # --trimap-band routine) rather than given by the user. Expansion trusts the known regions:
+    # it copies their labels into the band. A hand-drawn trimap earns that trust; a trimap from
+    # a segmenter's mask does not (its known regions end where the mask ended, hair cut off,
+    # swallowed background kept), and expanding them spreads the mask's errors into the band.
+    # 0 measured better on every set it was tried on, 9 on none (bench/autotrimap.py, coarse
+    # masks -> evidence trimap, mean SAD 9 -> 0: synthetic 12 composites 12.60 -> 12.20,
+    # alphamatting-dev seed 0 5.38 -> 5.07, seed 1 5.61 -> 5.25), while for the hand trimaps
+    # 9 stays better (dev 3.92 -> 3.70). ``effective_for`` picks between the two.
+    expand_mask_trimaps: int = 0
     # How the linear system is solved: "direct" (sparse factorisation, stages/s4_refine/sparse.py; Jacobi
     # CG beyond refine.DIRECT_MAX_UNKNOWNS unknowns), "cg" (Jacobi CG on the assembled system),
     # "pcg" (matrix-free PCG in torch on the run's device, stages/s4_refine/pcg.py) or "auto" = pcg on
@@ -120,6 +130,13 @@ class RefineConfig:
     # ~7x slower (bench/refine_solvers.py, one thread: 1080p 4.8 s vs 0.7 s), so it is not the
     # CPU default.
     solver: str = "auto"
+
+    def effective_for(self, user_trimap: bool) -> "RefineConfig":
+        """This config as run on a trimap the user gave (``user_trimap``, as is) or on one the
+        product derived from a mask (``expand`` replaced by ``expand_mask_trimaps``)."""
+        if user_trimap or self.expand == self.expand_mask_trimaps:
+            return self
+        return replace(self, expand=self.expand_mask_trimaps)
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,9 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> Stag
     try:
         mask_stages, description, source = _mask_stages(cfg, info, device, band, track)
         stages += mask_stages
-        refine = RefineStep(cfg.refine, device) if cfg.refine.enabled else None
+        # Known-region expansion only trusts a trimap the user gave (RefineConfig.expand_mask_trimaps).
+        refine_cfg = cfg.refine.effective_for(user_trimap=cfg.trimap.trimap_path is not None)
+        refine = RefineStep(refine_cfg, device) if cfg.refine.enabled else None
         if refine is not None:
             stages.append(RefinePrepareStage(refine))
     except BaseException:

@@ -66,8 +66,9 @@ def check_refine_config(config: RefineConfig) -> None:
                                    f"must be one of {', '.join(WEIGHTINGS)}")
     if not config.flow >= 0:
         raise ParameterError.about("refine.flow", config.flow, "must be >= 0 (0 = off)")
-    if config.expand < 0:
-        raise ParameterError.about("refine.expand", config.expand, "must be >= 0 px (0 = off)")
+    for name in ("expand", "expand_mask_trimaps"):
+        if getattr(config, name) < 0:
+            raise ParameterError.about(f"refine.{name}", getattr(config, name), "must be >= 0 px (0 = off)")
     solver_method(config.solver, "cpu")
 
 
