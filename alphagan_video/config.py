@@ -114,7 +114,7 @@ class RefineConfig:
     # then confirmed on alphamatting-dev (product Trimap1 SAD 3.90 -> 3.68, Trimap2 6.20 -> 5.54).
     expand: int = 9
     # The expansion radius when the trimap was derived from a mask (the evidence trimap or the
-    # --trimap-band routine) rather than given by the user. Expansion trusts the known regions:
+    # AlphaGAN band of trimap.band_px) rather than given by the user. Expansion trusts the known regions:
     # it copies their labels into the band. A hand-drawn trimap earns that trust; a trimap from
     # a segmenter's mask does not (its known regions end where the mask ended, hair cut off,
     # swallowed background kept), and expanding them spreads the mask's errors into the band.
