@@ -407,6 +407,10 @@ _PIPELINE_OPTIONS: dict[str, OptionSpec] = {
     "tiling": (("--tiling",), dict(type=click.Choice(TILING_MODES), default=None,
                                    help="Run the generator only on tiles covering the unknown band (on), the full "
                                         "frame (off, default), or tiles when they cover < 60% of the frame (auto).")),
+    "prior_scale": (("--prior-scale",), dict(
+        type=float, default=None, metavar="S",
+        help="Working scale of the generator when the refine is on (its alpha is then the solve's prior): "
+             "0.5 (default) = half the side, short side kept >= 320 px; 1 = full resolution. Refine off: always 1.")),
     "refine": (("--refine/--no-refine",), dict(default=None,
                                                help="Matting-Laplacian refinement of the generator's alpha.")),
     "temporal": (("--temporal/--no-temporal",), dict(
@@ -695,7 +699,8 @@ def _build_config(
     prompts_json: Optional[Path] = None, chroma_key: Optional[str] = None, trimap_path: Optional[Path] = None,
     trimap_band: Optional[int] = None, checkpoint: Optional[Path] = None, variant: Optional[str] = None,
     batch_size: Optional[int] = None, device: Optional[str] = None, no_amp: Optional[bool] = None,
-    tiling: Optional[str] = None, refine: Optional[bool] = None, temporal: Optional[bool] = None,
+    tiling: Optional[str] = None, prior_scale: Optional[float] = None, refine: Optional[bool] = None,
+    temporal: Optional[bool] = None,
     temporal_strength: Optional[float] = None, compile_model: Optional[bool] = None, overlap: Optional[bool] = None,
     no_audio: Optional[bool] = None,
 ) -> PipelineConfig:
@@ -713,7 +718,7 @@ def _build_config(
                       prompts_json=prompts_json, chroma_key=_parse_chroma_key(chroma_key))
     trimap = set_fields(TrimapConfig(), band_px=trimap_band, trimap_path=trimap_path)
     model = set_fields(ModelConfig(), checkpoint=checkpoint, variant=variant, batch_size=batch_size, device=device,
-                       tiling=tiling, mixed_precision=False if no_amp else None,
+                       tiling=tiling, prior_scale=prior_scale, mixed_precision=False if no_amp else None,
                        compile=True if compile_model else None,
                        # An explicit --batch-size wins over sizing batches from free GPU memory.
                        auto_batch=False if batch_size is not None else None)
@@ -980,8 +985,8 @@ reported and skipped (exit 0 if at least one clip was processed, 2 if none was).
 # One mask source and model for every clip: no per-shot prompts, trimaps or chroma keys; per-clip
 # files carry no audio.
 @_pipeline_options("overwrite", "output_kind", "codec", "background", "mask_source", "trimap_band", "checkpoint",
-                   "variant", "batch_size", "device", "no_amp", "tiling", "refine", "temporal", "temporal_strength",
-                   help={"overwrite": "Replace existing per-clip files and timeline.",
+                   "variant", "batch_size", "device", "no_amp", "tiling", "prior_scale", "refine", "temporal",
+                   "temporal_strength", help={"overwrite": "Replace existing per-clip files and timeline.",
                          "output_kind": "What each per-clip file holds (default rgba: ProRes 4444, straight alpha).",
                          "codec": "Override the encoder chosen from --ext.",
                          "mask_source": f"Coarse mask for every clip: {_mask_choices_help()}."})

@@ -65,16 +65,25 @@ class ModelConfig:
 
     checkpoint: Optional[Path] = None
     variant: Optional[str] = None  # None = read from the checkpoint
-    # Frames per batch. 1 by default: on the CPU the generator is no faster per frame in batches
-    # (resnet18 at 720p on 2 cores, same process, alternating: 6.8 / 6.8 s per frame one at a
-    # time, 7.7 / 7.4 s in batches of 4) while peak memory grows with the batch (a default 720p
-    # run: batch 4 3.37 GB, 2 2.94 GB, 1 2.39 GB; bench/peak_rss.py). On CUDA ``auto_batch``
-    # sizes batches from free GPU memory instead.
-    batch_size: int = 1
+    # Frames per batch. 2 by default: the generator itself is no faster per frame in batches on
+    # the CPU (resnet18 at 720p on 2 cores: 6.8 s per frame one at a time, 7.4-7.7 in batches of
+    # 4), but the refine prepares the frames of a batch side by side, one worker per frame
+    # (pipeline.build_chain), so two frames keep both cores busy while the generator, now at its
+    # reduced working scale (prior_scale), no longer fills them. Default run (bench/peak_rss.py,
+    # 6 frames, 2-core AMD EPYC): batch 1 -> 2: 720p 17.1 -> 14.9 s, 1.34 -> 1.63 GB peak;
+    # 1080p 35.4 -> 29.0 s, 2.02 -> 2.56 GB. (With the generator at full resolution, larger
+    # batches only held more activations: 720p batch 4 3.37 GB, 2 2.94 GB, 1 2.39 GB.) On CUDA
+    # ``auto_batch`` sizes batches from free GPU memory instead.
+    batch_size: int = 2
     device: str = "auto"
     mixed_precision: bool = True
     # "auto": tile the unknown band when tiles cover < 60% of the frame; "on": always; "off": full frame.
     tiling: str = "off"
+    # Working scale of the generator when the refine is on (its alpha is then only the solve's
+    # weak prior; stages/s3_generator/scale.py): 0.5 = half the side, a quarter of the pixels;
+    # the short side never goes below 320 px; 1 = full resolution. Refine off: always full
+    # resolution. PRIOR_SCALE_NOTE in README's throughput section has the measurements.
+    prior_scale: float = 0.5
     # torch.compile the generator; pays compilation on the first batches.
     compile: bool = False
     # On CUDA, size frame batches from free GPU memory (pipeline.cuda_batch_size) instead of
@@ -188,6 +197,21 @@ class PipelineConfig:
     overlap: bool = True
 
 
+def check_prior_scale(scale: object) -> float:
+    """``ModelConfig.prior_scale`` as a float in (0, 1], else ParameterError naming the value."""
+    import math
+
+    from alphagan_video.errors import ParameterError
+
+    try:
+        value = float(scale)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ParameterError.about("model.prior_scale", scale, "expected a number in (0, 1]") from None
+    if math.isnan(value) or not 0.0 < value <= 1.0:
+        raise ParameterError.about("model.prior_scale", scale, "expected a number in (0, 1]; 1 = full resolution")
+    return value
+
+
 def check_config(cfg: PipelineConfig) -> None:
     """Settings that are wrong whatever the input, raised as ParameterError naming the parameter.
     The pipeline checks them before loading anything; the CLI before it even imports torch."""
@@ -195,6 +219,7 @@ def check_config(cfg: PipelineConfig) -> None:
 
     if cfg.model.batch_size < 1:
         raise ParameterError.about("model.batch_size", cfg.model.batch_size, "must be at least 1")
+    check_prior_scale(cfg.model.prior_scale)
     if not 0.0 <= cfg.temporal.strength <= 1.0:
         raise ParameterError.about("temporal.strength", cfg.temporal.strength, "must be between 0 and 1")
     if cfg.trimap.band_px is not None and cfg.trimap.band_px < 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -159,7 +160,10 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> Stag
         stages += mask_stages
         # Known-region expansion only trusts a trimap the user gave (RefineConfig.expand_mask_trimaps).
         refine_cfg = cfg.refine.effective_for(user_trimap=cfg.trimap.trimap_path is not None)
-        refine = RefineStep(refine_cfg, device) if cfg.refine.enabled else None
+        # One prepare worker per frame of a batch, at most one per core: the frames of a batch
+        # are prepared side by side while the generator runs.
+        workers = min(batch_size, os.cpu_count() or 1)
+        refine = RefineStep(refine_cfg, device, workers) if cfg.refine.enabled else None
         if refine is not None:
             stages.append(RefinePrepareStage(refine))
     except BaseException:
@@ -167,7 +171,10 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> Stag
             stage.close()
         raise
     coverage, output = CoverageStage(), OutputStage(cfg.output.kind, background)
-    stages += [GeneratorStage(model, device, cfg.model.tiling, cfg.model.mixed_precision),
+    # The generator's alpha is only the solve's prior when the refine is on: then it may run at a
+    # reduced working scale (ModelConfig.prior_scale); without the refine it is the product.
+    generator_scale = cfg.model.prior_scale if cfg.refine.enabled else 1.0
+    stages += [GeneratorStage(model, device, cfg.model.tiling, cfg.model.mixed_precision, generator_scale),
                TemporalStage(cfg.temporal, track, refine), coverage, output]
     return StageChain(stages, device, meta, batch_size, band[0], band[1], description, coverage, output, source)
 
@@ -209,7 +216,8 @@ def _new_report(input_path, output_path, info: VideoInfo, chain: StageChain, cfg
                   "trimap": ("user" if cfg.trimap.trimap_path is not None
                              else "auto" if chain.auto_trimap else "band"),
                   "temporal": cfg.temporal.enabled, "temporal_strength": cfg.temporal.strength,
-                  "refine": cfg.refine.enabled, "tiling": cfg.model.tiling, "output_kind": cfg.output.kind,
+                  "refine": cfg.refine.enabled, "tiling": cfg.model.tiling,
+                  "generator_scale": cfg.model.prior_scale if cfg.refine.enabled else 1.0, "output_kind": cfg.output.kind,
                   "frame_range": list(frame_range) if frame_range else None,
                   "context": context, "overlap": cfg.overlap},
     )

@@ -16,7 +16,8 @@ prior), ``prior:MU`` (generator prior, uniform weight), ``conf:MU:POW`` (weight 
 with the generator prior), ``pipe`` (``refine_alpha`` with the RefineConfig defaults = what the
 pipeline runs, sampling flow and known-region expansion included). Every other config solves
 with the sampling flow and the expansion off (``STUDY``): the study predates both. ``--tiling full|tiled|half``: generator on the full frame, on tiles over the
-band (``tiling.infer_alpha(tiling="on")``) or at half resolution with the alpha upsampled.
+band (``tiling.infer_alpha(tiling="on")``) or at the product's reduced working scale
+(``ModelConfig.prior_scale``, ``scale.infer_alpha_at_scale``) with the alpha upsampled.
 Columns: s_solve = the solve (or closed form) alone; s_total adds the cached generator time.
 Generator outputs are cached per image under ``--cache``/gen/<tiling>/: delete it after
 changing the checkpoint.
@@ -99,14 +100,12 @@ def generator_alpha(cache: Path, key: str, checkpoint: str, image_f: np.ndarray,
         if tiling == "full":
             a = _MODEL(x, t)
         elif tiling == "half":
-            # Generator at half resolution, alpha upsampled: 4x fewer pixels; the solve restores
-            # the detail. Trimap downsampled by nearest so it stays {0, 0.5, 1}.
-            import torch.nn.functional as F
+            # The product's reduced working scale (ModelConfig.prior_scale, scale.py): the frame
+            # at half the side (short side kept >= 320 px), alpha upsampled as the solve's prior.
+            from alphagan_video.config import ModelConfig
+            from alphagan_video.stages.s3_generator.scale import infer_alpha_at_scale
 
-            h, w = x.shape[-2:]
-            xs = F.interpolate(x, scale_factor=0.5, mode="area")
-            ts = F.interpolate(t, size=xs.shape[-2:], mode="nearest")
-            a = F.interpolate(_MODEL(xs, ts), size=(h, w), mode="bilinear", align_corners=False)
+            a = infer_alpha_at_scale(_MODEL, x, t, ModelConfig().prior_scale, tiling="off")
         else:
             a = infer_alpha(_MODEL, x, t, tiling="on")
     secs = time.perf_counter() - t0

@@ -41,6 +41,7 @@ import time
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Optional
 
 import av
 import cv2
@@ -155,13 +156,16 @@ def make_clip(directory: Path, width: int, height: int, frames: int, seed: int =
 # ----------------------------------------------------------------------------- rows
 
 def run_pipeline(clip: str, trimap: str, out: Path, *, tiling: str, refine: bool, codec, checkpoint=None,
-                 batch_size: int = 2, overlap: bool = True) -> tuple[float, int]:
+                 batch_size: int = 2, overlap: bool = True, prior_scale: Optional[float] = None) -> tuple[float, int]:
     from alphagan_video.config import ModelConfig, OutputConfig, PipelineConfig, RefineConfig, TrimapConfig
     from alphagan_video.pipeline import matte_video
 
+    model = ModelConfig(checkpoint=checkpoint, tiling=tiling, batch_size=batch_size, device="cpu")
+    if prior_scale is not None:
+        model = replace(model, prior_scale=prior_scale)
     cfg = PipelineConfig(
         trimap=TrimapConfig(trimap_path=Path(trimap)),
-        model=ModelConfig(checkpoint=checkpoint, tiling=tiling, batch_size=batch_size, device="cpu"),
+        model=model,
         refine=RefineConfig(enabled=refine),
         output=OutputConfig(codec=codec, overwrite=True),
         overlap=overlap,
@@ -359,21 +363,26 @@ def main() -> None:
         d = base / res
         d.mkdir(exist_ok=True)
         clip, trimap, frames_rgb, trimaps, unknown = make_clip(d, width, height, n)
-        batch = ModelConfig().batch_size  # the product's CPU default (1: no faster per frame in batches)
+        batch = ModelConfig().batch_size  # the product's default batch (2: two refine workers)
         cf = run_closed_form(frames_rgb, trimaps)
         del frames_rgb, trimaps
         measured = {}
         for codec, tag in ((None, "prores_ks"), ("prores_aw", "prores_aw")):
             sec, got = run_io_floor(clip, trimap, d / f"floor_{tag}.mov", codec, batch)
             measured[("floor", tag)] = (got / sec, sec / got)
-        # "full", refine on = the product's default (tiling off, refine on, ProRes 4444).
-        configs = [("full", True, None), ("tiled", False, None), ("tiled", True, None), ("full", False, None),
+        # "full", refine on = the product's default (tiling off, refine on, the generator at
+        # ModelConfig.prior_scale, ProRes 4444); "full, full-res prior" = the same with the
+        # generator at full resolution (the default before prior_scale). Tiled rows tile the
+        # generator's working frame.
+        configs = [("full", True, None), ("full, full-res prior", True, None), ("tiled", False, None),
+                   ("tiled", True, None), ("full", False, None),
                    ("tiled", False, "prores_aw"), ("tiled, no overlap", False, None)]
         for mode, refine, codec in configs:
             tag = codec or "prores_ks"
             sec, got = run_pipeline(clip, trimap, d / f"e2e_{mode.replace(', ', '_')}_{refine}_{tag}.mov",
-                                    tiling="off" if mode == "full" else "on", refine=refine, codec=codec,
-                                    batch_size=batch, overlap=mode != "tiled, no overlap")
+                                    tiling="off" if mode.startswith("full") else "on", refine=refine, codec=codec,
+                                    batch_size=batch, overlap=mode != "tiled, no overlap",
+                                    prior_scale=1.0 if mode == "full, full-res prior" else None)
             measured[(mode, refine, tag)] = (got / sec, sec / got)
         cf_fps = 1.0 / cf
         table = [("closed-form estimate_alpha_cf (alpha only)", cf_fps, cf, None)]

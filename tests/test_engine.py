@@ -141,10 +141,12 @@ def test_the_temporal_stage_lets_go_of_what_no_later_stage_reads():
     assert out.alpha.shape == (2, 1, 8, 8) and out.image is not None  # what the output stages read
 
 
-def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch):
+@pytest.mark.parametrize("workers,batch_size", [(1, 1), (2, 2), (2, 3)])
+def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch, workers, batch_size):
     """scipy's SuperLU frees a factorisation's memory only when asked from the thread that made
     it (a per-thread allocation table): one dropped from another thread leaks for good. With
-    the prepare worker, every factorisation must be created, used and dropped in that worker."""
+    prepare workers, every factorisation must be created, used and dropped in the worker that
+    made it; with several workers the frames of a batch are spread over all of them."""
     import gc
     import threading
 
@@ -153,41 +155,47 @@ def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch
     from alphagan_video.stages.s4_refine.stage import RefinePrepareStage, RefineStep
     from alphagan_video.stages.s5_temporal import TemporalStage, TemporalTrack
 
-    events: list[tuple[str, int]] = []
+    import itertools
+
+    events: list[tuple[str, int, int]] = []
+    serial = itertools.count()  # not id(): ids of freed objects are reused
 
     class TrackedLU:
         def __init__(self, lu):
-            self.lu = lu
-            events.append(("made", threading.get_ident()))
+            self.lu, self.key = lu, next(serial)
+            events.append(("made", threading.get_ident(), self.key))
 
         def solve(self, b):
-            events.append(("used", threading.get_ident()))
+            events.append(("used", threading.get_ident(), self.key))
             return self.lu.solve(b)
 
         def __del__(self):
-            events.append(("freed", threading.get_ident()))
+            events.append(("freed", threading.get_ident(), self.key))
 
     real_splu = sparse._splu
     monkeypatch.setattr(sparse, "_splu", lambda A: TrackedLU(real_splu(A)))
     rng = np.random.default_rng(0)
-    step = RefineStep(RefineConfig(), torch.device("cpu"))
+    step = RefineStep(RefineConfig(), torch.device("cpu"), workers=workers)
     prepare, temporal = RefinePrepareStage(step), TemporalStage(TemporalConfig(), TemporalTrack(), step)
+    frames = 6
     try:
-        for batch in _batches(3, 1):
-            trimap = torch.zeros(1, 1, 24, 24)
+        for batch in _batches(frames, batch_size):
+            b = len(batch)
+            trimap = torch.zeros(b, 1, 24, 24)
             trimap[..., 8:16] = 0.5
             trimap[..., 16:] = 1.0
-            image = torch.from_numpy(rng.random((1, 3, 24, 24), dtype=np.float32))
-            work = Work(batch=batch, image=image, trimap=trimap, alpha=torch.rand(1, 1, 24, 24))
+            image = torch.from_numpy(rng.random((b, 3, 24, 24), dtype=np.float32))
+            work = Work(batch=batch, image=image, trimap=trimap, alpha=torch.rand(b, 1, 24, 24))
             temporal(prepare(work))
             assert work.problems is None
     finally:
         step.close()
     gc.collect()
-    assert [e for e, _ in events].count("made") == 3
-    assert [e for e, _ in events].count("freed") == 3
-    threads = {thread for _, thread in events}
-    assert threads == {events[0][1]} and threading.get_ident() not in threads
+    assert [e for e, _, _ in events].count("made") == frames
+    assert [e for e, _, _ in events].count("freed") == frames
+    made = {key: thread for kind, thread, key in events if kind == "made"}
+    assert all(thread == made[key] for _, thread, key in events), "a factorisation crossed threads"
+    assert len(set(made.values())) == workers and threading.get_ident() not in made.values()
 
 
 @pytest.mark.skipif(not __import__("platform").libc_ver()[0] == "glibc", reason="glibc only")

@@ -30,17 +30,24 @@ def prepare_generator(model: torch.nn.Module, device: torch.device, compile: boo
 
 class GeneratorStage(Stage):
     """``work.image`` + ``work.trimap`` -> ``work.alpha`` (B,1,H,W) float32 [0,1] (known regions
-    not yet clamped). tiling: "off" | "on" | "auto" (``tiling.infer_alpha``)."""
+    not yet clamped). tiling: "off" | "on" | "auto" (``tiling.infer_alpha``); scale: working scale
+    in (0, 1] (``scale.infer_alpha_at_scale``; the pipeline passes ``ModelConfig.prior_scale`` when
+    the refine is on, 1 otherwise)."""
 
     name = "model"
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, tiling: str, mixed_precision: bool):
+    def __init__(self, model: torch.nn.Module, device: torch.device, tiling: str, mixed_precision: bool,
+                 scale: float = 1.0):
+        from alphagan_video.config import check_prior_scale
+
         self.model = model
         self.tiling = tiling
         self.autocast = autocast_for(device, mixed_precision)
+        self.scale = check_prior_scale(scale)  # working scale (scale.infer_alpha_at_scale)
 
     def __call__(self, work: Work) -> Work:
-        from alphagan_video.stages.s3_generator.tiling import infer_alpha
+        from alphagan_video.stages.s3_generator.scale import infer_alpha_at_scale
 
-        work.alpha = infer_alpha(self.model, work.image, work.trimap, tiling=self.tiling, autocast=self.autocast)
+        work.alpha = infer_alpha_at_scale(self.model, work.image, work.trimap, self.scale, tiling=self.tiling,
+                                          autocast=self.autocast)
         return work

@@ -55,27 +55,35 @@ class RefineStep:
     runs in ``solve``).
     """
 
-    def __init__(self, cfg: RefineConfig, device: torch.device):
+    def __init__(self, cfg: RefineConfig, device: torch.device, workers: int = 1):
         from alphagan_video.stages.s4_refine import check_refine_config
 
         check_refine_config(cfg)
         self.cfg = cfg
         self.device = device
-        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pools: list[ThreadPoolExecutor] = []
         self._closing = False  # set by close(): prepares still queued then return at once
         if cfg.gate == 0:
-            # The generator keeps every core while this worker prepares beside it. Taking a core
+            # The generator keeps every core while these workers prepare beside it. Taking a core
             # from the generator (as this once did) only pays when the prepare is as long as the
             # generator's own time, which video frames never are: on a 1080p clip with trimaps
             # (5 % unknown, 2-core AMD EPYC, 6 frames) the generator on 1 thread took 4.3 s/frame
             # beside a 1.8 s prepare, 5.06 s/frame end to end; on both threads 3.4 s/frame and
             # 4.20 s/frame end to end; preparing inline (no worker) 4.49 s/frame.
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="refine-prepare")
+            # One single-thread worker per frame of a batch (``workers``): frame f is prepared,
+            # solved and released in worker f % workers (see ``solve`` for why one thread per
+            # frame), so the frames of a batch are prepared side by side.
+            self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"refine-prepare-{n}")
+                           for n in range(max(1, int(workers)))]
+
+    def _pool_of(self, work: Work, i: int) -> ThreadPoolExecutor:
+        """The worker that prepares, solves and releases frame ``i`` of ``work``."""
+        return self._pools[int(work.batch.index[i]) % len(self._pools)]
 
     def prepare(self, work: Work) -> None:
         """Start ``refine.prepare_refine`` for every frame of ``work`` -> ``work.problems``
         (None when gated: ``solve`` then prepares inline)."""
-        if self._pool is None:
+        if not self._pools:
             work.problems = None
             return
         from alphagan_video.stages.s4_refine import prepare_refine
@@ -85,7 +93,7 @@ class RefineStep:
         # as a per-pixel prior (temporal in-solve fusion), cheaper than factorising them afterwards.
         image, trimap = work.image, work.trimap
         work.problems = [
-            self._pool.submit(
+            self._pool_of(work, i).submit(
                 lambda i=i: None if self._closing else prepare_refine(  # float64 copies made here too
                     image[i].permute(1, 2, 0).double().cpu().numpy(), trimap[i, 0].float().cpu().numpy(),
                     self.cfg, factorise=True, device=str(self.device),
@@ -105,16 +113,23 @@ class RefineStep:
         frees it only when asked from that thread; a factorisation dropped from another thread
         is never freed (a 720p run grew ~35 MB per frame, without bound). So every
         factorisation is made, used and (``release``) dropped in the one worker thread."""
-        if self._pool is None:
+        if not self._pools:
             return self._solve(work, i, alpha, temporal)
-        return self._pool.submit(self._solve, work, i, alpha, temporal).result()
+        return self._pool_of(work, i).submit(self._solve, work, i, alpha, temporal).result()
 
     def release(self, work: Work) -> None:
         """Let go of ``work.problems`` (their factorisations) in the thread that made them; see
         ``solve``. Sets ``work.problems`` to None."""
         problems, work.problems = work.problems, None
-        if problems is not None and self._pool is not None:
-            self._pool.submit(problems.clear)  # the futures' last reference goes in the worker
+        if problems is None or not self._pools:
+            return
+        by_worker: dict[int, list[Future]] = {}
+        for i, future in enumerate(problems):
+            by_worker.setdefault(self._pools.index(self._pool_of(work, i)), []).append(future)
+        future = None
+        problems.clear()  # from here only the per-worker lists hold the futures...
+        for n, futures in by_worker.items():
+            self._pools[n].submit(futures.clear)  # ...and their last references go in their workers
 
     def _solve(self, work: Work, i: int, alpha: torch.Tensor,
                temporal: Optional[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -130,10 +145,10 @@ class RefineStep:
         """Stop the worker: prepares not yet started return at once (nobody will solve them) and
         the releases already asked for still run, so their factorisations are freed in the
         worker (cancelling would leave those to be dropped from this thread)."""
-        if self._pool is not None:
-            self._closing = True
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        self._closing = True
+        for pool in self._pools:
+            pool.shutdown(wait=True)
+        self._pools = []
 
 
 class RefinePrepareStage(Stage):
