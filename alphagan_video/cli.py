@@ -410,7 +410,8 @@ _PIPELINE_OPTIONS: dict[str, OptionSpec] = {
     "prior_scale": (("--prior-scale",), dict(
         type=float, default=None, metavar="S",
         help="Working scale of the generator when the refine is on (its alpha is then the solve's prior): "
-             "0.5 (default) = half the side, short side kept >= 320 px; 1 = full resolution. Refine off: always 1.")),
+             "0.5 = half the side, short side kept >= 320 px; 1 = full resolution. Default: 0.5 on the CPU, 1 on "
+             "CUDA. Refine off: always 1.")),
     "refine": (("--refine/--no-refine",), dict(default=None,
                                                help="Matting-Laplacian refinement of the generator's alpha.")),
     "temporal": (("--temporal/--no-temporal",), dict(

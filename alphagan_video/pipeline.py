@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from alphagan_video.config import PipelineConfig, check_config
+from alphagan_video.config import PipelineConfig, check_config, prior_scale_for
 from alphagan_video.device import resolve_device
 from alphagan_video.engine import ProgressCallback, RunTally, run
 from alphagan_video.errors import InputMediaError, ParameterError
@@ -173,8 +173,8 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> Stag
     coverage, output = CoverageStage(), OutputStage(cfg.output.kind, background)
     # The generator's alpha is only the solve's prior when the refine is on: then it may run at a
     # reduced working scale (ModelConfig.prior_scale); without the refine it is the product.
-    generator_scale = cfg.model.prior_scale if cfg.refine.enabled else 1.0
-    stages += [GeneratorStage(model, device, cfg.model.tiling, cfg.model.mixed_precision, generator_scale),
+    stages += [GeneratorStage(model, device, cfg.model.tiling, cfg.model.mixed_precision,
+                              prior_scale_for(cfg, device.type)),
                TemporalStage(cfg.temporal, track, refine), coverage, output]
     return StageChain(stages, device, meta, batch_size, band[0], band[1], description, coverage, output, source)
 
@@ -217,7 +217,7 @@ def _new_report(input_path, output_path, info: VideoInfo, chain: StageChain, cfg
                              else "auto" if chain.auto_trimap else "band"),
                   "temporal": cfg.temporal.enabled, "temporal_strength": cfg.temporal.strength,
                   "refine": cfg.refine.enabled, "tiling": cfg.model.tiling,
-                  "generator_scale": cfg.model.prior_scale if cfg.refine.enabled else 1.0, "output_kind": cfg.output.kind,
+                  "generator_scale": prior_scale_for(cfg, chain.device.type), "output_kind": cfg.output.kind,
                   "frame_range": list(frame_range) if frame_range else None,
                   "context": context, "overlap": cfg.overlap},
     )

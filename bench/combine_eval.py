@@ -16,8 +16,8 @@ prior), ``prior:MU`` (generator prior, uniform weight), ``conf:MU:POW`` (weight 
 with the generator prior), ``pipe`` (``refine_alpha`` with the RefineConfig defaults = what the
 pipeline runs, sampling flow and known-region expansion included). Every other config solves
 with the sampling flow and the expansion off (``STUDY``): the study predates both. ``--tiling full|tiled|half``: generator on the full frame, on tiles over the
-band (``tiling.infer_alpha(tiling="on")``) or at the product's reduced working scale
-(``ModelConfig.prior_scale``, ``scale.infer_alpha_at_scale``) with the alpha upsampled.
+band (``tiling.infer_alpha(tiling="on")``) or at the product's reduced working scale on the CPU
+(``config.CPU_PRIOR_SCALE``, ``scale.infer_alpha_at_scale``) with the alpha upsampled.
 Columns: s_solve = the solve (or closed form) alone; s_total adds the cached generator time.
 Generator outputs are cached per image under ``--cache``/gen/<tiling>/: delete it after
 changing the checkpoint.
@@ -100,12 +100,12 @@ def generator_alpha(cache: Path, key: str, checkpoint: str, image_f: np.ndarray,
         if tiling == "full":
             a = _MODEL(x, t)
         elif tiling == "half":
-            # The product's reduced working scale (ModelConfig.prior_scale, scale.py): the frame
-            # at half the side (short side kept >= 320 px), alpha upsampled as the solve's prior.
-            from alphagan_video.config import ModelConfig
+            # The product's reduced working scale on the CPU (ModelConfig.prior_scale, scale.py):
+            # half the side (short side kept >= 320 px), alpha upsampled as the solve's prior.
+            from alphagan_video.config import CPU_PRIOR_SCALE
             from alphagan_video.stages.s3_generator.scale import infer_alpha_at_scale
 
-            a = infer_alpha_at_scale(_MODEL, x, t, ModelConfig().prior_scale, tiling="off")
+            a = infer_alpha_at_scale(_MODEL, x, t, CPU_PRIOR_SCALE, tiling="off")
         else:
             a = infer_alpha(_MODEL, x, t, tiling="on")
     secs = time.perf_counter() - t0

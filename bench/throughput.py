@@ -355,7 +355,7 @@ def main() -> None:
     base.mkdir(parents=True, exist_ok=True)
 
     rows = []
-    header = (f"{'res':>6} {'frames':>6} {'unknown':>7} | {'row':<56} {'fps':>7} {'s/frame':>8} | "
+    header = (f"{'res':>6} {'frames':>6} {'unknown':>7} | {'row':<60} {'fps':>7} {'s/frame':>8} | "
               f"{'x closed-form':>13} {'% of I/O floor':>14}")
     for res in args.res:
         width, height = RESOLUTIONS[res]
@@ -371,18 +371,19 @@ def main() -> None:
             sec, got = run_io_floor(clip, trimap, d / f"floor_{tag}.mov", codec, batch)
             measured[("floor", tag)] = (got / sec, sec / got)
         # "full", refine on = the product's default (tiling off, refine on, the generator at
-        # ModelConfig.prior_scale, ProRes 4444); "full, full-res prior" = the same with the
-        # generator at full resolution (the default before prior_scale). Tiled rows tile the
-        # generator's working frame.
-        configs = [("full", True, None), ("full, full-res prior", True, None), ("tiled", False, None),
+        # ModelConfig.prior_scale, ProRes 4444); "full-res prior, batch 1" = the default before
+        # prior_scale (generator at full resolution, one frame per batch, one refine worker).
+        # Tiled rows tile the generator's working frame.
+        configs = [("full", True, None), ("full-res prior, batch 1", True, None), ("tiled", False, None),
                    ("tiled", True, None), ("full", False, None),
                    ("tiled", False, "prores_aw"), ("tiled, no overlap", False, None)]
         for mode, refine, codec in configs:
             tag = codec or "prores_ks"
             sec, got = run_pipeline(clip, trimap, d / f"e2e_{mode.replace(', ', '_')}_{refine}_{tag}.mov",
-                                    tiling="off" if mode.startswith("full") else "on", refine=refine, codec=codec,
-                                    batch_size=batch, overlap=mode != "tiled, no overlap",
-                                    prior_scale=1.0 if mode == "full, full-res prior" else None)
+                                    tiling="on" if mode.startswith("tiled") else "off", refine=refine, codec=codec,
+                                    batch_size=1 if mode.endswith("batch 1") else batch,
+                                    overlap=mode != "tiled, no overlap",
+                                    prior_scale=1.0 if mode.startswith("full-res prior") else None)
             measured[(mode, refine, tag)] = (got / sec, sec / got)
         cf_fps = 1.0 / cf
         table = [("closed-form estimate_alpha_cf (alpha only)", cf_fps, cf, None)]
@@ -397,7 +398,7 @@ def main() -> None:
         for name, fps, spf, floor in table:
             ratio = f"{fps / cf_fps:12.2f}x"
             pct = f"{100 * fps / floor:13.1f}%" if floor else f"{'':>14}"
-            rows.append(f"{res:>6} {n:>6} {100 * unknown:6.1f}% | {name:<56} {fps:7.3f} {spf:8.3f} | {ratio:>13} {pct}")
+            rows.append(f"{res:>6} {n:>6} {100 * unknown:6.1f}% | {name:<60} {fps:7.3f} {spf:8.3f} | {ratio:>13} {pct}")
         print("\n".join([header] + rows[-len(table):]), flush=True)
 
     if not args.no_rss:

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from alphagan_video.config import ModelConfig, PipelineConfig, RefineConfig, check_config, check_prior_scale
+from alphagan_video.config import (CPU_PRIOR_SCALE, ModelConfig, PipelineConfig, RefineConfig, check_config,
+                                   check_prior_scale, prior_scale_for)
 from alphagan_video.errors import ParameterError
 from alphagan_video.model import build_generator
 from alphagan_video.stages.base import Work
@@ -138,10 +139,23 @@ def test_generator_stage_uses_its_scale():
         GeneratorStage(model, torch.device("cpu"), "off", False, scale=2.0)
 
 
+def test_prior_scale_by_device_and_refine():
+    """None (the default) = CPU_PRIOR_SCALE on the CPU, full resolution on CUDA; a set value wins;
+    with the refine off the generator's alpha is the product and always full resolution."""
+    default, half, full = PipelineConfig(), PipelineConfig(model=ModelConfig(prior_scale=0.5)), \
+        PipelineConfig(model=ModelConfig(prior_scale=1.0))
+    assert ModelConfig().prior_scale is None and CPU_PRIOR_SCALE == 0.5
+    assert prior_scale_for(default, "cpu") == 0.5 and prior_scale_for(default, "cuda") == 1.0
+    assert prior_scale_for(half, "cuda") == 0.5 and prior_scale_for(full, "cpu") == 1.0
+    no_refine = PipelineConfig(model=ModelConfig(prior_scale=0.5), refine=RefineConfig(enabled=False))
+    assert prior_scale_for(no_refine, "cpu") == 1.0
+    check_config(default)  # None is valid
+
+
 @pytest.mark.parametrize("refine", [True, False])
 def test_the_run_scales_the_generator_only_when_it_is_the_refines_prior(tiny_checkpoint, refine):  # noqa: F811
-    """Refine on: the generator runs at ModelConfig.prior_scale (default 0.5); refine off its
-    alpha is the product and it runs at full resolution."""
+    """On the CPU with the refine on the generator runs at CPU_PRIOR_SCALE; refine off at full
+    resolution (the chain the CLI builds)."""
     from fractions import Fraction
 
     from alphagan_video.config import MaskConfig
@@ -154,5 +168,4 @@ def test_the_run_scales_the_generator_only_when_it_is_the_refines_prior(tiny_che
                          refine=RefineConfig(enabled=refine))
     with build_chain(info, cfg) as chain:
         (stage,) = [s for s in chain.stages if isinstance(s, GeneratorStage)]
-        assert stage.scale == (ModelConfig().prior_scale if refine else 1.0)
-    assert ModelConfig().prior_scale == 0.5
+        assert stage.scale == (CPU_PRIOR_SCALE if refine else 1.0)
