@@ -84,8 +84,9 @@ class ModelConfig:
     # the short side never below 320 px; 1 = full resolution. None = by device
     # (``prior_scale_for``): CPU_PRIOR_SCALE on the CPU, where the full-resolution generator is
     # the largest cost of a frame, 1 on CUDA, where it is a small one. Refine off: always 1.
-    # Measured (README, "The generator as the solve's prior"): 1080p default run 0.68x -> 0.92x
-    # closed-form; product SAD alphamatting-dev 3.674 -> 3.679, synthetic validation +2 %.
+    # Measured (README, "The generator as the solve's prior"; 2-core AMD EPYC, 1080p with trimaps):
+    # default run 3.42 -> 2.38 s/frame (0.81x -> 1.16x closed-form, with batch 2); product SAD
+    # alphamatting-dev 3.674 -> 3.679, synthetic validation +2 %.
     prior_scale: Optional[float] = None
     # torch.compile the generator; pays compilation on the first batches.
     compile: bool = False

@@ -5,7 +5,7 @@ unknown band in which the generator's alpha enters as a weak data term (``Refine
 3e-5): the band's detail -- strands, soft edges -- comes from the image through the Laplacian,
 and the generator only steers the solve where the image alone is ambiguous. That steer does not
 need full resolution, and on the CPU the full-resolution generator is the largest single cost of
-a frame (1.7 s of a 1080p frame on 2 cores, ~4x the cost at half the side). So with the refine
+a frame (1.7 s of a 1080p frame on 2 cores; half the side is a quarter of the pixels). So with the refine
 on the generator can run on a downscaled frame (``ModelConfig.prior_scale``) and its alpha is
 upsampled back to the frame as the prior. With the refine off the generator's alpha *is* the
 product, and it always runs at full resolution.

@@ -112,7 +112,7 @@ class RefineStep:
         SuperLU books the memory of a factorisation in a table of the thread that made it and
         frees it only when asked from that thread; a factorisation dropped from another thread
         is never freed (a 720p run grew ~35 MB per frame, without bound). So every
-        factorisation is made, used and (``release``) dropped in the one worker thread."""
+        factorisation is made, used and (``release``) dropped in its frame's worker thread."""
         if not self._pools:
             return self._solve(work, i, alpha, temporal)
         return self._pool_of(work, i).submit(self._solve, work, i, alpha, temporal).result()
