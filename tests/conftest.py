@@ -11,6 +11,18 @@ from tests.media import Clip, make_video
 
 
 @pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test, restored afterwards (modules that time or compare model
+    runs use it: ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def small_clip(tmp_path) -> Clip:
     """12-frame 64x48 H.264 .mp4 (BT.709 tagged, 24 fps) of the synthetic moving square."""
     return make_video(str(tmp_path / "small.mp4"))

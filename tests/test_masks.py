@@ -20,12 +20,7 @@ from alphagan_video.types import VideoInfo
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def info_for(width: int, height: int, rotation: int = 0) -> VideoInfo:

@@ -19,12 +19,7 @@ from alphagan_video.model import (
 from alphagan_video.model import checkpoint as checkpoint_module
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny(norm: str = "gn", seed: int = 0) -> AlphaGANGenerator:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -21,12 +23,7 @@ from alphagan_video.types import FrameBatch
 from tests.e2e import tiny_checkpoint  # noqa: F401 - fixture
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class SizeRecorder(nn.Module):
@@ -124,10 +121,6 @@ def test_scaled_alpha_of_a_real_generator_is_close_to_full_resolution_on_smooth_
 
 def test_generator_stage_uses_its_scale():
     image, trimap = _frame(720, 960)
-    from fractions import Fraction
-
-    import numpy as np
-
     work = Work(batch=FrameBatch(rgb=np.zeros((1, 720, 960, 3), np.uint8), pts=[0], index=[0],
                                  time_base=Fraction(1, 25)))
     work.image, work.trimap = image, trimap
@@ -156,8 +149,6 @@ def test_prior_scale_by_device_and_refine():
 def test_the_run_scales_the_generator_only_when_it_is_the_refines_prior(tiny_checkpoint, refine):  # noqa: F811
     """On the CPU with the refine on the generator runs at CPU_PRIOR_SCALE; refine off at full
     resolution (the chain the CLI builds)."""
-    from fractions import Fraction
-
     from alphagan_video.config import MaskConfig
     from alphagan_video.types import VideoInfo
     from alphagan_video.pipeline import build_chain

@@ -15,12 +15,7 @@ from alphagan_video.stages.s3_generator.tiling import infer_alpha
 from alphagan_video.stages.s2_trimap.trimap import make_trimap
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class LocalNet(nn.Module):

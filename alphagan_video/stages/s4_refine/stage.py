@@ -76,9 +76,12 @@ class RefineStep:
             self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"refine-prepare-{n}")
                            for n in range(max(1, int(workers)))]
 
+    def _worker_of(self, work: Work, i: int) -> int:
+        """Index of the worker that prepares, solves and releases frame ``i`` of ``work``."""
+        return int(work.batch.index[i]) % len(self._pools)
+
     def _pool_of(self, work: Work, i: int) -> ThreadPoolExecutor:
-        """The worker that prepares, solves and releases frame ``i`` of ``work``."""
-        return self._pools[int(work.batch.index[i]) % len(self._pools)]
+        return self._pools[self._worker_of(work, i)]
 
     def prepare(self, work: Work) -> None:
         """Start ``refine.prepare_refine`` for every frame of ``work`` -> ``work.problems``
@@ -125,7 +128,7 @@ class RefineStep:
             return
         by_worker: dict[int, list[Future]] = {}
         for i, future in enumerate(problems):
-            by_worker.setdefault(self._pools.index(self._pool_of(work, i)), []).append(future)
+            by_worker.setdefault(self._worker_of(work, i), []).append(future)
         future = None
         problems.clear()  # from here only the per-worker lists hold the futures...
         for n, futures in by_worker.items():
