@@ -1,10 +1,11 @@
 """plugins/blender: the pure core (always) and the add-on in a real headless Blender (``bpy``).
 
-``bpy`` 5.0.1 from PyPI needs Python 3.11 and numpy<2, so it lives in its own venv:
+``bpy`` 5.0.1 from PyPI needs Python 3.11 and numpy<2, so it lives in its own venv, found in this order:
 - ALPHAGAN_BPY_PYTHON=/path/to/venv/bin/python: use that interpreter;
-- else ~/.cache/alphagan-video/bpy-venv (or $ALPHAGAN_BPY_VENV) when it already exists;
-- else, with ALPHAGAN_BUILD_BPY_VENV=1, build it there (python3.11 -m venv + pip install bpy==5.0.1,
-  a 374 MB download, ~1 GB on disk);
+- ALPHAGAN_BPY_VENV=DIR (relative to the checkout): that venv; else ``.venv-bpy/`` at the checkout's
+  root (git-ignored); else an older ~/.cache/alphagan-video/bpy-venv when it already exists;
+- else, with ALPHAGAN_BUILD_BPY_VENV=1, build it at $ALPHAGAN_BPY_VENV or ``.venv-bpy/`` (python3.11 -m
+  venv + pip install bpy==5.0.1, a 374 MB download, ~1 GB on disk; delete the folder to get it back);
 - else the bpy test is skipped, saying which of these to do.
 """
 from __future__ import annotations
@@ -76,19 +77,42 @@ def test_command_paths_and_progress(core):
 
 # ----------------------------------------------------------------------------- real Blender
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BPY_VENV_DEFAULT = ".venv-bpy"                                  # inside the checkout, in .gitignore
+BPY_VENV_LEGACY = Path(".cache") / "alphagan-video" / "bpy-venv"  # under $HOME: where it used to be built
+
+
+def locate_bpy_venv(environ, repo_root: Path, home: Path) -> tuple[Path | None, Path]:
+    """(the python of a usable bpy venv or None, the venv folder to build when there is none).
+
+    No side effects: only ``is_file`` checks, so the order can be tested without building anything."""
+    explicit = environ.get("ALPHAGAN_BPY_VENV")
+    if explicit:
+        venv = Path(explicit).expanduser()
+        venv = venv if venv.is_absolute() else repo_root / venv
+        python = venv / "bin" / "python"
+        return (python if python.is_file() else None), venv
+    venv = repo_root / BPY_VENV_DEFAULT
+    for candidate in (venv, home / BPY_VENV_LEGACY):
+        python = candidate / "bin" / "python"
+        if python.is_file():
+            return python, venv
+    return None, venv
+
+
 def _bpy_python() -> str:
     explicit = os.environ.get("ALPHAGAN_BPY_PYTHON")
     if explicit:
         if not os.path.isfile(explicit):
             pytest.fail(f"ALPHAGAN_BPY_PYTHON={explicit} does not exist")
         return explicit
-    venv = Path(os.environ.get("ALPHAGAN_BPY_VENV", Path.home() / ".cache" / "alphagan-video" / "bpy-venv"))
+    found, venv = locate_bpy_venv(os.environ, REPO_ROOT, Path.home())
+    if found is not None:
+        return str(found)
     python = venv / "bin" / "python"
-    if python.is_file():
-        return str(python)
     if os.environ.get("ALPHAGAN_BUILD_BPY_VENV") != "1":
         pytest.skip("no bpy venv: set ALPHAGAN_BPY_PYTHON to a Python 3.11 with bpy==5.0.1, or "
-                    f"ALPHAGAN_BUILD_BPY_VENV=1 to build one at {venv} (374 MB download)")
+                    f"ALPHAGAN_BUILD_BPY_VENV=1 to build one at {venv} (374 MB download, ~1 GB on disk)")
     base = shutil.which("python3.11")
     if base is None:
         pytest.skip("bpy 5.0.1 needs Python 3.11 and python3.11 is not on PATH")
@@ -100,6 +124,55 @@ def _bpy_python() -> str:
         shutil.rmtree(venv, ignore_errors=True)
         pytest.skip(f"could not build the bpy venv at {venv}: {exc}")
     return str(python)
+
+
+def _fake_venv(root: Path) -> Path:
+    python = root / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    return python
+
+
+def test_bpy_venv_location(tmp_path):
+    # where the bpy venv is looked for and built; nothing is downloaded
+    repo, home = tmp_path / "checkout", tmp_path / "home"
+    repo.mkdir()
+    home.mkdir()
+    inside = repo / ".venv-bpy"
+    assert locate_bpy_venv({}, repo, home) == (None, inside)  # built inside the checkout by default
+    legacy = _fake_venv(home / ".cache" / "alphagan-video" / "bpy-venv")
+    assert locate_bpy_venv({}, repo, home) == (legacy, inside)  # an old ~/.cache venv is still used
+    own = _fake_venv(inside)
+    assert locate_bpy_venv({}, repo, home) == (own, inside)  # the checkout's own venv comes first
+    assert locate_bpy_venv({"ALPHAGAN_BPY_VENV": "elsewhere"}, repo, home) == (None, repo / "elsewhere")
+    other = _fake_venv(tmp_path / "abs")
+    assert locate_bpy_venv({"ALPHAGAN_BPY_VENV": str(tmp_path / "abs")}, repo, home) == (other, tmp_path / "abs")
+
+
+def test_bpy_venv_build_goes_into_the_checkout(tmp_path, monkeypatch):
+    # ALPHAGAN_BUILD_BPY_VENV=1 with no venv anywhere: the build is aimed at <checkout>/.venv-bpy
+    # (subprocess.run is faked and fails, so nothing is installed or downloaded)
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append([str(a) for a in argv])
+        raise subprocess.CalledProcessError(1, argv)
+
+    monkeypatch.setattr(sys.modules[__name__], "REPO_ROOT", tmp_path / "checkout")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ALPHAGAN_BPY_PYTHON", raising=False)
+    monkeypatch.delenv("ALPHAGAN_BPY_VENV", raising=False)
+    monkeypatch.setenv("ALPHAGAN_BUILD_BPY_VENV", "1")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/python3.11")
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    with pytest.raises(pytest.skip.Exception, match=r"could not build the bpy venv at .*checkout/\.venv-bpy"):
+        _bpy_python()
+    assert calls == [["/usr/bin/python3.11", "-m", "venv", str(tmp_path / "checkout" / ".venv-bpy")]]
+
+
+def test_bpy_venv_is_ignored_by_git():
+    ignored = (REPO_ROOT / ".gitignore").read_text().split()
+    assert "/.venv-bpy/" in ignored or ".venv-bpy/" in ignored
 
 
 BPY_SCRIPT = r"""
@@ -156,7 +229,7 @@ def test_addon_in_headless_blender(tmp_path):
     script.write_text(BPY_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([python, str(script), json.dumps(args), str(PLUGIN_DIR)], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=str(Path(__file__).resolve().parents[1]))
+                          env=env, timeout=300, cwd=str(REPO_ROOT))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
     info = json.loads(line[len("RESULT "):])
