@@ -84,7 +84,7 @@ class ModelConfig:
     # the short side never below 320 px; 1 = full resolution. None = by device
     # (``prior_scale_for``): CPU_PRIOR_SCALE on the CPU, where the full-resolution generator is
     # the largest cost of a frame, 1 on CUDA, where it is a small one. Refine off: always 1.
-    # Measured (README, "The generator as the solve's prior"; 2-core AMD EPYC, 1080p with trimaps):
+    # Measured (docs/benchmarks.md, "The generator as the solve's prior"; 2-core AMD EPYC, 1080p with trimaps):
     # default run 3.42 -> 2.38 s/frame (0.81x -> 1.16x closed-form, with batch 2); product SAD
     # alphamatting-dev 3.674 -> 3.679, synthetic validation +2 %.
     prior_scale: Optional[float] = None
@@ -109,7 +109,7 @@ class RefineConfig:
     # units everywhere (a per-pixel weight multiplies it; extra data terms such as the temporal
     # prior are given in the same units). 3e-5 measured best of {3e-6, 1e-5, 3e-5, 1e-4} on a
     # synthetic validation set (bench/combine_eval.py, 30 composites, seed 20261125), then
-    # confirmed on alphamatting-dev (README, model card). 0 = plain closed-form matting.
+    # confirmed on alphamatting-dev (docs/model-card.md). 0 = plain closed-form matting.
     mu: float = 3e-5
     # Unknown pixels where the generator's alpha is within gate of 0 or 1 are fixed to
     # 0 / 1 before the solve (refine.gate_trimap), so the Laplacian is built and factorised only

@@ -4,7 +4,7 @@ nearest known foreground and background pixels in colour + position space, givin
 estimate a_s and a confidence eta = |F - B|^2 / 3 (high where the two sides' colours differ).
 The solve uses it as a second data term beside the generator's prior (``RefineConfig.flow``):
 where the colours separate, the samples decide; where they do not, the generator does.
-Measured (README, model card): on alphamatting-dev it lowers the gradient error to about half
+Measured (docs/model-card.md): on alphamatting-dev it lowers the gradient error to about half
 of closed-form's.
 """
 from __future__ import annotations
