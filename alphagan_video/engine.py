@@ -23,14 +23,73 @@ from __future__ import annotations
 
 import contextlib
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence
 
 from alphagan_video._malloc import return_free_memory
-from alphagan_video.stages.base import Stage, Work
 from alphagan_video.stream import Stages
-from alphagan_video.types import FrameBatch
+from alphagan_video.types import FrameBatch, OutputBatch
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class Work:
+    """One batch of B frames on its way through the stages; each stage fills its fields.
+
+    batch: the decoded frames ((B,H,W,3) uint8/uint16, indices, timestamps).
+    warm_up: True for context frames before a chunk: stateful stages see them, output stages
+        (``Stage.on_warm_up`` False) and the sink do not.
+    image: (B,3,H,W) float32 [0,1] on the device (``UploadStage``).
+    soft: (B,1,H,W) float [0,1], the mask source's foreground probability.
+    mask: (B,1,H,W) float {0,1}, the temporally stabilised coarse mask.
+    trimap: (B,1,H,W) float32 {0, 0.5, 1} (0 background, 0.5 unknown, 1 foreground).
+    problems: per frame, a future of the refine's prepared linear system (or None).
+    alpha: (B,1,H,W) float32 [0,1]: the generator's, then refined, then smoothed.
+    output: what the sink writes (OutputBatch), set by the output stage.
+    """
+
+    batch: FrameBatch
+    warm_up: bool = False
+    image: Optional[torch.Tensor] = None
+    soft: Optional[torch.Tensor] = None
+    mask: Optional[torch.Tensor] = None
+    trimap: Optional[torch.Tensor] = None
+    problems: Optional[list[Future]] = None
+    alpha: Optional[torch.Tensor] = None
+    output: Optional[OutputBatch] = None
+
+    @property
+    def frames(self) -> int:
+        """Frames this work hands to the sink: the output's when there is one, else the batch's."""
+        return len(self.output) if self.output is not None else len(self.batch.index)
+
+
+class Stage:
+    """One step of the chain. Subclasses set ``name`` and implement ``__call__``.
+
+    name: the key its seconds are reported under (``RunReport.seconds``).
+    lane: consecutive stages of one lane run in one thread when the engine overlaps; stateful
+        stages must share a lane with every stage whose state they read.
+    on_warm_up: False for stages that only produce output (skipped on warm-up work).
+    laps: None = the engine times the stage; a dict = the stage times itself, by name (a stage
+        interleaving two steps frame by frame reports each).
+    """
+
+    name: str = "stage"
+    lane: str = "matte"
+    on_warm_up: bool = True
+    laps: Optional[dict[str, float]] = None
+
+    def __call__(self, work: Work) -> Work:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the stage holds (readers, threads); called once, after the run."""
+
 
 #: Batches waiting between two overlapped lanes (memory: about lanes x (QUEUE_SIZE + 1)
 #: batches of frames in flight, independent of clip length).
@@ -127,4 +186,4 @@ def run(
     return tally
 
 
-__all__ = ["ProgressCallback", "QUEUE_SIZE", "RunTally", "run"]
+__all__ = ["ProgressCallback", "QUEUE_SIZE", "RunTally", "Stage", "Work", "run"]

@@ -24,14 +24,20 @@ from alphagan_video.config import PipelineConfig, check_config, prior_scale_for
 from alphagan_video.device import resolve_device
 from alphagan_video.engine import ProgressCallback, RunTally, run
 from alphagan_video.errors import InputMediaError, ParameterError
-from alphagan_video.stages import Stage, UploadStage, frames_to_tensor
-from alphagan_video.stages.s1_mask import MaskStage, UserTrimapStage
-from alphagan_video.stages.s2_trimap import TrimapStage
-from alphagan_video.stages.s3_generator import GeneratorStage, prepare_generator
-from alphagan_video.stages.s4_refine import RefinePrepareStage, RefineStep
-from alphagan_video.stages.s5_temporal import TemporalStage, TemporalTrack
-from alphagan_video.stages.s6_foreground import (CoverageStage, OutputStage, WindowStage, coverage_warnings,
-                                                 parse_background, render_output)
+from alphagan_video.engine import Stage
+from alphagan_video.foreground.compose import parse_background, render_output
+from alphagan_video.generator import prepare_generator
+from alphagan_video.refine.frames import RefineStep
+from alphagan_video.stages.coverage import CoverageStage, coverage_warnings
+from alphagan_video.stages.generator import GeneratorStage
+from alphagan_video.stages.mask import MaskStage, UserTrimapStage
+from alphagan_video.stages.output import OutputStage
+from alphagan_video.stages.refine import RefinePrepareStage
+from alphagan_video.stages.temporal import TemporalStage
+from alphagan_video.stages.trimap import TrimapStage
+from alphagan_video.stages.upload import UploadStage, frames_to_tensor
+from alphagan_video.stages.window import WindowStage
+from alphagan_video.temporal.smoothing import TemporalTrack
 from alphagan_video.types import VideoInfo
 
 
@@ -80,7 +86,7 @@ def trimap_band(cfg: PipelineConfig, info: VideoInfo) -> tuple[int, bool]:
     """(band width in px, evidence trimaps?) for a run of ``info``'s size. The configured band
     when there is one -- 0 is a binary trimap, not "automatic" -- else the default band scaled
     with the resolution, with evidence trimaps unless ``cfg.trimap.auto`` is off."""
-    from alphagan_video.stages.s2_trimap.trimap import default_band_px
+    from alphagan_video.trimap import default_band_px
 
     if cfg.trimap.band_px is not None:
         return cfg.trimap.band_px, False
@@ -128,7 +134,7 @@ def _mask_stages(cfg: PipelineConfig, info: VideoInfo, device: torch.device, ban
     if cfg.trimap.trimap_path is not None:
         return ([UserTrimapStage(Path(cfg.trimap.trimap_path), info, device)],
                 f"user trimaps from {cfg.trimap.trimap_path}", None)
-    from alphagan_video.stages.s1_mask import build_mask_source, describe_mask_source
+    from alphagan_video.masks import build_mask_source, describe_mask_source
 
     source = build_mask_source(cfg.mask, info, device)
     return [MaskStage(source, cfg.temporal, track), TrimapStage(*band)], describe_mask_source(cfg.mask), source
@@ -138,7 +144,7 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> Stag
     """Every stage of a run of ``info``'s frames with ``cfg``, in order (see the module docstring).
     Settings are checked, the device picked and the model loaded here, before any frame."""
     from alphagan_video.model import load_generator
-    from alphagan_video.stages.s4_refine import solver_method
+    from alphagan_video.refine import solver_method
 
     check_config(cfg)
     device = resolve_device(cfg.model.device)

@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alphagan_video.stages import Stage, Work  # noqa: E402
+from alphagan_video.engine import Stage, Work  # noqa: E402
 from alphagan_video.config import ModelConfig  # noqa: E402
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "2160p": (3840, 2160)}
@@ -200,7 +200,7 @@ def run_io_floor(clip: str, trimap: str, out: Path, codec, batch_size: int = 2) 
     from alphagan_video.config import OutputConfig
     from alphagan_video.engine import run
     from alphagan_video.io import open_input, open_output
-    from alphagan_video.stages.s1_mask import UserTrimapStage
+    from alphagan_video.stages.mask import UserTrimapStage
 
     t = time.perf_counter()
     with open_input(clip) as reader:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from alphagan_video import engine, stream
-from alphagan_video.stages import Stage, Work
+from alphagan_video.engine import Stage, Work
 from alphagan_video.types import FrameBatch
 
 
@@ -89,7 +89,7 @@ def test_band_zero_is_a_binary_trimap_not_automatic():
     """Bug: ``band_px or default`` turned an explicit 0 into the automatic band."""
     from alphagan_video.config import PipelineConfig, TrimapConfig
     from alphagan_video.pipeline import trimap_band
-    from alphagan_video.stages.s2_trimap import TrimapStage
+    from alphagan_video.stages.trimap import TrimapStage
     from alphagan_video.types import VideoInfo
 
     info = VideoInfo(path="x.mp4", kind="video", width=64, height=48, time_base=Fraction(1, 25),
@@ -108,7 +108,7 @@ def test_band_zero_is_a_binary_trimap_not_automatic():
 def test_the_output_stage_hands_on_only_the_output(kind):
     """After rendering, a work waits in the encoder's queue: it keeps the output it renders and
     lets go of the float32 image, alpha and trimap (the writer reads only ``work.output``)."""
-    from alphagan_video.stages.s6_foreground import OutputStage
+    from alphagan_video.stages.output import OutputStage
 
     alpha = torch.rand(2, 1, 8, 8)
     work = Work(batch=next(_batches(2, 2)), image=torch.rand(2, 3, 8, 8), trimap=torch.full((2, 1, 8, 8), 0.5),
@@ -129,7 +129,8 @@ def test_the_temporal_stage_lets_go_of_what_no_later_stage_reads():
     from concurrent.futures import Future
 
     from alphagan_video.config import TemporalConfig
-    from alphagan_video.stages.s5_temporal import TemporalStage, TemporalTrack
+    from alphagan_video.stages.temporal import TemporalStage
+    from alphagan_video.temporal.smoothing import TemporalTrack
 
     done = Future()
     done.set_result("factorisation")
@@ -151,9 +152,11 @@ def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch
     import threading
 
     from alphagan_video.config import RefineConfig, TemporalConfig
-    from alphagan_video.stages.s4_refine import sparse
-    from alphagan_video.stages.s4_refine.stage import RefinePrepareStage, RefineStep
-    from alphagan_video.stages.s5_temporal import TemporalStage, TemporalTrack
+    from alphagan_video.refine import sparse
+    from alphagan_video.refine.frames import RefineStep
+    from alphagan_video.stages.refine import RefinePrepareStage
+    from alphagan_video.stages.temporal import TemporalStage
+    from alphagan_video.temporal.smoothing import TemporalTrack
 
     import itertools
 

@@ -234,7 +234,7 @@ def test_sam_needs_the_prepass_and_the_prepass_writes_prompts_json(tmp_path, sho
     import torch
 
     from alphagan_video.farm.prepass import needs_prepass, run_prepass
-    from alphagan_video.stages.s1_mask.sam import build_tiny_sam, read_prompts_json
+    from alphagan_video.masks.sam import build_tiny_sam, read_prompts_json
 
     clip, _ = shot
     ckpt = tmp_path / "tiny_sam.pth"
@@ -343,7 +343,7 @@ def test_sam_job_with_prepass_prompts_equals_unchunked(tmp_path, shot, tiny_chec
     from alphagan_video.config import ModelConfig, RefineConfig, TemporalConfig
     from alphagan_video.farm import assemble_job, run_local
     from alphagan_video.farm.prepass import run_prepass
-    from alphagan_video.stages.s1_mask.sam import build_tiny_sam
+    from alphagan_video.masks.sam import build_tiny_sam
     from alphagan_video.pipeline import matte_video
 
     clip, _ = shot

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, RefineConfig
-from alphagan_video.stages.s6_foreground.foreground import _box_sum, _box_sum_1d, estimate_foreground, estimate_foreground_band
+from alphagan_video.foreground.blur_fusion import _box_sum, _box_sum_1d, estimate_foreground, estimate_foreground_band
 from alphagan_video.stream import Stages
 from tests.e2e import decode_frames, plane, tiny_checkpoint  # noqa: F401 - tiny_checkpoint is a fixture
 from tests.media import make_video
@@ -191,11 +191,12 @@ def test_overlapped_output_equals_sequential(tmp_path, tiny_checkpoint, suffix, 
 @pytest.mark.parametrize("stage,error", [("OutputStage", RuntimeError), ("GeneratorStage", KeyboardInterrupt)])
 def test_error_in_the_middle_of_an_overlapped_run_leaves_no_output(tmp_path, tiny_checkpoint, monkeypatch,
                                                                       stage, error):
-    from alphagan_video import pipeline, stages
+    from alphagan_video import pipeline
+    from alphagan_video.stages import generator, output
 
     clip = _green_clip(str(tmp_path / "in.mkv"), frames=9)
     # The render lane's last stage, or the matte lane's generator.
-    cls = getattr(stages.s6_foreground, stage) if stage == "OutputStage" else getattr(stages.s3_generator, stage)
+    cls = getattr(output, stage) if stage == "OutputStage" else getattr(generator, stage)
     original = cls.__call__
     calls = []
 
@@ -322,8 +323,8 @@ def test_render_to_device_planes_matches_the_colour_path(tmp_path, tiny_checkpoi
     from alphagan_video.io import open_input
     from alphagan_video.io.colour import rgb_to_yuv10_frame
     from alphagan_video.pipeline import build_chain
-    from alphagan_video.stages import Work
-    from alphagan_video.stages.s6_foreground.stage import select_frames
+    from alphagan_video.engine import Work
+    from alphagan_video.stages.window import select_frames
 
     clip = _green_clip(str(tmp_path / "in.mkv"), frames=3)
     with open_input(clip) as reader, build_chain(reader.info, _cfg(tiny_checkpoint, kind="rgba")) as chain:

@@ -1,4 +1,4 @@
-"""Motion-compensated temporal smoothing and mask stabilisation (alphagan_video.stages.s5_temporal.temporal).
+"""Motion-compensated temporal smoothing and mask stabilisation (alphagan_video.temporal.smoothing).
 
 Scenes are made here: a textured background (smooth random field) and a textured square
 foreground with an exact alpha; the per-frame "model" alpha is the GT plus noise, which is
@@ -11,18 +11,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alphagan_video.stages.s5_temporal import temporal
+from alphagan_video.temporal import smoothing as temporal
 from alphagan_video.config import TemporalConfig
 from alphagan_video.errors import UserInputError
 from alphagan_video.metrics import dtssd
-from alphagan_video.stages.s5_temporal.temporal import (
+from alphagan_video.temporal.smoothing import (
     TemporalState,
     context_frames_needed,
     estimate_motion,
     smooth_alpha,
     stabilize_mask,
 )
-from alphagan_video.stages.s2_trimap.trimap import make_trimap
+from alphagan_video.trimap import make_trimap
 
 H, W = 64, 80
 
@@ -268,7 +268,7 @@ def test_chain_chunk_warm_up_matches_whole_run(tmp_path, refine):
     from alphagan_video.model import build_generator, save_generator
     from alphagan_video.engine import run as run_engine
     from alphagan_video.pipeline import build_chain
-    from alphagan_video.stages.s5_temporal import TemporalStage
+    from alphagan_video.stages.temporal import TemporalStage
 
     torch.manual_seed(0)
     ckpt = tmp_path / "tiny.safetensors"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from alphagan_video.errors import UserInputError
-from alphagan_video.stages.s2_trimap.trimap import (
+from alphagan_video.trimap import (
     clamp_known,
     default_band_px,
     dilate_mask,

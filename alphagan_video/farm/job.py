@@ -190,7 +190,7 @@ def settings_digest(input_path: str, cfg: PipelineConfig, context: int) -> str:
 
 def default_context(cfg: PipelineConfig) -> int:
     """Warm-up frames per chunk: what temporal smoothing needs (0 with smoothing off)."""
-    from alphagan_video.stages.s5_temporal.temporal import context_frames_needed
+    from alphagan_video.temporal.smoothing import context_frames_needed
 
     return context_frames_needed(cfg.temporal)
 

@@ -48,7 +48,7 @@ class PrepassReport:
 
 def needs_prepass(cfg: PipelineConfig) -> bool:
     """True when the configured coarse-mask source carries state from frame to frame."""
-    from alphagan_video.stages.s1_mask import parse_mask_spec
+    from alphagan_video.masks import parse_mask_spec
 
     if cfg.trimap.trimap_path is not None:
         return False
@@ -67,9 +67,9 @@ def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> Pipel
     import dataclasses
 
     from alphagan_video.io import open_input
-    from alphagan_video.stages.s1_mask import parse_mask_spec
-    from alphagan_video.stages.s1_mask.chroma import chroma_settings, key_from_rgb
-    from alphagan_video.stages import frames_to_tensor
+    from alphagan_video.masks import parse_mask_spec
+    from alphagan_video.masks.chroma import chroma_settings, key_from_rgb
+    from alphagan_video.stages.upload import frames_to_tensor
 
     mask = cfg.mask
     if cfg.trimap.trimap_path is not None or parse_mask_spec(mask.source)[0] != "chroma":
@@ -93,7 +93,7 @@ def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> Pipel
 def mask_box(mask: torch.Tensor, threshold: float, margin: float = 0.0) -> Optional[list[float]]:
     """Bounding box [x0, y0, x1, y1] (pixels, x1/y1 exclusive) of ``mask`` (H,W) float > threshold,
     grown by ``margin`` times its size on each side and clipped; None when empty."""
-    from alphagan_video.stages.s1_mask.sam import padded_box
+    from alphagan_video.masks.sam import padded_box
 
     box = padded_box(mask > threshold, margin)
     return None if box is None else [round(v, 2) for v in box]
@@ -116,9 +116,9 @@ def run_prepass(
     from alphagan_video.device import resolve_device
     from alphagan_video.engine import run
     from alphagan_video.io import open_input
-    from alphagan_video.stages.s1_mask import build_mask_source
-    from alphagan_video.stages import UploadStage
-    from alphagan_video.stages.s1_mask import MaskStage
+    from alphagan_video.masks import build_mask_source
+    from alphagan_video.stages.upload import UploadStage
+    from alphagan_video.stages.mask import MaskStage
 
     output_json = os.fspath(output_json)
     if os.path.exists(output_json) and not overwrite:
