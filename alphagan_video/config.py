@@ -10,7 +10,7 @@ OutputKind = Literal["rgba", "alpha", "foreground", "composite"]
 #: Every output kind, in the order help texts list them (the one list; derived from OutputKind).
 OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
 #: ``ModelConfig.tiling``: tiles over the unknown band when they cover < 60% of the frame
-#: ("auto"), always ("on"), never ("off"); see ``tiling.infer_alpha``.
+#: ("auto"), always ("on"), never ("off"); see ``generator.tiling.infer_alpha``.
 TilingMode = Literal["auto", "on", "off"]
 TILING_MODES: tuple[str, ...] = get_args(TilingMode)
 
@@ -54,8 +54,8 @@ class TrimapConfig:
     trimap_path: Optional[Path] = None
     # Without band_px: derive the trimap from evidence (trimap.auto_trimap: the mask's soft
     # probability, fine structure, local colour models that let go of wrong certainty). False =
-    # the AlphaGAN erosion/dilation routine alone at the default band (the behaviour before
-    # issue 15). With band_px given the AlphaGAN routine always runs, exactly as before.
+    # the AlphaGAN erosion/dilation routine alone at the default band, which trusts every pixel
+    # of the mask outside the band. With band_px given the AlphaGAN routine always runs.
     auto: bool = True
 
 

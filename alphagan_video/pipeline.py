@@ -22,21 +22,21 @@ import torch
 
 from alphagan_video.config import PipelineConfig, check_config, prior_scale_for
 from alphagan_video.device import resolve_device
-from alphagan_video.engine import ProgressCallback, RunTally, run
-from alphagan_video.errors import InputMediaError, ParameterError
+from alphagan_video.engine import ProgressCallback, RunTally, Window, run
+from alphagan_video.errors import InputMediaError
 from alphagan_video.engine import Stage
 from alphagan_video.foreground.compose import parse_background, render_output
 from alphagan_video.generator import prepare_generator
 from alphagan_video.refine.frames import RefineStep
 from alphagan_video.stages.coverage import CoverageStage, coverage_warnings
 from alphagan_video.stages.generator import GeneratorStage
-from alphagan_video.stages.mask import MaskStage, UserTrimapStage
+from alphagan_video.stages.mask import MaskStage
 from alphagan_video.stages.output import OutputStage
 from alphagan_video.stages.refine import RefinePrepareStage
 from alphagan_video.stages.temporal import TemporalStage
 from alphagan_video.stages.trimap import TrimapStage
 from alphagan_video.stages.upload import UploadStage, frames_to_tensor
-from alphagan_video.stages.window import WindowStage
+from alphagan_video.stages.user_trimap import UserTrimapStage
 from alphagan_video.temporal.smoothing import TemporalTrack
 from alphagan_video.types import VideoInfo
 
@@ -130,7 +130,7 @@ class StageChain:
 
 def _mask_stages(cfg: PipelineConfig, info: VideoInfo, device: torch.device, band: tuple[int, bool],
                  track: TemporalTrack) -> tuple[list[Stage], str, object]:
-    """Stages 1-2 (or the user's trimaps) -> (stages, description of the mask source, the source)."""
+    """The mask and trimap stages (or the user's trimaps) -> (stages, description of the mask source, the source)."""
     if cfg.trimap.trimap_path is not None:
         return ([UserTrimapStage(Path(cfg.trimap.trimap_path), info, device)],
                 f"user trimaps from {cfg.trimap.trimap_path}", None)
@@ -185,27 +185,6 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> Stag
     return StageChain(stages, device, meta, batch_size, band[0], band[1], description, coverage, output, source)
 
 
-def _read_window(frame_range: Optional[tuple[int, int]], context: Optional[int],
-                 batch_size: int) -> tuple[int, Optional[int], int, Optional[int]]:
-    """(start, stop) of the frames to write and (read_start, read_stop) of those to read.
-    ``context``: see ``matte_video``."""
-    start, stop = 0, None
-    if frame_range is not None:
-        if frame_range[0] < 0 or frame_range[1] < frame_range[0]:
-            raise ParameterError.about("frames", f"{frame_range[0]}-{frame_range[1]}", "expected 0 <= first <= last")
-        start, stop = frame_range[0], frame_range[1] + 1
-    if context is not None and context < 0:
-        raise ParameterError.about("context", context, "must be 0 or more frames")
-    read_start, read_stop = start, stop
-    if context is not None:
-        size = batch_size if batch_size >= 1 else 1
-        read_start = max(0, start - context)
-        read_start -= read_start % size
-        if stop is not None:
-            read_stop = -(-stop // size) * size
-    return start, stop, read_start, read_stop
-
-
 def _new_report(input_path, output_path, info: VideoInfo, chain: StageChain, cfg: PipelineConfig,
                 frame_range, context, batch_size: int) -> RunReport:
     from alphagan_video.io.writer import describe_output
@@ -229,11 +208,11 @@ def _new_report(input_path, output_path, info: VideoInfo, chain: StageChain, cfg
     )
 
 
-def _finish_report(report: RunReport, tally: RunTally, chain: StageChain, start: int, stop: Optional[int]) -> None:
+def _finish_report(report: RunReport, tally: RunTally, chain: StageChain, window: Window) -> None:
     """Frames, seconds, coverage and its warnings, plate registration: from the finished run."""
     report.frames = tally.frames
     report.seconds = dict(tally.seconds)
-    written = lambda frames: sorted(f for f in set(frames) if f >= start and (stop is None or f < stop))  # noqa: E731
+    written = lambda frames: sorted(f for f in set(frames) if window.holds(f))  # noqa: E731
     report.empty_frames = written(chain.coverage.empty_frames)
     report.full_frames = written(chain.coverage.full_frames)
     report.warnings = coverage_warnings(report.empty_frames, report.full_frames, report.frames,
@@ -274,7 +253,7 @@ def matte_video(
     from alphagan_video.io import open_input, open_output
 
     started = time.perf_counter()
-    start, stop, read_start, read_stop = _read_window(frame_range, context, cfg.model.batch_size)
+    window = Window.of(frame_range, context, cfg.model.batch_size)
     if frame_range is not None:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, trim_audio=True))
     with contextlib.ExitStack() as stack:
@@ -290,23 +269,20 @@ def matte_video(
         # Chunked runs keep the configured batch grid (context alignment above relies on it).
         batch_size = cfg.model.batch_size if context is not None else chain.batch_size
         report = _new_report(input_path, output_path, info, chain, cfg, frame_range, context, batch_size)
-        stages = list(chain.stages)
-        if read_start != start or read_stop != stop:  # drop warm-up / alignment frames
-            stages.append(WindowStage(start, stop))
         total = info.frame_count
         if total is not None and frame_range is not None:
-            total = max(0, min(total, stop) - start)
+            total = max(0, min(total, window.stop) - window.start)
 
         def sink(work) -> None:
             if len(work.output):
                 writer.write(work.output)
 
-        tally = run(reader.iter_batches(batch_size, start=read_start, stop=read_stop), stages, sink,
-                    overlap=cfg.overlap, write_from=start, progress=progress, total=total)
+        tally = run(reader.iter_batches(batch_size, start=window.read_start, stop=window.read_stop), chain.stages,
+                    sink, overlap=cfg.overlap, window=window, progress=progress, total=total)
         if tally.frames == 0:
             raise InputMediaError(f"{input_path}: no video frames could be decoded"
-                                  + (f" in the range {start}-{stop - 1}" if frame_range else ""))
-        _finish_report(report, tally, chain, start, stop)
+                                  + (f" in the range {window.start}-{window.stop - 1}" if frame_range else ""))
+        _finish_report(report, tally, chain, window)
     report.seconds["total"] = time.perf_counter() - started
     report.seconds = {k: round(v, 4) for k, v in report.seconds.items()}
     return report

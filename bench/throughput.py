@@ -17,7 +17,7 @@ run on the same frames:
   without overlap (``overlap=False``: the stages one after the other);
   fps = frames / wall time of the call (model loading included: what a user waits for);
 - the I/O floor: decode + trimap + ProRes encode of the frames with a constant alpha, same
-  encoder, same overlap machinery (alphagan_video.stream.Stages);
+  encoder, same overlap machinery (alphagan_video.engine.Threads);
 - pymatting ``estimate_alpha_cf`` on the same frames and trimaps, alpha only, no I/O (its numba
   JIT is warmed up first, not timed);
 - the same rows with the faster ``prores_aw`` encoder;
@@ -200,7 +200,7 @@ def run_io_floor(clip: str, trimap: str, out: Path, codec, batch_size: int = 2) 
     from alphagan_video.config import OutputConfig
     from alphagan_video.engine import run
     from alphagan_video.io import open_input, open_output
-    from alphagan_video.stages.mask import UserTrimapStage
+    from alphagan_video.stages.user_trimap import UserTrimapStage
 
     t = time.perf_counter()
     with open_input(clip) as reader:

@@ -203,7 +203,7 @@ def test_sam_without_checkpoint(tmp_path, out_dir, tiny_checkpoint, clip6):
 
 
 def test_sam_without_prompt(tmp_path, out_dir, tiny_checkpoint, clip6):
-    from alphagan_video.masks.sam import build_tiny_sam
+    from tests.tiny_sam import build_tiny_sam
 
     clip, _ = clip6
     sam = tmp_path / "sam.pth"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from alphagan_video import engine, stream
+from alphagan_video import engine
 from alphagan_video.engine import Stage, Work
 from alphagan_video.types import FrameBatch
 
@@ -38,7 +38,7 @@ def test_run_passes_every_batch_in_order_and_skips_warm_up_work_at_output_stages
     state, output = _Count(), _Count(lane="render", on_warm_up=False)
     written, progress = [], []
     tally = engine.run(_batches(10, 3), [state, output], lambda work: written.append(work.batch.index),
-                       overlap=overlap, write_from=4, progress=lambda done, total: progress.append((done, total)),
+                       overlap=overlap, window=engine.Window(start=4), progress=lambda done, total: progress.append((done, total)),
                        total=6)
     assert state.seen == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]  # the warm-up batch advances state
     assert output.seen == written == [[3, 4, 5], [6, 7, 8], [9]]  # ... and goes no further
@@ -80,8 +80,8 @@ def test_a_stage_that_times_itself_reports_its_own_laps():
     assert tally.seconds["first"] == 2.0 and tally.seconds["second"] == 4.0 and "split" not in tally.seconds
 
 
-def test_stream_docstring_example_runs():
-    result = doctest.testmod(stream, verbose=False)
+def test_engine_docstring_example_runs():
+    result = doctest.testmod(engine, verbose=False)
     assert result.attempted >= 1 and result.failed == 0
 
 

@@ -5,7 +5,8 @@ import torch
 
 from alphagan_video.config import TemporalConfig
 from alphagan_video.foreground.blur_fusion import estimate_foreground
-from alphagan_video.temporal.smoothing import TemporalState, smooth_alpha
+from alphagan_video.temporal.smoothing import TemporalState
+from tests.smoothing import smooth_alpha
 
 
 def _scene(seed: int = 0):

@@ -387,11 +387,11 @@ def test_file_short_sequence_and_size_errors(tmp_path):
 from alphagan_video.masks.sam import (  # noqa: E402
     SamMaskSource,
     SamPrompt,
-    build_tiny_sam,
     padded_box,
     read_sam_state_dict,
     subject_lost_reason,
 )
+from tests.tiny_sam import build_tiny_sam  # noqa: E402 - registers sam_model test_tiny
 
 SAM_W, SAM_H = 128, 96
 

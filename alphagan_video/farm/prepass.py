@@ -34,9 +34,6 @@ import torch
 from alphagan_video.config import PipelineConfig
 from alphagan_video.farm.files import FarmUsageError, write_json_atomic
 
-#: Mask sources whose masks depend on earlier frames (need the pre-pass on a farm).
-STATEFUL_MASK_SOURCES = frozenset({"sam"})
-
 
 @dataclass
 class PrepassReport:
@@ -44,16 +41,6 @@ class PrepassReport:
     frames: int
     boxes: int
     empty: list[int]
-
-
-def needs_prepass(cfg: PipelineConfig) -> bool:
-    """True when the configured coarse-mask source carries state from frame to frame."""
-    from alphagan_video.masks import parse_mask_spec
-
-    if cfg.trimap.trimap_path is not None:
-        return False
-    name, _ = parse_mask_spec(cfg.mask.source)
-    return name in STATEFUL_MASK_SOURCES
 
 
 def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> PipelineConfig:
@@ -162,4 +149,4 @@ def run_prepass(
     return PrepassReport(output_json, frames, len(boxes), empty)
 
 
-__all__ = ["PrepassReport", "STATEFUL_MASK_SOURCES", "fill_chroma_key", "mask_box", "needs_prepass", "run_prepass"]
+__all__ = ["PrepassReport", "fill_chroma_key", "mask_box", "run_prepass"]

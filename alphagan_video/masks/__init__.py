@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from alphagan_video.config import MaskConfig
 from alphagan_video.errors import MaskSourceError
-from alphagan_video.masks._stream import MediaInStep
 from alphagan_video.types import VideoInfo
 
 if TYPE_CHECKING:
@@ -183,7 +182,6 @@ __all__ = [
     "MASK_SOURCE_NAMES",
     "MASK_SPEC_FORMS",
     "MaskSource",
-    "MediaInStep",
     "SAM_MODELS",
     "build_mask_source",
     "describe_mask_source",

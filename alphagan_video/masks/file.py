@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from alphagan_video.masks._stream import MediaInStep
+from alphagan_video.io.companion import MediaInStep
 from alphagan_video.types import VideoInfo
 
 

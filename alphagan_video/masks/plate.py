@@ -3,10 +3,11 @@
 The plate is a single image (locked-off camera) or a video / image sequence read in step with
 the frames (a clean pass). Per frame:
 
-0. registration (issue 15, handheld footage): the plate is aligned to the frame with ORB
-   features, ratio-tested matches and a RANSAC homography (OpenCV), as BackgroundMattingV2
-   does for handheld captures; identity when the shot is locked off (the identity already fits)
-   or when too few features agree (``last_registration`` tells which, with the residual);
+0. registration (handheld footage never lines up with a plate shot a moment apart): the plate
+   is aligned to the frame with ORB features, ratio-tested matches and a RANSAC homography
+   (OpenCV), as BackgroundMattingV2 does for handheld captures; identity when the shot is
+   locked off (the identity already fits) or when too few features agree
+   (``last_registration`` tells which, with the residual);
 1. colour distance ``d`` = Euclidean RGB distance between frame and registered plate, 3x3-median
    filtered: removes sensor/codec noise without moving edges;
 2. a per-pixel threshold from a noise model of that difference, not from the subject's share of
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from alphagan_video.masks._morph import median3, open_close, scale_kernel
-from alphagan_video.masks._stream import MediaInStep
+from alphagan_video.io.companion import MediaInStep
 from alphagan_video.types import VideoInfo
 
 #: Noise multiples above which a difference counts as subject (the ramp starts there): the
@@ -180,7 +181,7 @@ class PlateMaskSource:
         self.device = torch.device(device)
         self._media = MediaInStep(path, f"plate:{path}", info, param="mask.source")
         self._still: torch.Tensor | None = None
-        #: Per frame: {"frame", "registered", "residual_px", "inliers"} (issue 15).
+        #: Per frame: {"frame", "registered", "residual_px", "inliers"}, for the run report.
         self.registrations: list[dict] = []
         self.last_registration: dict | None = None
 

@@ -20,7 +20,7 @@ The soft mask returned is ``sigmoid`` of SAM's upsampled mask logits (SAM's own 
 
 Checkpoints are read with ``torch.load(map_location="cpu", weights_only=True)``; the
 architecture comes from ``SAM_BUILDERS`` (the official vit_b / vit_l / vit_h builders without
-their own loading, plus ``test_tiny`` -- :func:`build_tiny_sam`, for tests only).
+their own loading; the tests register a tiny one).
 """
 from __future__ import annotations
 
@@ -67,53 +67,11 @@ def _official_builder(model_type: str) -> Callable[[], "Sam"]:
     return build
 
 
-def build_tiny_sam(seed: int = 0) -> "Sam":
-    """FOR TESTS: a tiny randomly initialised SAM (~82 K parameters) from segment-anything's own
-    classes, so ``SamPredictor`` runs end to end without an official checkpoint.
-
-    128-pixel encoder input, 16-pixel patches (8x8 embedding), width 32, depth 2; low-res mask
-    logits are 32x32. It segments nothing meaningful. Deterministic for a given ``seed``
-    (initialised under a forked RNG, the global RNG is left untouched).
-    """
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        sam = Sam(
-            image_encoder=ImageEncoderViT(
-                img_size=128,
-                patch_size=16,
-                embed_dim=32,
-                depth=2,
-                num_heads=2,
-                mlp_ratio=2,
-                use_rel_pos=True,
-                global_attn_indexes=(1,),
-                window_size=4,
-                out_chans=32,
-            ),
-            prompt_encoder=PromptEncoder(
-                embed_dim=32, image_embedding_size=(8, 8), input_image_size=(128, 128), mask_in_chans=4
-            ),
-            mask_decoder=MaskDecoder(
-                num_multimask_outputs=3,
-                transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=64, num_heads=2),
-                transformer_dim=32,
-                iou_head_depth=2,
-                iou_head_hidden_dim=32,
-            ),
-            pixel_mean=[123.675, 116.28, 103.53],
-            pixel_std=[58.395, 57.12, 57.375],
-        )
-    return sam.eval()
-
-
 #: model type -> architecture builder (random weights; load_sam_checkpoint fills them).
 SAM_BUILDERS: dict[str, Callable[[], "Sam"]] = {
     "vit_b": _official_builder("vit_b"),
     "vit_l": _official_builder("vit_l"),
     "vit_h": _official_builder("vit_h"),
-    "test_tiny": build_tiny_sam,
 }
 
 
@@ -318,7 +276,7 @@ class SamMaskSource:
         margin, max_growth, max_fraction: propagation box margin and the lost-subject rule.
 
     The public route is :meth:`from_config`; constructing directly with a model is for callers
-    that already hold one (tests use :func:`build_tiny_sam`).
+    that already hold one (the tests pass a tiny one).
 
     ``history`` records, per frame processed, ``(index, how, area)`` with ``how`` one of
     ``"prompt"`` or ``"propagate"`` (for logs and tests).

@@ -15,7 +15,7 @@ import numpy as np
 
 from alphagan_video.errors import UserInputError
 
-from .laplacian import _inverse_3x3
+from .inverse import inverse_3x3
 from .priors import _check_inputs, trimap_regions
 
 # sampling_flow parameters, chosen on the synthetic validation set (30 composites, seed
@@ -58,7 +58,7 @@ def lle_foreground_share(center: np.ndarray, fg: np.ndarray, bg: np.ndarray, reg
             small[:, i, j] = v
             small[:, j, i] = v
     small[:, [0, 1, 2], [0, 1, 2]] += reg
-    s = np.einsum("nij,jn->ni", _inverse_3x3(small), z_sum)
+    s = np.einsum("nij,jn->ni", inverse_3x3(small), z_sum)
     # The denominator is 1^T (reg I + Z Z^T)^-1 1 * reg > 0 (positive-definite), so this is safe.
     return (fg.shape[2] - np.einsum("in,ni->n", zf_sum, s)) / (k - np.einsum("in,ni->n", z_sum, s))
 

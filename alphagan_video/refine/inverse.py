@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 
 
@@ -21,4 +23,19 @@ def sym_inverse_3x3(a00: T, a01: T, a02: T, a11: T, a12: T, a22: T) -> tuple[T, 
     return c00 / det, c01 / det, c02 / det, c11 / det, c12 / det, c22 / det
 
 
-__all__ = ["sym_inverse_3x3"]
+def inverse_3x3(a: np.ndarray) -> np.ndarray:
+    """Batched inverse of symmetric positive-definite (N, 3, 3) matrices -> (N, 3, 3)
+    (:func:`sym_inverse_3x3` on their entries)."""
+    c00, c01, c02, c11, c12, c22 = sym_inverse_3x3(a[:, 0, 0], a[:, 0, 1], a[:, 0, 2], a[:, 1, 1], a[:, 1, 2],
+                                                   a[:, 2, 2])
+    inv = np.empty_like(a)
+    inv[:, 0, 0] = c00
+    inv[:, 0, 1] = inv[:, 1, 0] = c01
+    inv[:, 0, 2] = inv[:, 2, 0] = c02
+    inv[:, 1, 1] = c11
+    inv[:, 1, 2] = inv[:, 2, 1] = c12
+    inv[:, 2, 2] = c22
+    return inv
+
+
+__all__ = ["inverse_3x3", "sym_inverse_3x3"]

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import ndimage
 
+from .inverse import inverse_3x3
 from .priors import _check_inputs, trimap_regions
 
 # Windows processed per chunk while assembling: bounds the (chunk, n, n) float64 temporaries
@@ -37,28 +38,6 @@ class MattingSystem:
     rhs_known: np.ndarray
     unknown_index: np.ndarray
     alpha_known: np.ndarray
-
-
-def _inverse_3x3(a: np.ndarray) -> np.ndarray:
-    """Batched inverse of symmetric positive-definite (N, 3, 3) matrices via the adjugate."""
-    a00, a01, a02 = a[:, 0, 0], a[:, 0, 1], a[:, 0, 2]
-    a11, a12, a22 = a[:, 1, 1], a[:, 1, 2], a[:, 2, 2]
-    c00 = a11 * a22 - a12 * a12
-    c01 = a02 * a12 - a01 * a22
-    c02 = a01 * a12 - a02 * a11
-    c11 = a00 * a22 - a02 * a02
-    c12 = a01 * a02 - a00 * a12
-    c22 = a00 * a11 - a01 * a01
-    det = a00 * c00 + a01 * c01 + a02 * c02
-    inv = np.empty_like(a)
-    inv[:, 0, 0] = c00
-    inv[:, 0, 1] = inv[:, 1, 0] = c01
-    inv[:, 0, 2] = inv[:, 2, 0] = c02
-    inv[:, 1, 1] = c11
-    inv[:, 1, 2] = inv[:, 2, 1] = c12
-    inv[:, 2, 2] = c22
-    inv /= det[:, None, None]
-    return inv
 
 
 def matting_system(image: np.ndarray, trimap: np.ndarray, *, radius: int = 1, eps: float = 1e-7) -> MattingSystem:
@@ -113,7 +92,7 @@ def _window_band(img: np.ndarray, unknown: np.ndarray, uid: np.ndarray, n_u: int
         colors = img[py, px]  # (k, n, 3)
         centred = colors - colors.mean(axis=1, keepdims=True)
         cov = np.matmul(centred.transpose(0, 2, 1), centred) / n + eye
-        proj = np.matmul(centred, _inverse_3x3(cov))
+        proj = np.matmul(centred, inverse_3x3(cov))
         gram = np.matmul(proj, centred.transpose(0, 2, 1))  # (k, n, n)
         gram += 1.0
         gram *= -1.0 / n

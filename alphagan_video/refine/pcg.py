@@ -39,6 +39,7 @@ import torch
 
 from alphagan_video.errors import ParameterError, UserInputError
 
+from .inverse import sym_inverse_3x3
 from .priors import check_window
 
 __all__ = [
@@ -53,7 +54,7 @@ DEFAULT_TILE = 32
 # (bench/refine_solvers.py section 1: 6 composites of the training generator, 8-bit, the
 # product's data terms and the generator's alpha as prior): worst mean |pcg - direct| over the
 # band 4.8e-4 / 1.4e-4 / 7.2e-5 / 5.5e-5 at 1e-4 / 3e-5 / 1e-5 / 3e-6, so 1e-5 keeps a >= 10x
-# margin under the 1e-3 target (issue 17) and tighter buys little (the direct solve's own
+# margin under the 1e-3 target (the pcg solve's agreement with the direct one) and tighter buys little (the direct solve's own
 # mixed-precision residual is 1e-7). Confirmed afterwards on alphamatting-dev: mean 6.5e-5,
 # worst photo 1.6e-4, SAD unchanged to 3 decimals.
 DEFAULT_RTOL = 1e-5
@@ -82,20 +83,6 @@ def _box_valid(x: torch.Tensor, r: int) -> torch.Tensor:
             y = torch.cat([first, cs.narrow(dim, k, length - 1) - cs.narrow(dim, 0, length - 1)], dim=dim)
         x = y
     return x
-
-
-def _sym_inverse(c: torch.Tensor) -> torch.Tensor:
-    """Inverse of symmetric 3x3 matrices stored as 6 channels (xx, xy, xz, yy, yz, zz) on dim 1:
-    (T, 6, h, w) -> (T, 6, h, w), by the adjugate."""
-    a00, a01, a02, a11, a12, a22 = c.unbind(1)
-    c00 = a11 * a22 - a12 * a12
-    c01 = a02 * a12 - a01 * a22
-    c02 = a01 * a12 - a02 * a11
-    c11 = a00 * a22 - a02 * a02
-    c12 = a01 * a02 - a00 * a12
-    c22 = a00 * a11 - a01 * a01
-    det = a00 * c00 + a01 * c01 + a02 * c02
-    return torch.stack([c00, c01, c02, c11, c12, c22], 1) / det[:, None]
 
 
 def _sym_matvec(m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -217,7 +204,8 @@ class MattingOperator:
         prods = torch.stack([i_tiles[:, a] * i_tiles[:, b] for a, b in _PAIRS], 1)
         cov = _box_valid(prods, r) / n_win - torch.stack([mean[:, a] * mean[:, b] for a, b in _PAIRS], 1)
         cov[:, [0, 3, 5]] += eps / n_win
-        dinv = _sym_inverse(cov) * v_tiles  # zero at invalid centres: they contribute nothing
+        # (T, 6, h, w): the six entries of each symmetric inverse; zero at invalid centres (no contribution)
+        dinv = torch.stack(sym_inverse_3x3(*cov.unbind(1)), 1) * v_tiles
         inner = i_tiles[:, :, halo : size - halo, halo : size - halo]  # (T, 3, s, s)
         count = _box_valid(v_tiles, r)  # (T, 1, s, s) number of valid windows covering a pixel
         # diag L_ii = count (1 - 1/n) - (1/n) sum_k (I_i - mu_k)^T Dinv_k (I_i - mu_k), expanded.

@@ -9,9 +9,9 @@ from alphagan_video.engine import Stage, Work
 
 class GeneratorStage(Stage):
     """``work.image`` + ``work.trimap`` -> ``work.alpha`` (B,1,H,W) float32 [0,1] (known regions
-    not yet clamped). tiling: "off" | "on" | "auto" (``tiling.infer_alpha``); scale: working scale
-    in (0, 1] (``scale.infer_alpha_at_scale``; the pipeline passes ``ModelConfig.prior_scale`` when
-    the refine is on, 1 otherwise)."""
+    not yet clamped). tiling: "off" | "on" | "auto" (``generator.tiling.infer_alpha``); scale:
+    working scale in (0, 1] (``generator.scale.infer_alpha_at_scale``; the pipeline passes
+    ``ModelConfig.prior_scale`` when the refine is on, 1 otherwise)."""
 
     name = "model"
 

@@ -21,7 +21,7 @@ remove that flicker without smearing motion; both use the same machinery:
    flow at the edge is a mixture and the warped edge lands in the wrong place; the weight is
    multiplied by ``exp(-(spread / MOTION_BOUNDARY_PX)^2)`` with ``spread`` the local flow range.
    Still shots, pans and subjects moving with their background keep the full weight.
-4. **Alpha** (:func:`smooth_alpha`): in the current trimap's unknown region,
+4. **Alpha** (:class:`AlphaSmoother`): in the current trimap's unknown region,
    ``alpha = w * warp(previous smoothed alpha) + (1 - w) * alpha`` (bicubic warp, so the
    recursion does not blur thin strands). A recursive filter: in a
    static region with weight w, frame-to-frame noise falls by about ``sqrt((1-w)^2 / (1+w))``
@@ -40,8 +40,8 @@ remove that flicker without smearing motion; both use the same machinery:
 size changes reset too.
 
 **State** is an explicit :class:`TemporalState` carried across batches (never global), so a run
-split into batches equals a run in one batch, and a chunked run (issue 6: frames ``[k, N)`` on
-another worker) matches the whole run after warming up on context frames ``[k - c, k)``: the
+split into batches equals a run in one batch, and a chunked run (a render farm's
+chunk: frames ``[k, N)`` on another worker) matches the whole run after warming up on context frames ``[k - c, k)``: the
 recursive filter forgets its start like ``max_blend**c`` (:func:`context_frames_needed`).
 The engine runs the whole chain on context frames as warm-up work (``Work.warm_up``), which
 only updates the state.
@@ -84,7 +84,6 @@ __all__ = [
     "detect_cut",
     "estimate_motion",
     "max_blend",
-    "smooth_alpha",
     "stabilize_mask",
 ]
 
@@ -517,35 +516,6 @@ class AlphaSmoother:
         return a
 
 
-def smooth_alpha(
-    alpha: torch.Tensor,
-    image: torch.Tensor,
-    trimap: torch.Tensor,
-    state: TemporalState,
-    cfg: TemporalConfig,
-) -> tuple[torch.Tensor, TemporalState]:
-    """Motion-compensated temporal smoothing of a batch of alpha (``AlphaSmoother`` over its frames).
-
-    Args:
-        alpha: (B,1,H,W) float [0,1], per-frame alpha (known regions already clamped).
-        image: (B,3,H,W) float [0,1], the frames, in order, continuing ``state``.
-        trimap: (B,1,H,W) float {0,0.5,1}; only ``trimap == 0.5`` pixels are blended.
-        state: carried from the previous batch. Its tensors are not modified in place; the
-            returned state replaces it (it shares the motion cache).
-        cfg: ``enabled``/``strength`` (see the module docstring for what strength trades).
-    Returns:
-        (smoothed alpha (B,1,H,W) float32 [0,1] -- unchanged when smoothing is off --, new state).
-    """
-    _check_batch("smooth_alpha", image, alpha, "alpha")
-    _check_batch("smooth_alpha", image, trimap, "trimap")
-    smoother = AlphaSmoother(cfg, state)
-    out = []
-    for i in range(alpha.shape[0]):
-        img = image[i : i + 1]
-        out.append(smoother.blend(img, alpha[i : i + 1], smoother.prior(img), trimap[i : i + 1]))
-    return (torch.cat(out, 0) if smoother.enabled else alpha), smoother.state
-
-
 # --------------------------------------------------------------------------- coarse mask
 
 def stabilize_mask(
@@ -557,7 +527,7 @@ def stabilize_mask(
     """Temporally stable coarse masks, so trimaps from them do not jump between frames.
 
     Per frame: blend the flow-warped previous (blended) soft mask where the warped previous
-    frame agrees with the current one (the photometric weight of :func:`smooth_alpha` only),
+    frame agrees with the current one (the photometric weight of :class:`AlphaSmoother` only),
     then threshold with hysteresis: foreground where the blend > 0.5 + HYSTERESIS, background
     where it is < 0.5 - HYSTERESIS, and in between whatever the warped previous output was. A cut
     or a size change restarts from the plain mask.

@@ -9,7 +9,7 @@ One method per module:
 * ``codes``: the convention, conversions from/to uint8 images and ``clamp_known``.
 """
 from .auto import CONFIDENT, KEEP_ODDS, auto_trimap, auto_trimap_numpy, colour_posterior
-from .band import BAND_FRACTION, MIN_BAND_PX, default_band_px, dilate_mask, ellipse_kernel, erode_mask, make_trimap
+from .band import BAND_FRACTION, MIN_BAND_PX, default_band_px, ellipse_kernel, make_trimap
 from .codes import clamp_known, trimap_from_uint8, trimap_to_uint8
 from .random_trimap import RANDOM_ITERATIONS, RANDOM_KERNEL_SIZES, random_trimap, sample_random_trimap_params
 
@@ -25,9 +25,7 @@ __all__ = [
     "clamp_known",
     "colour_posterior",
     "default_band_px",
-    "dilate_mask",
     "ellipse_kernel",
-    "erode_mask",
     "make_trimap",
     "random_trimap",
     "sample_random_trimap_params",

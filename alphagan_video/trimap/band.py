@@ -92,27 +92,6 @@ def _binary_erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
     return ~_binary_dilate(~mask, radius)
 
 
-def dilate_mask(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Binary dilation by an elliptical (2*radius+1)-square element.
-
-    Args:
-        mask: (B, 1, H, W) bool tensor, any device.
-        radius: >= 0 pixels.
-
-    Returns:
-        (B, 1, H, W) bool, equal to ``cv2.dilate`` with ``MORPH_ELLIPSE``.
-    """
-    _check_b1hw("dilate_mask", "mask", mask)
-    return _binary_dilate(mask.bool(), int(radius))
-
-
-def erode_mask(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Binary erosion by an elliptical (2*radius+1)-square element; (B, 1, H, W) bool in and out,
-    equal to ``cv2.erode`` with ``MORPH_ELLIPSE`` and the default border."""
-    _check_b1hw("erode_mask", "mask", mask)
-    return _binary_erode(mask.bool(), int(radius))
-
-
 def make_trimap(mask: torch.Tensor, band_px: int, threshold: float = 0.5) -> torch.Tensor:
     """AlphaGAN trimap from a coarse mask.
 
@@ -165,5 +144,4 @@ def default_band_px(height: int, width: int) -> int:
     return max(MIN_BAND_PX, int(round(BAND_FRACTION * min(height, width))))
 
 
-__all__ = ["BAND_FRACTION", "MIN_BAND_PX", "default_band_px", "dilate_mask", "ellipse_kernel", "erode_mask",
-           "make_trimap"]
+__all__ = ["BAND_FRACTION", "MIN_BAND_PX", "default_band_px", "ellipse_kernel", "make_trimap"]

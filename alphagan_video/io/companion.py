@@ -1,4 +1,5 @@
-"""Read a second medium (mask video, background plate) in step with the frames being matted."""
+"""Companion media: a second medium (mask video, background plate, user trimaps) read in step with
+the frames being matted, by their frame indices."""
 from __future__ import annotations
 
 from typing import Iterator, Optional
