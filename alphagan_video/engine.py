@@ -49,7 +49,6 @@ import contextlib
 import queue
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
@@ -76,7 +75,6 @@ class Work:
     soft: (B,1,H,W) float [0,1], the mask source's foreground probability.
     mask: (B,1,H,W) float {0,1}, the temporally stabilised coarse mask.
     trimap: (B,1,H,W) float32 {0, 0.5, 1} (0 background, 0.5 unknown, 1 foreground).
-    problems: per frame, a future of the refine's prepared linear system (or None).
     alpha: (B,1,H,W) float32 [0,1]: the generator's, then refined, then smoothed.
     output: what the sink writes (OutputBatch), set by the output stage.
     """
@@ -87,7 +85,6 @@ class Work:
     soft: Optional[torch.Tensor] = None
     mask: Optional[torch.Tensor] = None
     trimap: Optional[torch.Tensor] = None
-    problems: Optional[list[Future]] = None
     alpha: Optional[torch.Tensor] = None
     output: Optional[OutputBatch] = None
 

@@ -1,8 +1,12 @@
 """The wiring: a ``PipelineConfig`` -> the chain of stages (``build_chain``), and files in ->
 files out (``matte_video``) through the one run loop (``engine.run``):
 
-    decode -> upload -> mask -> trimap -> [refine prepare] -> generator -> temporal (+ refine)
-           -> coverage -> foreground/output -> [window] -> encode
+    decode -> upload -> mask (or user trimaps) -> trimap -> [refine prepare] -> generator
+           -> temporal (+ refine solve) -> coverage -> output -> encode (the window's frames)
+
+This order is declared here only (``build_chain``); the stages (``stages/``) are thin adapters
+over the methods (``masks``, ``trimap``, ``generator``, ``refine``, ``temporal``,
+``foreground``). The mask, refine-prepare and temporal stages share one ``TemporalSolve``.
 
 Memory is bounded by the batch size and the queue depth, not the clip length. Library code
 never prints; progress goes to an optional callback.
@@ -27,7 +31,6 @@ from alphagan_video.errors import InputMediaError
 from alphagan_video.engine import Stage
 from alphagan_video.foreground.compose import parse_background, render_output
 from alphagan_video.generator import prepare_generator
-from alphagan_video.refine.frames import RefineStep
 from alphagan_video.stages.coverage import CoverageStage, coverage_warnings
 from alphagan_video.stages.generator import GeneratorStage
 from alphagan_video.stages.mask import MaskStage
@@ -37,7 +40,7 @@ from alphagan_video.stages.temporal import TemporalStage
 from alphagan_video.stages.trimap import TrimapStage
 from alphagan_video.stages.upload import UploadStage, frames_to_tensor
 from alphagan_video.stages.user_trimap import UserTrimapStage
-from alphagan_video.temporal.smoothing import TemporalTrack
+from alphagan_video.temporal.solve import TemporalSolve
 from alphagan_video.types import VideoInfo
 
 
@@ -128,16 +131,26 @@ class StageChain:
         self.close()
 
 
-def _mask_stages(cfg: PipelineConfig, info: VideoInfo, device: torch.device, band: tuple[int, bool],
-                 track: TemporalTrack) -> tuple[list[Stage], str, object]:
-    """The mask and trimap stages (or the user's trimaps) -> (stages, description of the mask source, the source)."""
+def _open_mask(cfg: PipelineConfig, info: VideoInfo, device: torch.device):
+    """The run's mask input -> (the user-trimap stage or the mask source, its description). Both
+    hold files or interpreters until ``close()``."""
     if cfg.trimap.trimap_path is not None:
-        return ([UserTrimapStage(Path(cfg.trimap.trimap_path), info, device)],
-                f"user trimaps from {cfg.trimap.trimap_path}", None)
+        path = cfg.trimap.trimap_path
+        return UserTrimapStage(Path(path), info, device), f"user trimaps from {path}"
     from alphagan_video.masks import build_mask_source, describe_mask_source
 
-    source = build_mask_source(cfg.mask, info, device)
-    return [MaskStage(source, cfg.temporal, track), TrimapStage(*band)], describe_mask_source(cfg.mask), source
+    return build_mask_source(cfg.mask, info, device), describe_mask_source(cfg.mask)
+
+
+def _solve_for(cfg: PipelineConfig, device: torch.device, batch_size: int) -> TemporalSolve:
+    """The run's per-frame solve: the temporal settings and, when the refine is on, its effective
+    settings and prepare workers."""
+    # Known-region expansion only trusts a trimap the user gave (RefineConfig.expand_mask_trimaps).
+    refine_cfg = cfg.refine.effective_for(user_trimap=cfg.trimap.trimap_path is not None)
+    # One prepare worker per frame of a batch, at most one per core: the frames of a batch
+    # are prepared side by side while the generator runs.
+    workers = min(batch_size, os.cpu_count() or 1)
+    return TemporalSolve(cfg.temporal, refine_cfg if cfg.refine.enabled else None, device, workers)
 
 
 def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> StageChain:
@@ -159,29 +172,23 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> Stag
     if device.type == "cuda" and cfg.model.auto_batch:
         batch_size = cuda_batch_size(device, info.height, info.width)
     band = trimap_band(cfg, info)
-    track = TemporalTrack()
-    stages: list[Stage] = [UploadStage(device)]
+    opened, description = _open_mask(cfg, info, device)
     try:
-        mask_stages, description, source = _mask_stages(cfg, info, device, band, track)
-        stages += mask_stages
-        # Known-region expansion only trusts a trimap the user gave (RefineConfig.expand_mask_trimaps).
-        refine_cfg = cfg.refine.effective_for(user_trimap=cfg.trimap.trimap_path is not None)
-        # One prepare worker per frame of a batch, at most one per core: the frames of a batch
-        # are prepared side by side while the generator runs.
-        workers = min(batch_size, os.cpu_count() or 1)
-        refine = RefineStep(refine_cfg, device, workers) if cfg.refine.enabled else None
-        if refine is not None:
-            stages.append(RefinePrepareStage(refine))
+        solve = _solve_for(cfg, device, batch_size)
     except BaseException:
-        for stage in stages:
-            stage.close()
+        opened.close()
         raise
+    source = None if isinstance(opened, UserTrimapStage) else opened
+    mask_stages = [opened] if source is None else [MaskStage(source, solve), TrimapStage(*band)]
+    stages: list[Stage] = [UploadStage(device), *mask_stages]
+    if cfg.refine.enabled:
+        stages.append(RefinePrepareStage(solve))
     coverage, output = CoverageStage(), OutputStage(cfg.output.kind, background)
     # The generator's alpha is only the solve's prior when the refine is on: then it may run at a
     # reduced working scale (ModelConfig.prior_scale); without the refine it is the product.
     stages += [GeneratorStage(model, device, cfg.model.tiling, cfg.model.mixed_precision,
                               prior_scale_for(cfg, device.type)),
-               TemporalStage(cfg.temporal, track, refine), coverage, output]
+               TemporalStage(solve), coverage, output]
     return StageChain(stages, device, meta, batch_size, band[0], band[1], description, coverage, output, source)
 
 

@@ -184,7 +184,7 @@ def test_the_run_refines_mask_trimaps_without_expansion(tmp_path, tiny_checkpoin
                          model=ModelConfig(checkpoint=tiny_checkpoint, device="cpu"))
     with build_chain(info_for(W, H), cfg) as chain:
         (temporal,) = [s for s in chain.stages if isinstance(s, TemporalStage)]
-        assert temporal.refine.cfg.expand == (9 if user_trimap else 0)
+        assert temporal.solve.refine.cfg.expand == (9 if user_trimap else 0)
 
 
 def test_mask_trimap_refine_is_closer_to_the_truth_on_a_swallowed_patch():

@@ -124,21 +124,27 @@ def test_the_output_stage_hands_on_only_the_output(kind):
 
 
 def test_the_temporal_stage_lets_go_of_what_no_later_stage_reads():
-    """A prepared refine problem holds its factorisation (~100 MB per 720p frame): the work must
-    not carry it (or the masks) into the render lane's queue."""
-    from concurrent.futures import Future
-
-    from alphagan_video.config import TemporalConfig
+    """A prepared refine problem holds its factorisation (~100 MB per 720p frame): neither the
+    work (into the render lane's queue) nor the solve may keep it after the frame's solve; the
+    work lets go of the masks too."""
+    from alphagan_video.config import RefineConfig, TemporalConfig
+    from alphagan_video.stages.refine import RefinePrepareStage
     from alphagan_video.stages.temporal import TemporalStage
-    from alphagan_video.temporal.smoothing import TemporalTrack
+    from alphagan_video.temporal.solve import TemporalSolve
 
-    done = Future()
-    done.set_result("factorisation")
+    trimap = torch.zeros(2, 1, 8, 8)
+    trimap[..., 2:6] = 0.5
+    trimap[..., 6:] = 1.0
     work = Work(batch=next(_batches(2, 2)), image=torch.rand(2, 3, 8, 8), soft=torch.rand(2, 1, 8, 8),
-                mask=torch.ones(2, 1, 8, 8), trimap=torch.full((2, 1, 8, 8), 0.5), problems=[done, done],
-                alpha=torch.rand(2, 1, 8, 8))
-    out = TemporalStage(TemporalConfig(), TemporalTrack())(work)
-    assert out.problems is None and out.soft is None and out.mask is None
+                mask=torch.ones(2, 1, 8, 8), trimap=trimap, alpha=torch.rand(2, 1, 8, 8))
+    solve = TemporalSolve(TemporalConfig(), RefineConfig(), torch.device("cpu"))
+    try:
+        work = RefinePrepareStage(solve)(work)
+        assert solve.pending == 2  # prepared beside the generator, held by the solve, not the work
+        out = TemporalStage(solve)(work)
+    finally:
+        solve.close()
+    assert solve.pending == 0 and out.soft is None and out.mask is None
     assert out.alpha.shape == (2, 1, 8, 8) and out.image is not None  # what the output stages read
 
 
@@ -153,10 +159,9 @@ def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch
 
     from alphagan_video.config import RefineConfig, TemporalConfig
     from alphagan_video.refine import sparse
-    from alphagan_video.refine.frames import RefineStep
     from alphagan_video.stages.refine import RefinePrepareStage
     from alphagan_video.stages.temporal import TemporalStage
-    from alphagan_video.temporal.smoothing import TemporalTrack
+    from alphagan_video.temporal.solve import TemporalSolve
 
     import itertools
 
@@ -178,8 +183,8 @@ def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch
     real_splu = sparse._splu
     monkeypatch.setattr(sparse, "_splu", lambda A: TrackedLU(real_splu(A)))
     rng = np.random.default_rng(0)
-    step = RefineStep(RefineConfig(), torch.device("cpu"), workers=workers)
-    prepare, temporal = RefinePrepareStage(step), TemporalStage(TemporalConfig(), TemporalTrack(), step)
+    solve = TemporalSolve(TemporalConfig(), RefineConfig(), torch.device("cpu"), workers=workers)
+    prepare, temporal = RefinePrepareStage(solve), TemporalStage(solve)
     frames = 6
     try:
         for batch in _batches(frames, batch_size):
@@ -190,9 +195,9 @@ def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch
             image = torch.from_numpy(rng.random((b, 3, 24, 24), dtype=np.float32))
             work = Work(batch=batch, image=image, trimap=trimap, alpha=torch.rand(b, 1, 24, 24))
             temporal(prepare(work))
-            assert work.problems is None
+            assert solve.pending == 0
     finally:
-        step.close()
+        solve.close()
     gc.collect()
     assert [e for e, _, _ in events].count("made") == frames
     assert [e for e, _, _ in events].count("freed") == frames

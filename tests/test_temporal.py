@@ -289,8 +289,8 @@ def test_chain_chunk_warm_up_matches_whole_run(tmp_path, refine):
         with open_input(video) as reader, build_chain(reader.info, cfg) as chain:
             run_engine(reader.iter_batches(1, start=warm_from, stop=frames), chain.stages,
                        lambda work: out.append(work.output.alpha), overlap=False, window=Window(start=start))
-            track = next(stage.track for stage in chain.stages if isinstance(stage, TemporalStage))
-            assert track.state.prev_mask_binary is not None  # the mask stage ran in the pipeline
+            solve = next(stage.solve for stage in chain.stages if isinstance(stage, TemporalStage))
+            assert solve.state.prev_mask_binary is not None  # the mask stage ran in the pipeline
         return np.concatenate(out)
 
     whole = run(0, 0)[k:]

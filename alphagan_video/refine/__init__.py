@@ -2,9 +2,9 @@
 priors: the generator's alpha, and the temporal stage's prior when there is one, as data terms
 of one linear solve per frame.
 
-In a run (``frames``): ``RefineStep.prepare`` builds the prior-independent half of every
-frame's system in a worker while the generator runs; ``RefineStep.solve`` finishes each frame
-inside the temporal stage, which hands it the frame's prior.
+In a run (``frames``, driven by ``temporal.solve.TemporalSolve``): ``RefineStep.prepare`` builds
+the prior-independent half of every frame's system in a worker while the generator runs;
+``RefineStep.solve`` finishes each frame in the temporal solve, which hands it the frame's prior.
 
 The solve's modules read as its data flow:
 
@@ -15,7 +15,9 @@ The solve's modules read as its data flow:
 * ``sparse``: the assembled system's solvers (mixed-precision sparse factorisation, Jacobi CG);
 * ``pcg``: the same system matrix-free in torch (CPU or CUDA), Jacobi PCG;
 * ``api``: ``refine_alpha`` = ``prepare_refine`` + ``solve_refine``, ``closed_form_alpha``,
-  driven by one ``RefineConfig`` (``alphagan_video.config``).
+  driven by one ``RefineConfig`` (``alphagan_video.config``);
+* ``inverse``: the one 3x3 symmetric inverse both system forms use;
+* ``frames``: per-frame solves on tensors (``refine_frames``) and the prepare workers (``RefineStep``).
 
 ``pcg`` imports torch; it is loaded only when the "pcg" method runs (import it directly for
 its names).

@@ -1,17 +1,14 @@
 """The refine of a run's frames: per-frame solves on tensors (``refine_frames``), and
 ``RefineStep``, which prepares each frame's system in a worker while the generator runs and
-solves it later with the temporal prior."""
+solves it later with the temporal prior (``temporal.solve.TemporalSolve`` drives both)."""
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 
 from alphagan_video.config import RefineConfig
-
-if TYPE_CHECKING:
-    from alphagan_video.engine import Work
 
 
 def refine_frames(
@@ -53,11 +50,11 @@ def refine_frames(
 class RefineStep:
     """The refine of one frame at a time, with an optional temporal data term.
 
-    ``prepare(work)`` starts the prior-independent half of every frame's solve (expansion,
-    sampling flow, Laplacian, factorisation) in a worker thread, so it overlaps the generator;
-    ``solve(work, i, alpha, temporal)`` finishes frame ``i``. Not possible with a confidence
-    gate, which needs the generator's alpha to decide the unknown pixels (then the whole solve
-    runs in ``solve``).
+    ``prepare(index, image, trimap)`` starts the prior-independent half of every frame's solve
+    (expansion, sampling flow, Laplacian, factorisation) in a worker thread, so it overlaps the
+    generator; ``solve(frame, image, trimap, alpha, temporal, problem=...)`` finishes one frame.
+    Not possible with a confidence gate, which needs the generator's alpha to decide the unknown
+    pixels (then the whole solve runs in ``solve``).
     """
 
     def __init__(self, cfg: RefineConfig, device: torch.device, workers: int = 1):
@@ -81,27 +78,22 @@ class RefineStep:
             self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"refine-prepare-{n}")
                            for n in range(max(1, int(workers)))]
 
-    def _worker_of(self, work: Work, i: int) -> int:
-        """Index of the worker that prepares, solves and releases frame ``i`` of ``work``."""
-        return int(work.batch.index[i]) % len(self._pools)
+    def _worker_of(self, frame: int) -> int:
+        """Index of the worker that prepares, solves and releases frame number ``frame``."""
+        return int(frame) % len(self._pools)
 
-    def _pool_of(self, work: Work, i: int) -> ThreadPoolExecutor:
-        return self._pools[self._worker_of(work, i)]
-
-    def prepare(self, work: Work) -> None:
-        """Start ``refine.prepare_refine`` for every frame of ``work`` -> ``work.problems``
-        (None when gated: ``solve`` then prepares inline)."""
+    def prepare(self, index: list[int], image: torch.Tensor, trimap: torch.Tensor) -> Optional[list[Future]]:
+        """Start ``refine.prepare_refine`` for frames ``index`` (image (B,3,H,W), trimap
+        (B,1,H,W)) -> one future per frame (None when gated: ``solve`` then prepares inline)."""
         if not self._pools:
-            work.problems = None
-            return
+            return None
         from alphagan_video.refine import prepare_refine
 
         # Factorised in advance for the uniform prior weight (factorise=True): exact for frames
         # solved alone, and the CG preconditioner for frames that get the warped previous alpha
         # as a per-pixel prior (temporal in-solve fusion), cheaper than factorising them afterwards.
-        image, trimap = work.image, work.trimap
-        work.problems = [
-            self._pool_of(work, i).submit(
+        return [
+            self._pools[self._worker_of(index[i])].submit(
                 lambda i=i: None if self._closing else prepare_refine(  # float64 copies made here too
                     image[i].permute(1, 2, 0).double().cpu().numpy(), trimap[i, 0].float().cpu().numpy(),
                     self.cfg, factorise=True, device=str(self.device),
@@ -110,10 +102,12 @@ class RefineStep:
             for i in range(image.shape[0])
         ]
 
-    def solve(self, work: Work, i: int, alpha: torch.Tensor,
-              temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
-        """Refine frame ``i`` of ``work`` from its alpha (1,1,H,W) [0,1]; ``temporal``: optional
-        (warped previous alpha, per-pixel weight), both (1,1,H,W), as one more data term.
+    def solve(self, frame: int, image: torch.Tensor, trimap: torch.Tensor, alpha: torch.Tensor,
+              temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None, *,
+              problem: Optional[Future] = None) -> torch.Tensor:
+        """Refine frame number ``frame`` (image (1,3,H,W), trimap (1,1,H,W)) from its alpha
+        (1,1,H,W) [0,1]; ``temporal``: optional (warped previous alpha, per-pixel weight), both
+        (1,1,H,W), as one more data term; ``problem``: its ``prepare`` future, if any.
         -> (1,1,H,W) float32 with the known regions clamped to the trimap.
 
         With a prepare worker the solve runs in that worker too (and the caller waits): scipy's
@@ -122,37 +116,36 @@ class RefineStep:
         is never freed (a 720p run grew ~35 MB per frame, without bound). So every
         factorisation is made, used and (``release``) dropped in its frame's worker thread."""
         if not self._pools:
-            return self._solve(work, i, alpha, temporal)
-        return self._pool_of(work, i).submit(self._solve, work, i, alpha, temporal).result()
+            return self._solve(image, trimap, alpha, temporal, problem)
+        return self._pools[self._worker_of(frame)].submit(self._solve, image, trimap, alpha, temporal, problem).result()
 
-    def release(self, work: Work) -> None:
-        """Let go of ``work.problems`` (their factorisations) in the thread that made them; see
-        ``solve``. Sets ``work.problems`` to None."""
-        problems, work.problems = work.problems, None
+    def release(self, index: list[int], problems: Optional[list[Optional[Future]]]) -> None:
+        """Let go of the ``prepare`` futures of frames ``index`` (their factorisations) in the
+        threads that made them; see ``solve``. Empties ``problems``."""
         if problems is None or not self._pools:
             return
         by_worker: dict[int, list[Future]] = {}
-        for i, future in enumerate(problems):
-            by_worker.setdefault(self._worker_of(work, i), []).append(future)
+        for frame, future in zip(index, problems):
+            if future is not None:
+                by_worker.setdefault(self._worker_of(frame), []).append(future)
         future = None
         problems.clear()  # from here only the per-worker lists hold the futures...
         for n, futures in by_worker.items():
             self._pools[n].submit(futures.clear)  # ...and their last references go in their workers
 
-    def _solve(self, work: Work, i: int, alpha: torch.Tensor,
-               temporal: Optional[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def _solve(self, image: torch.Tensor, trimap: torch.Tensor, alpha: torch.Tensor,
+               temporal: Optional[tuple[torch.Tensor, torch.Tensor]], problem: Optional[Future]) -> torch.Tensor:
         from alphagan_video.trimap import clamp_known
 
-        trimap = work.trimap[i : i + 1]
         return clamp_known(refine_frames(
-            work.image[i : i + 1], trimap, alpha, self.cfg, temporal=temporal,
-            problems=None if work.problems is None else work.problems[i : i + 1], device=str(self.device),
+            image, trimap, alpha, self.cfg, temporal=temporal,
+            problems=None if problem is None else [problem], device=str(self.device),
         ), trimap)
 
     def close(self) -> None:
         """Stop the worker: prepares not yet started return at once (nobody will solve them) and
         the releases already asked for still run, so their factorisations are freed in the
-        worker (cancelling would leave those to be dropped from this thread)."""
+        worker (cancelling would leave those to be dropped from this thread). Idempotent."""
         self._closing = True
         for pool in self._pools:
             pool.shutdown(wait=True)

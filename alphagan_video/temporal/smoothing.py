@@ -79,7 +79,6 @@ __all__ = [
     "PHOTOMETRIC_SIGMA",
     "Motion",
     "TemporalState",
-    "TemporalTrack",
     "context_frames_needed",
     "detect_cut",
     "estimate_motion",
@@ -205,15 +204,6 @@ class TemporalState:
     prev_small: Optional[np.ndarray] = field(default=None, repr=False)  # low-res grey of prev_image
     mask_small: Optional[np.ndarray] = field(default=None, repr=False)  # low-res grey of mask_image
     motion_cache: list = field(default_factory=list, repr=False)
-
-
-@dataclass
-class TemporalTrack:
-    """The temporal state of one stream, shared by the mask stage (mask stabilisation) and the
-    temporal stage (alpha smoothing): they share one flow computation per frame pair. Both run
-    in one lane, so the state is never touched by two threads."""
-
-    state: TemporalState = field(default_factory=TemporalState)
 
 
 def _small_gray(image: torch.Tensor) -> np.ndarray:
