@@ -19,7 +19,9 @@ except the CLI's (to list its flags):
     of a run is declared once, in the chain builder;
 (f) no module of ``alphagan_video/stages/`` imports another stage module (a stage imports
     methods and the engine), and no method package (``masks``, ``trimap``, ``generator``,
-    ``refine``, ``temporal``, ``foreground``) imports ``alphagan_video.stages``.
+    ``refine``, ``temporal``, ``foreground``) imports ``alphagan_video.stages``;
+(g) every folder of modules has an ``__init__.py`` (setup.cfg's ``packages = find:`` installs
+    only those).
 
 Every failure lists all offenders as ``file:line``. Each checker also runs on a planted
 violation, so a checker that finds nothing cannot pass unnoticed.
@@ -427,3 +429,27 @@ def test_stage_import_checker_catches_planted_violations():
                  "from alphagan_video.temporal.smoothing import stabilize_mask\n", "alphagan_video.stages.mask") == []
     assert check("from alphagan_video.trimap import clamp_known\n", "alphagan_video.generator.scale") == []
     assert check("from alphagan_video.stages.mask import MaskStage\n", "alphagan_video.pipeline") == []
+
+
+# ----------------------------------------------------------------------------- (g) packages are packages
+
+def namespace_folder_offenders(folders: Iterable[tuple[str, set[str]]]) -> list[str]:
+    """The folders (relative path, file names) holding modules but no ``__init__.py``: Python
+    imports them from a checkout as namespace packages, but ``packages = find:`` does not
+    install them."""
+    return sorted(path for path, names in folders
+                  if any(n.endswith(".py") for n in names) and "__init__.py" not in names)
+
+
+def test_every_folder_of_modules_is_a_package():
+    folders = [(_rel(p), {c.name for c in p.iterdir()}) for p in [PACKAGE_DIR, *PACKAGE_DIR.rglob("*")]
+               if p.is_dir() and p.name != "__pycache__"]
+    offenders = namespace_folder_offenders(folders)
+    assert not offenders, "folders of modules without __init__.py (not installed):\n" + "\n".join(offenders)
+
+
+def test_namespace_folder_checker_catches_planted_violations():
+    assert namespace_folder_offenders([("alphagan_video/temporal", {"smoothing.py", "solve.py"}),
+                                       ("alphagan_video/masks", {"__init__.py", "sam.py"}),
+                                       ("alphagan_video/masks/models", {"NOTICE", "m.tflite"})]) == [
+        "alphagan_video/temporal"]
