@@ -34,7 +34,7 @@ from alphagan_video.errors import (AlphaGANVideoError, ParameterError, ResourceL
 # Choice lists come from their registries. These modules import no torch (numpy, PyAV and OpenCV
 # at most), so the CLI still answers before torch is loaded.
 from alphagan_video.io.writer import CODEC_CHOICES
-from alphagan_video.stages.s1_mask import MASK_SPEC_FORMS, SAM_MODELS
+from alphagan_video.masks import MASK_SPEC_FORMS, SAM_MODELS
 from alphagan_video.model.registry import DEFAULT_WEIGHTS_PATH, GENERATOR_VARIANTS
 from alphagan_video.pipe import INPUT_PIX_FMTS
 
@@ -565,7 +565,7 @@ def _check_config(cfg: PipelineConfig) -> None:
             raise ParameterError.about(param, path, f"{what}; pass an existing file")
     if cfg.trimap.trimap_path is not None:
         return  # the mask source is not used
-    from alphagan_video.stages.s1_mask import parse_mask_spec  # no torch: the package imports it when a source is built
+    from alphagan_video.masks import parse_mask_spec  # no torch: the package imports it when a source is built
 
     name, _ = parse_mask_spec(cfg.mask.source)
     if name == "sam" and cfg.mask.sam_checkpoint is not None and not Path(cfg.mask.sam_checkpoint).is_file():
@@ -681,7 +681,7 @@ def _preflight(input_path: str, output_path: Optional[str], cfg: PipelineConfig,
     if cfg.trimap.trimap_path is not None:
         _check_side_input(str(cfg.trimap.trimap_path), "trimap.trimap_path", cfg.trimap.trimap_path, max_pixels)
     else:
-        from alphagan_video.stages.s1_mask import MASK_SOURCES_WITH_PATH, parse_mask_spec
+        from alphagan_video.masks import MASK_SOURCES_WITH_PATH, parse_mask_spec
 
         name, arg = parse_mask_spec(cfg.mask.source)
         if name in MASK_SOURCES_WITH_PATH:

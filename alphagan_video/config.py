@@ -10,7 +10,7 @@ OutputKind = Literal["rgba", "alpha", "foreground", "composite"]
 #: Every output kind, in the order help texts list them (the one list; derived from OutputKind).
 OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
 #: ``ModelConfig.tiling``: tiles over the unknown band when they cover < 60% of the frame
-#: ("auto"), always ("on"), never ("off"); see ``tiling.infer_alpha``.
+#: ("auto"), always ("on"), never ("off"); see ``generator.tiling.infer_alpha``.
 TilingMode = Literal["auto", "on", "off"]
 TILING_MODES: tuple[str, ...] = get_args(TilingMode)
 
@@ -54,8 +54,8 @@ class TrimapConfig:
     trimap_path: Optional[Path] = None
     # Without band_px: derive the trimap from evidence (trimap.auto_trimap: the mask's soft
     # probability, fine structure, local colour models that let go of wrong certainty). False =
-    # the AlphaGAN erosion/dilation routine alone at the default band (the behaviour before
-    # issue 15). With band_px given the AlphaGAN routine always runs, exactly as before.
+    # the AlphaGAN erosion/dilation routine alone at the default band, which trusts every pixel
+    # of the mask outside the band. With band_px given the AlphaGAN routine always runs.
     auto: bool = True
 
 
@@ -80,7 +80,7 @@ class ModelConfig:
     # "auto": tile the unknown band when tiles cover < 60% of the frame; "on": always; "off": full frame.
     tiling: str = "off"
     # Working scale of the generator when the refine is on (its alpha is then only the solve's
-    # weak prior; stages/s3_generator/scale.py): 0.5 = half the side, a quarter of the pixels,
+    # weak prior; generator/scale.py): 0.5 = half the side, a quarter of the pixels,
     # the short side never below 320 px; 1 = full resolution. None = by device
     # (``prior_scale_for``): CPU_PRIOR_SCALE on the CPU, where the full-resolution generator is
     # the largest cost of a frame, 1 on CUDA, where it is a small one. Refine off: always 1.
@@ -97,7 +97,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """Matting-Laplacian refinement of the generator's alpha (``alphagan_video.stages.s4_refine``).
+    """Matting-Laplacian refinement of the generator's alpha (``alphagan_video.refine``).
 
     The one set of defaults: ``refine.refine_alpha`` / ``prepare_refine`` / ``solve_refine``
     take this config too, so a library call and a product run solve the same system unless a
@@ -136,9 +136,9 @@ class RefineConfig:
     # alphamatting-dev seed 0 5.38 -> 5.07, seed 1 5.61 -> 5.25), while for the hand trimaps
     # 9 stays better (dev 3.92 -> 3.70). ``effective_for`` picks between the two.
     expand_mask_trimaps: int = 0
-    # How the linear system is solved: "direct" (sparse factorisation, stages/s4_refine/sparse.py; Jacobi
+    # How the linear system is solved: "direct" (sparse factorisation, refine/sparse.py; Jacobi
     # CG beyond refine.DIRECT_MAX_UNKNOWNS unknowns), "cg" (Jacobi CG on the assembled system),
-    # "pcg" (matrix-free PCG in torch on the run's device, stages/s4_refine/pcg.py) or "auto" = pcg on
+    # "pcg" (matrix-free PCG in torch on the run's device, refine/pcg.py) or "auto" = pcg on
     # CUDA, direct elsewhere. Same system, same answer within 1e-4 mean alpha; on the CPU pcg is
     # ~7x slower (bench/refine_solvers.py, one thread: 1080p 4.8 s vs 0.7 s), so it is not the
     # CPU default.

@@ -19,7 +19,6 @@ from alphagan_video.config import PipelineConfig
 from alphagan_video.errors import InputMediaError, ParameterError
 from alphagan_video.io.raw import (INPUT_PIX_FMTS, OutputPipeClosedError, RawFrameReader, RawFrameWriter,
                                    encode_output, output_pix_fmt, raw_video_info, sample_bytes)
-from alphagan_video.types import VideoInfo
 
 
 @dataclass
@@ -57,11 +56,6 @@ def parse_rate(value: str) -> Fraction:
     if rate <= 0:
         raise ParameterError.about("rate", repr(value), "must be positive")
     return rate
-
-
-def pipe_video_info(width: int, height: int, rate: Fraction, pix_fmt: str = "rgb24") -> VideoInfo:
-    """The VideoInfo a raw stream of ``width``x``height`` ``pix_fmt`` frames at ``rate`` stands for."""
-    return raw_video_info(width, height, rate, pix_fmt)
 
 
 def _input_error(reader: RawFrameReader, pix_fmt: str) -> Optional[InputMediaError]:
@@ -131,4 +125,4 @@ def run_pipe(
 
 
 __all__ = ["INPUT_PIX_FMTS", "OutputPipeClosedError", "PipeReport", "encode_output", "output_pix_fmt",
-           "parse_rate", "parse_size", "pipe_video_info", "run_pipe"]
+           "parse_rate", "parse_size", "run_pipe"]

@@ -1,8 +1,12 @@
 """The wiring: a ``PipelineConfig`` -> the chain of stages (``build_chain``), and files in ->
 files out (``matte_video``) through the one run loop (``engine.run``):
 
-    decode -> upload -> mask -> trimap -> [refine prepare] -> generator -> temporal (+ refine)
-           -> coverage -> foreground/output -> [window] -> encode
+    decode -> upload -> mask (or user trimaps) -> trimap -> [refine prepare] -> generator
+           -> temporal (+ refine solve) -> coverage -> output -> encode (the window's frames)
+
+This order is declared here only (``build_chain``); the stages (``stages/``) are thin adapters
+over the methods (``masks``, ``trimap``, ``generator``, ``refine``, ``temporal``,
+``foreground``). The mask, refine-prepare and temporal stages share one ``TemporalSolve``.
 
 Memory is bounded by the batch size and the queue depth, not the clip length. Library code
 never prints; progress goes to an optional callback.
@@ -22,16 +26,21 @@ import torch
 
 from alphagan_video.config import PipelineConfig, check_config, prior_scale_for
 from alphagan_video.device import resolve_device
-from alphagan_video.engine import ProgressCallback, RunTally, run
-from alphagan_video.errors import InputMediaError, ParameterError
-from alphagan_video.stages import Stage, UploadStage, frames_to_tensor
-from alphagan_video.stages.s1_mask import MaskStage, UserTrimapStage
-from alphagan_video.stages.s2_trimap import TrimapStage
-from alphagan_video.stages.s3_generator import GeneratorStage, prepare_generator
-from alphagan_video.stages.s4_refine import RefinePrepareStage, RefineStep
-from alphagan_video.stages.s5_temporal import TemporalStage, TemporalTrack
-from alphagan_video.stages.s6_foreground import (CoverageStage, OutputStage, WindowStage, coverage_warnings,
-                                                 parse_background, render_output)
+from alphagan_video.engine import ProgressCallback, RunTally, Window, run
+from alphagan_video.errors import InputMediaError
+from alphagan_video.engine import Stage
+from alphagan_video.foreground.compose import parse_background, render_output
+from alphagan_video.generator import prepare_generator
+from alphagan_video.stages.coverage import CoverageStage, coverage_warnings
+from alphagan_video.stages.generator import GeneratorStage
+from alphagan_video.stages.mask import MaskStage
+from alphagan_video.stages.output import OutputStage
+from alphagan_video.stages.refine import RefinePrepareStage
+from alphagan_video.stages.temporal import TemporalStage
+from alphagan_video.stages.trimap import TrimapStage
+from alphagan_video.stages.upload import UploadStage, frames_to_tensor
+from alphagan_video.stages.user_trimap import UserTrimapStage
+from alphagan_video.temporal.solve import TemporalSolve
 from alphagan_video.types import VideoInfo
 
 
@@ -80,7 +89,7 @@ def trimap_band(cfg: PipelineConfig, info: VideoInfo) -> tuple[int, bool]:
     """(band width in px, evidence trimaps?) for a run of ``info``'s size. The configured band
     when there is one -- 0 is a binary trimap, not "automatic" -- else the default band scaled
     with the resolution, with evidence trimaps unless ``cfg.trimap.auto`` is off."""
-    from alphagan_video.stages.s2_trimap.trimap import default_band_px
+    from alphagan_video.trimap import default_band_px
 
     if cfg.trimap.band_px is not None:
         return cfg.trimap.band_px, False
@@ -122,23 +131,33 @@ class StageChain:
         self.close()
 
 
-def _mask_stages(cfg: PipelineConfig, info: VideoInfo, device: torch.device, band: tuple[int, bool],
-                 track: TemporalTrack) -> tuple[list[Stage], str, object]:
-    """Stages 1-2 (or the user's trimaps) -> (stages, description of the mask source, the source)."""
+def _open_mask(cfg: PipelineConfig, info: VideoInfo, device: torch.device):
+    """The run's mask input -> (the user-trimap stage or the mask source, its description). Both
+    hold files or interpreters until ``close()``."""
     if cfg.trimap.trimap_path is not None:
-        return ([UserTrimapStage(Path(cfg.trimap.trimap_path), info, device)],
-                f"user trimaps from {cfg.trimap.trimap_path}", None)
-    from alphagan_video.stages.s1_mask import build_mask_source, describe_mask_source
+        path = cfg.trimap.trimap_path
+        return UserTrimapStage(Path(path), info, device), f"user trimaps from {path}"
+    from alphagan_video.masks import build_mask_source, describe_mask_source
 
-    source = build_mask_source(cfg.mask, info, device)
-    return [MaskStage(source, cfg.temporal, track), TrimapStage(*band)], describe_mask_source(cfg.mask), source
+    return build_mask_source(cfg.mask, info, device), describe_mask_source(cfg.mask)
+
+
+def _solve_for(cfg: PipelineConfig, device: torch.device, batch_size: int) -> TemporalSolve:
+    """The run's per-frame solve: the temporal settings and, when the refine is on, its effective
+    settings and prepare workers."""
+    # Known-region expansion only trusts a trimap the user gave (RefineConfig.expand_mask_trimaps).
+    refine_cfg = cfg.refine.effective_for(user_trimap=cfg.trimap.trimap_path is not None)
+    # One prepare worker per frame of a batch, at most one per core: the frames of a batch
+    # are prepared side by side while the generator runs.
+    workers = min(batch_size, os.cpu_count() or 1)
+    return TemporalSolve(cfg.temporal, refine_cfg if cfg.refine.enabled else None, device, workers)
 
 
 def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> StageChain:
     """Every stage of a run of ``info``'s frames with ``cfg``, in order (see the module docstring).
     Settings are checked, the device picked and the model loaded here, before any frame."""
     from alphagan_video.model import load_generator
-    from alphagan_video.stages.s4_refine import solver_method
+    from alphagan_video.refine import solver_method
 
     check_config(cfg)
     device = resolve_device(cfg.model.device)
@@ -153,51 +172,24 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> Stag
     if device.type == "cuda" and cfg.model.auto_batch:
         batch_size = cuda_batch_size(device, info.height, info.width)
     band = trimap_band(cfg, info)
-    track = TemporalTrack()
-    stages: list[Stage] = [UploadStage(device)]
+    opened, description = _open_mask(cfg, info, device)
     try:
-        mask_stages, description, source = _mask_stages(cfg, info, device, band, track)
-        stages += mask_stages
-        # Known-region expansion only trusts a trimap the user gave (RefineConfig.expand_mask_trimaps).
-        refine_cfg = cfg.refine.effective_for(user_trimap=cfg.trimap.trimap_path is not None)
-        # One prepare worker per frame of a batch, at most one per core: the frames of a batch
-        # are prepared side by side while the generator runs.
-        workers = min(batch_size, os.cpu_count() or 1)
-        refine = RefineStep(refine_cfg, device, workers) if cfg.refine.enabled else None
-        if refine is not None:
-            stages.append(RefinePrepareStage(refine))
+        solve = _solve_for(cfg, device, batch_size)
     except BaseException:
-        for stage in stages:
-            stage.close()
+        opened.close()
         raise
+    source = None if isinstance(opened, UserTrimapStage) else opened
+    mask_stages = [opened] if source is None else [MaskStage(source, solve), TrimapStage(*band)]
+    stages: list[Stage] = [UploadStage(device), *mask_stages]
+    if cfg.refine.enabled:
+        stages.append(RefinePrepareStage(solve))
     coverage, output = CoverageStage(), OutputStage(cfg.output.kind, background)
     # The generator's alpha is only the solve's prior when the refine is on: then it may run at a
     # reduced working scale (ModelConfig.prior_scale); without the refine it is the product.
     stages += [GeneratorStage(model, device, cfg.model.tiling, cfg.model.mixed_precision,
                               prior_scale_for(cfg, device.type)),
-               TemporalStage(cfg.temporal, track, refine), coverage, output]
+               TemporalStage(solve), coverage, output]
     return StageChain(stages, device, meta, batch_size, band[0], band[1], description, coverage, output, source)
-
-
-def _read_window(frame_range: Optional[tuple[int, int]], context: Optional[int],
-                 batch_size: int) -> tuple[int, Optional[int], int, Optional[int]]:
-    """(start, stop) of the frames to write and (read_start, read_stop) of those to read.
-    ``context``: see ``matte_video``."""
-    start, stop = 0, None
-    if frame_range is not None:
-        if frame_range[0] < 0 or frame_range[1] < frame_range[0]:
-            raise ParameterError.about("frames", f"{frame_range[0]}-{frame_range[1]}", "expected 0 <= first <= last")
-        start, stop = frame_range[0], frame_range[1] + 1
-    if context is not None and context < 0:
-        raise ParameterError.about("context", context, "must be 0 or more frames")
-    read_start, read_stop = start, stop
-    if context is not None:
-        size = batch_size if batch_size >= 1 else 1
-        read_start = max(0, start - context)
-        read_start -= read_start % size
-        if stop is not None:
-            read_stop = -(-stop // size) * size
-    return start, stop, read_start, read_stop
 
 
 def _new_report(input_path, output_path, info: VideoInfo, chain: StageChain, cfg: PipelineConfig,
@@ -223,11 +215,11 @@ def _new_report(input_path, output_path, info: VideoInfo, chain: StageChain, cfg
     )
 
 
-def _finish_report(report: RunReport, tally: RunTally, chain: StageChain, start: int, stop: Optional[int]) -> None:
+def _finish_report(report: RunReport, tally: RunTally, chain: StageChain, window: Window) -> None:
     """Frames, seconds, coverage and its warnings, plate registration: from the finished run."""
     report.frames = tally.frames
     report.seconds = dict(tally.seconds)
-    written = lambda frames: sorted(f for f in set(frames) if f >= start and (stop is None or f < stop))  # noqa: E731
+    written = lambda frames: sorted(f for f in set(frames) if window.holds(f))  # noqa: E731
     report.empty_frames = written(chain.coverage.empty_frames)
     report.full_frames = written(chain.coverage.full_frames)
     report.warnings = coverage_warnings(report.empty_frames, report.full_frames, report.frames,
@@ -268,7 +260,7 @@ def matte_video(
     from alphagan_video.io import open_input, open_output
 
     started = time.perf_counter()
-    start, stop, read_start, read_stop = _read_window(frame_range, context, cfg.model.batch_size)
+    window = Window.of(frame_range, context, cfg.model.batch_size)
     if frame_range is not None:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, trim_audio=True))
     with contextlib.ExitStack() as stack:
@@ -284,23 +276,20 @@ def matte_video(
         # Chunked runs keep the configured batch grid (context alignment above relies on it).
         batch_size = cfg.model.batch_size if context is not None else chain.batch_size
         report = _new_report(input_path, output_path, info, chain, cfg, frame_range, context, batch_size)
-        stages = list(chain.stages)
-        if read_start != start or read_stop != stop:  # drop warm-up / alignment frames
-            stages.append(WindowStage(start, stop))
         total = info.frame_count
         if total is not None and frame_range is not None:
-            total = max(0, min(total, stop) - start)
+            total = max(0, min(total, window.stop) - window.start)
 
         def sink(work) -> None:
             if len(work.output):
                 writer.write(work.output)
 
-        tally = run(reader.iter_batches(batch_size, start=read_start, stop=read_stop), stages, sink,
-                    overlap=cfg.overlap, write_from=start, progress=progress, total=total)
+        tally = run(reader.iter_batches(batch_size, start=window.read_start, stop=window.read_stop), chain.stages,
+                    sink, overlap=cfg.overlap, window=window, progress=progress, total=total)
         if tally.frames == 0:
             raise InputMediaError(f"{input_path}: no video frames could be decoded"
-                                  + (f" in the range {start}-{stop - 1}" if frame_range else ""))
-        _finish_report(report, tally, chain, start, stop)
+                                  + (f" in the range {window.start}-{window.stop - 1}" if frame_range else ""))
+        _finish_report(report, tally, chain, window)
     report.seconds["total"] = time.perf_counter() - started
     report.seconds = {k: round(v, 4) for k, v in report.seconds.items()}
     return report

@@ -73,7 +73,8 @@ class FrameBatch:
 
 @dataclass
 class OutputBatch:
-    """What the writer encodes for B frames; produced by ``pipeline.render_output``.
+    """What the writer encodes for B frames; produced by the output stage
+    (``foreground.compose.render_output``).
 
     color: (B, H, W, 3) float32 in [0, 1], straight (not premultiplied), or None for matte-only.
     alpha: (B, H, W) float32 in [0, 1], or None when the output kind carries no alpha.

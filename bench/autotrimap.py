@@ -165,7 +165,7 @@ def main(argv=None) -> int:
                 elif method == "auto":
                     pred, _ = run_product(sample.image, tmp / "auto.png", mask=mask_path)
                 elif method == "band":
-                    from alphagan_video.stages.s2_trimap.trimap import default_band_px
+                    from alphagan_video.trimap import default_band_px
 
                     pred, _ = run_product(sample.image, tmp / "band.png", mask=mask_path,
                                           band=default_band_px(*gt.shape))
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
             if save is not None:
                 cv2.imwrite(str(save / f"{sample.name}_coarse.png"), coarse)
                 if "auto" in methods:
-                    from alphagan_video.stages.s2_trimap.trimap import auto_trimap_numpy
+                    from alphagan_video.trimap import auto_trimap_numpy
 
                     tri = auto_trimap_numpy(rgb, coarse.astype(np.float32) / 255.0)
                     cv2.imwrite(str(save / f"{sample.name}_auto_trimap.png"), tri)

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from alphagan_video.model import build_generator, load_generator
-from alphagan_video.stages.s3_generator.tiling import infer_alpha
-from alphagan_video.stages.s2_trimap.trimap import make_trimap
+from alphagan_video.generator.tiling import infer_alpha
+from alphagan_video.trimap import make_trimap
 
 
 def silhouette(height: int, width: int) -> torch.Tensor:

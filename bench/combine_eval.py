@@ -3,7 +3,7 @@
 Builds (once, cached under ``--cache``) a synthetic validation set of composites with ground-truth
 alpha and the seed's random trimaps (``training.data.SyntheticMattingDataset``, fixed seed, sizes
 480/560/640), runs the generator once per image (cached with its time), then scores combination
-rules of ``alphagan_video.stages.s4_refine`` with the DIM conventions of ``alphagan_video.metrics``.
+rules of ``alphagan_video.refine`` with the DIM conventions of ``alphagan_video.metrics``.
 Choices (thresholds, mu) are made on the synthetic set; the dev photos are for confirmation only.
 
     OMP_NUM_THREADS=1 python bench/combine_eval.py --set val --checkpoint /tmp/gen_snapshot.safetensors \
@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
 
 from alphagan_video.metrics import force_known, score_all, to_uint8  # noqa: E402
 from alphagan_video.config import RefineConfig  # noqa: E402
-from alphagan_video.stages.s4_refine import closed_form_alpha, refine_alpha  # noqa: E402
+from alphagan_video.refine import closed_form_alpha, refine_alpha  # noqa: E402
 
 #: The solve this study compared: the generator prior alone (no sampling flow, no expansion).
 STUDY = RefineConfig(flow=0.0, expand=0)
@@ -86,7 +86,7 @@ def generator_alpha(cache: Path, key: str, checkpoint: str, image_f: np.ndarray,
     import torch
 
     from alphagan_video.model import load_generator
-    from alphagan_video.stages.s3_generator.tiling import infer_alpha
+    from alphagan_video.generator.tiling import infer_alpha
 
     torch.set_num_threads(1)
     global _MODEL
@@ -103,7 +103,7 @@ def generator_alpha(cache: Path, key: str, checkpoint: str, image_f: np.ndarray,
             # The product's reduced working scale on the CPU (ModelConfig.prior_scale, scale.py):
             # half the side (short side kept >= 320 px), alpha upsampled as the solve's prior.
             from alphagan_video.config import CPU_PRIOR_SCALE
-            from alphagan_video.stages.s3_generator.scale import infer_alpha_at_scale
+            from alphagan_video.generator.scale import infer_alpha_at_scale
 
             a = infer_alpha_at_scale(_MODEL, x, t, CPU_PRIOR_SCALE, tiling="off")
         else:

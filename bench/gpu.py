@@ -197,7 +197,7 @@ def pipeline_config(settings: dict, trimap: str, device: str, batch: Optional[in
 def _synced_stage(stage, sync: Callable[[], None]):
     """``stage`` wrapped so the device is synchronised after it (its seconds then hold its GPU
     work); name, lane, warm-up flag and self-reported laps are the stage's own."""
-    from alphagan_video.stages import Stage
+    from alphagan_video.engine import Stage
 
     class Synced(Stage):
         name, lane, on_warm_up = stage.name, stage.lane, stage.on_warm_up
@@ -285,7 +285,7 @@ def generator_alone(clip: str, trimap: str, device: str, batch: int, seconds: fl
     synchronised; one untimed call first. -> ms per frame, fps, GPU memory peak."""
     from alphagan_video.io import open_input
     from alphagan_video.pipeline import build_chain
-    from alphagan_video.stages import Work
+    from alphagan_video.engine import Work
 
     cfg = pipeline_config({"refine": False}, trimap, device, batch, checkpoint)
     with open_input(clip) as reader, build_chain(reader.info, cfg) as chain:

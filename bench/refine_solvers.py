@@ -51,11 +51,11 @@ if str(ROOT) not in sys.path:
 
 from alphagan_video.config import RefineConfig  # noqa: E402
 from alphagan_video.metrics import score_all, to_uint8  # noqa: E402
-from alphagan_video.stages.s4_refine import (  # noqa: E402
+from alphagan_video.refine import (  # noqa: E402
     RefineProblem, combine_priors, expand_known, matting_system, sampling_flow, solve_refine, with_factor,
     trimap_regions,
 )
-from alphagan_video.stages.s4_refine.pcg import DEFAULT_RTOL, matrix_free_system, solve_pcg  # noqa: E402
+from alphagan_video.refine.pcg import DEFAULT_RTOL, matrix_free_system, solve_pcg  # noqa: E402
 
 PRODUCT = RefineConfig()
 MU, FLOW, EXPAND = PRODUCT.mu, PRODUCT.flow, PRODUCT.expand

@@ -46,9 +46,9 @@ from alphagan_video.io import open_input  # noqa: E402
 from alphagan_video.metrics import score_video  # noqa: E402
 from alphagan_video.engine import run  # noqa: E402
 from alphagan_video.pipeline import build_chain  # noqa: E402
-from alphagan_video.stages.s5_temporal import TemporalStage  # noqa: E402
-from alphagan_video.stages.s5_temporal.temporal import TemporalState, max_blend, stabilize_mask  # noqa: E402
-from alphagan_video.stages.s2_trimap.trimap import make_trimap, trimap_to_uint8  # noqa: E402
+from alphagan_video.stages.temporal import TemporalStage  # noqa: E402
+from alphagan_video.temporal.smoothing import TemporalState, max_blend, stabilize_mask  # noqa: E402
+from alphagan_video.trimap import make_trimap, trimap_to_uint8  # noqa: E402
 from bench.temporal_clips import DEFAULT_CLIPS, DEFAULT_DATA, EvalClip, make_clip  # noqa: E402
 
 

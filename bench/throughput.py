@@ -17,7 +17,7 @@ run on the same frames:
   without overlap (``overlap=False``: the stages one after the other);
   fps = frames / wall time of the call (model loading included: what a user waits for);
 - the I/O floor: decode + trimap + ProRes encode of the frames with a constant alpha, same
-  encoder, same overlap machinery (alphagan_video.stream.Stages);
+  encoder, same overlap machinery (alphagan_video.engine.Threads);
 - pymatting ``estimate_alpha_cf`` on the same frames and trimaps, alpha only, no I/O (its numba
   JIT is warmed up first, not timed);
 - the same rows with the faster ``prores_aw`` encoder;
@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alphagan_video.stages import Stage, Work  # noqa: E402
+from alphagan_video.engine import Stage, Work  # noqa: E402
 from alphagan_video.config import ModelConfig  # noqa: E402
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "2160p": (3840, 2160)}
@@ -200,7 +200,7 @@ def run_io_floor(clip: str, trimap: str, out: Path, codec, batch_size: int = 2) 
     from alphagan_video.config import OutputConfig
     from alphagan_video.engine import run
     from alphagan_video.io import open_input, open_output
-    from alphagan_video.stages.s1_mask import UserTrimapStage
+    from alphagan_video.stages.user_trimap import UserTrimapStage
 
     t = time.perf_counter()
     with open_input(clip) as reader:

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from alphagan_video.config import MaskConfig, RefineConfig
-from alphagan_video.stages.s1_mask import build_mask_source
-from alphagan_video.stages.s1_mask.plate import register_plate
+from alphagan_video.masks import build_mask_source
+from alphagan_video.masks.plate import register_plate
 from alphagan_video.pipeline import coverage_warnings
-from alphagan_video.stages.s4_refine import refine_alpha
-from alphagan_video.stages.s2_trimap.trimap import auto_trimap, auto_trimap_numpy, make_trimap, trimap_from_uint8
+from alphagan_video.refine import refine_alpha
+from alphagan_video.trimap import auto_trimap, auto_trimap_numpy, make_trimap, trimap_from_uint8
 from alphagan_video.types import VideoInfo
 from tests.e2e import cli, tiny_checkpoint  # noqa: F401 - fixture
 
@@ -165,7 +165,7 @@ def test_known_region_expansion_only_trusts_user_trimaps():
     custom = RefineConfig(expand=5, expand_mask_trimaps=3)
     assert custom.effective_for(user_trimap=False).expand == 3
     from alphagan_video.errors import ParameterError
-    from alphagan_video.stages.s4_refine import check_refine_config
+    from alphagan_video.refine import check_refine_config
 
     with pytest.raises(ParameterError, match="refine.expand_mask_trimaps"):
         check_refine_config(RefineConfig(expand_mask_trimaps=-1))
@@ -175,7 +175,7 @@ def test_known_region_expansion_only_trusts_user_trimaps():
 def test_the_run_refines_mask_trimaps_without_expansion(tmp_path, tiny_checkpoint, user_trimap):  # noqa: F811
     from alphagan_video.config import ModelConfig, PipelineConfig, TrimapConfig
     from alphagan_video.pipeline import build_chain
-    from alphagan_video.stages.s5_temporal.stage import TemporalStage
+    from alphagan_video.stages.temporal import TemporalStage
 
     trimap = tmp_path / "trimap.png"
     cv2.imwrite(str(trimap), np.full((H, W), 128, np.uint8))
@@ -184,7 +184,7 @@ def test_the_run_refines_mask_trimaps_without_expansion(tmp_path, tiny_checkpoin
                          model=ModelConfig(checkpoint=tiny_checkpoint, device="cpu"))
     with build_chain(info_for(W, H), cfg) as chain:
         (temporal,) = [s for s in chain.stages if isinstance(s, TemporalStage)]
-        assert temporal.refine.cfg.expand == (9 if user_trimap else 0)
+        assert temporal.solve.refine.cfg.expand == (9 if user_trimap else 0)
 
 
 def test_mask_trimap_refine_is_closer_to_the_truth_on_a_swallowed_patch():

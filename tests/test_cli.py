@@ -203,7 +203,7 @@ def test_sam_without_checkpoint(tmp_path, out_dir, tiny_checkpoint, clip6):
 
 
 def test_sam_without_prompt(tmp_path, out_dir, tiny_checkpoint, clip6):
-    from alphagan_video.stages.s1_mask.sam import build_tiny_sam
+    from tests.tiny_sam import build_tiny_sam
 
     clip, _ = clip6
     sam = tmp_path / "sam.pth"
@@ -279,7 +279,7 @@ def test_debug_shows_the_traceback(tmp_path, out_dir, tiny_checkpoint):
 
 def _fail_on_second_batch(monkeypatch, exc: BaseException) -> list:
     calls = []
-    from alphagan_video.stages.s5_temporal import TemporalStage
+    from alphagan_video.stages.temporal import TemporalStage
 
     real = TemporalStage.__call__
 

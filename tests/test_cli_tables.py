@@ -18,7 +18,7 @@ from alphagan_video import cli as cli_module
 from alphagan_video.config import OUTPUT_KINDS, TILING_MODES, MaskConfig, OutputKind
 from alphagan_video.errors import CheckpointError, DeviceError, ParameterError
 from alphagan_video.io.writer import CODEC_CHOICES
-from alphagan_video.stages.s1_mask import MASK_SOURCES, MASK_SPEC_FORMS, SAM_MODELS, parse_mask_spec
+from alphagan_video.masks import MASK_SOURCES, MASK_SPEC_FORMS, SAM_MODELS, parse_mask_spec
 from alphagan_video.model import GENERATOR_VARIANTS
 from tests.e2e import cli, error_lines, tiny_checkpoint  # noqa: F401 - fixture
 
@@ -73,7 +73,7 @@ def test_masks_and_model_registry_import_without_torch(tmp_path):
     (tmp_path / "torch").mkdir()
     (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('torch was imported')\n")
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
-    code = ("import alphagan_video.cli, alphagan_video.stages.s1_mask as m, alphagan_video.model.registry as r; "
+    code = ("import alphagan_video.cli, alphagan_video.masks as m, alphagan_video.model.registry as r; "
             "print(m.parse_mask_spec('plate:x.png'), sorted(r.GENERATOR_VARIANTS)[0])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from alphagan_video import engine, stream
-from alphagan_video.stages import Stage, Work
+from alphagan_video import engine
+from alphagan_video.engine import Stage, Work
 from alphagan_video.types import FrameBatch
 
 
@@ -38,7 +38,7 @@ def test_run_passes_every_batch_in_order_and_skips_warm_up_work_at_output_stages
     state, output = _Count(), _Count(lane="render", on_warm_up=False)
     written, progress = [], []
     tally = engine.run(_batches(10, 3), [state, output], lambda work: written.append(work.batch.index),
-                       overlap=overlap, write_from=4, progress=lambda done, total: progress.append((done, total)),
+                       overlap=overlap, window=engine.Window(start=4), progress=lambda done, total: progress.append((done, total)),
                        total=6)
     assert state.seen == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]  # the warm-up batch advances state
     assert output.seen == written == [[3, 4, 5], [6, 7, 8], [9]]  # ... and goes no further
@@ -80,8 +80,8 @@ def test_a_stage_that_times_itself_reports_its_own_laps():
     assert tally.seconds["first"] == 2.0 and tally.seconds["second"] == 4.0 and "split" not in tally.seconds
 
 
-def test_stream_docstring_example_runs():
-    result = doctest.testmod(stream, verbose=False)
+def test_engine_docstring_example_runs():
+    result = doctest.testmod(engine, verbose=False)
     assert result.attempted >= 1 and result.failed == 0
 
 
@@ -89,7 +89,7 @@ def test_band_zero_is_a_binary_trimap_not_automatic():
     """Bug: ``band_px or default`` turned an explicit 0 into the automatic band."""
     from alphagan_video.config import PipelineConfig, TrimapConfig
     from alphagan_video.pipeline import trimap_band
-    from alphagan_video.stages.s2_trimap import TrimapStage
+    from alphagan_video.stages.trimap import TrimapStage
     from alphagan_video.types import VideoInfo
 
     info = VideoInfo(path="x.mp4", kind="video", width=64, height=48, time_base=Fraction(1, 25),
@@ -108,7 +108,7 @@ def test_band_zero_is_a_binary_trimap_not_automatic():
 def test_the_output_stage_hands_on_only_the_output(kind):
     """After rendering, a work waits in the encoder's queue: it keeps the output it renders and
     lets go of the float32 image, alpha and trimap (the writer reads only ``work.output``)."""
-    from alphagan_video.stages.s6_foreground import OutputStage
+    from alphagan_video.stages.output import OutputStage
 
     alpha = torch.rand(2, 1, 8, 8)
     work = Work(batch=next(_batches(2, 2)), image=torch.rand(2, 3, 8, 8), trimap=torch.full((2, 1, 8, 8), 0.5),
@@ -124,20 +124,27 @@ def test_the_output_stage_hands_on_only_the_output(kind):
 
 
 def test_the_temporal_stage_lets_go_of_what_no_later_stage_reads():
-    """A prepared refine problem holds its factorisation (~100 MB per 720p frame): the work must
-    not carry it (or the masks) into the render lane's queue."""
-    from concurrent.futures import Future
+    """A prepared refine problem holds its factorisation (~100 MB per 720p frame): neither the
+    work (into the render lane's queue) nor the solve may keep it after the frame's solve; the
+    work lets go of the masks too."""
+    from alphagan_video.config import RefineConfig, TemporalConfig
+    from alphagan_video.stages.refine import RefinePrepareStage
+    from alphagan_video.stages.temporal import TemporalStage
+    from alphagan_video.temporal.solve import TemporalSolve
 
-    from alphagan_video.config import TemporalConfig
-    from alphagan_video.stages.s5_temporal import TemporalStage, TemporalTrack
-
-    done = Future()
-    done.set_result("factorisation")
+    trimap = torch.zeros(2, 1, 8, 8)
+    trimap[..., 2:6] = 0.5
+    trimap[..., 6:] = 1.0
     work = Work(batch=next(_batches(2, 2)), image=torch.rand(2, 3, 8, 8), soft=torch.rand(2, 1, 8, 8),
-                mask=torch.ones(2, 1, 8, 8), trimap=torch.full((2, 1, 8, 8), 0.5), problems=[done, done],
-                alpha=torch.rand(2, 1, 8, 8))
-    out = TemporalStage(TemporalConfig(), TemporalTrack())(work)
-    assert out.problems is None and out.soft is None and out.mask is None
+                mask=torch.ones(2, 1, 8, 8), trimap=trimap, alpha=torch.rand(2, 1, 8, 8))
+    solve = TemporalSolve(TemporalConfig(), RefineConfig(), torch.device("cpu"))
+    try:
+        work = RefinePrepareStage(solve)(work)
+        assert solve.pending == 2  # prepared beside the generator, held by the solve, not the work
+        out = TemporalStage(solve)(work)
+    finally:
+        solve.close()
+    assert solve.pending == 0 and out.soft is None and out.mask is None
     assert out.alpha.shape == (2, 1, 8, 8) and out.image is not None  # what the output stages read
 
 
@@ -151,9 +158,10 @@ def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch
     import threading
 
     from alphagan_video.config import RefineConfig, TemporalConfig
-    from alphagan_video.stages.s4_refine import sparse
-    from alphagan_video.stages.s4_refine.stage import RefinePrepareStage, RefineStep
-    from alphagan_video.stages.s5_temporal import TemporalStage, TemporalTrack
+    from alphagan_video.refine import sparse
+    from alphagan_video.stages.refine import RefinePrepareStage
+    from alphagan_video.stages.temporal import TemporalStage
+    from alphagan_video.temporal.solve import TemporalSolve
 
     import itertools
 
@@ -175,8 +183,8 @@ def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch
     real_splu = sparse._splu
     monkeypatch.setattr(sparse, "_splu", lambda A: TrackedLU(real_splu(A)))
     rng = np.random.default_rng(0)
-    step = RefineStep(RefineConfig(), torch.device("cpu"), workers=workers)
-    prepare, temporal = RefinePrepareStage(step), TemporalStage(TemporalConfig(), TemporalTrack(), step)
+    solve = TemporalSolve(TemporalConfig(), RefineConfig(), torch.device("cpu"), workers=workers)
+    prepare, temporal = RefinePrepareStage(solve), TemporalStage(solve)
     frames = 6
     try:
         for batch in _batches(frames, batch_size):
@@ -187,9 +195,9 @@ def test_refine_factorisations_are_made_used_and_freed_in_one_thread(monkeypatch
             image = torch.from_numpy(rng.random((b, 3, 24, 24), dtype=np.float32))
             work = Work(batch=batch, image=image, trimap=trimap, alpha=torch.rand(b, 1, 24, 24))
             temporal(prepare(work))
-            assert work.problems is None
+            assert solve.pending == 0
     finally:
-        step.close()
+        solve.close()
     gc.collect()
     assert [e for e, _, _ in events].count("made") == frames
     assert [e for e, _, _ in events].count("freed") == frames

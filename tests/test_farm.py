@@ -27,7 +27,6 @@ from alphagan_video.farm import (
     choose_segments,
     create_job,
     load_job,
-    parse_frames,
     plan_chunks,
     run_chunk,
     verify_segment,
@@ -79,15 +78,17 @@ def assert_same_file_content(a, b) -> None:
 # --------------------------------------------------------------------------- chunks
 
 def test_plan_and_parse():
+    from alphagan_video.frame_range import parse_frame_range
+
     assert plan_chunks(12, 5, batch_size=2) == [(0, 5), (6, 11)]  # rounded up to the batch grid
     assert plan_chunks(10, 4) == [(0, 3), (4, 7), (8, 9)]
-    assert parse_frames("4-7") == (4, 7) and parse_frames("9") == (9, 9)
+    assert parse_frame_range("4-7", single=True) == (4, 7) and parse_frame_range("9", single=True) == (9, 9)
     # The library names the parameter; the CLI shows it as the flag.
     with pytest.raises(ParameterError, match=r"^frames '7-4': expected 0 <= A <= B$") as err:
-        parse_frames("7-4")
+        parse_frame_range("7-4", single=True)
     assert user_message(err.value) == "--frames '7-4': expected 0 <= A <= B"
     with pytest.raises(ParameterError, match=r"^frames 'x': expected A-B or A with 0-based frame numbers$"):
-        parse_frames("x")
+        parse_frame_range("x", single=True)
     with pytest.raises(FarmUsageError, match=r"^chunk_size 0: must be at least 1 frame$") as err:
         plan_chunks(12, 0)
     assert user_message(err.value) == "--chunk-size 0: must be at least 1 frame"
@@ -233,15 +234,15 @@ def test_farm_refuses_outputs_that_cannot_be_joined_losslessly(tmp_path, shot):
 def test_sam_needs_the_prepass_and_the_prepass_writes_prompts_json(tmp_path, shot):
     import torch
 
-    from alphagan_video.farm.prepass import needs_prepass, run_prepass
-    from alphagan_video.stages.s1_mask.sam import build_tiny_sam, read_prompts_json
+    from alphagan_video.farm.prepass import run_prepass
+    from alphagan_video.masks.sam import read_prompts_json
+    from tests.tiny_sam import build_tiny_sam
 
     clip, _ = shot
     ckpt = tmp_path / "tiny_sam.pth"
     torch.save(build_tiny_sam(seed=1).state_dict(), ckpt)
     sam = MaskConfig(source="sam", sam_model="test_tiny", sam_checkpoint=ckpt, box=(0, 12, 20, 30))
     cfg = PipelineConfig(mask=sam)
-    assert needs_prepass(cfg) and not needs_prepass(PipelineConfig(mask=MaskConfig(source="chroma")))
     with pytest.raises(FarmUsageError, match=r"mask\.source sam propagates from the first frame.*farm prepass") as err:
         create_job(clip.path, tmp_path / "o.mov", cfg, chunk_size=4)
     assert user_message(err.value) == (
@@ -343,7 +344,7 @@ def test_sam_job_with_prepass_prompts_equals_unchunked(tmp_path, shot, tiny_chec
     from alphagan_video.config import ModelConfig, RefineConfig, TemporalConfig
     from alphagan_video.farm import assemble_job, run_local
     from alphagan_video.farm.prepass import run_prepass
-    from alphagan_video.stages.s1_mask.sam import build_tiny_sam
+    from tests.tiny_sam import build_tiny_sam
     from alphagan_video.pipeline import matte_video
 
     clip, _ = shot

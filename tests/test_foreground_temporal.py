@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 
 from alphagan_video.config import TemporalConfig
-from alphagan_video.stages.s6_foreground.foreground import estimate_foreground
-from alphagan_video.stages.s5_temporal.temporal import TemporalState, smooth_alpha
+from alphagan_video.foreground.blur_fusion import estimate_foreground
+from alphagan_video.temporal.smoothing import TemporalState
+from tests.smoothing import smooth_alpha
 
 
 def _scene(seed: int = 0):

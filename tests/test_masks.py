@@ -14,7 +14,7 @@ import torch
 from alphagan_video.config import MaskConfig
 from alphagan_video.errors import CheckpointError, MaskSourceError, SubjectLostError
 from alphagan_video.cli import user_message
-from alphagan_video.stages.s1_mask import MASK_SOURCES, MaskSource, build_mask_source, describe_mask_source, parse_mask_spec
+from alphagan_video.masks import MASK_SOURCES, MaskSource, build_mask_source, describe_mask_source, parse_mask_spec
 from alphagan_video.types import VideoInfo
 
 CPU = torch.device("cpu")
@@ -108,7 +108,7 @@ def person_regions(h, w, y0, x0, size):
 
 @pytest.mark.parametrize("w,h", [(640, 360), (360, 640)])
 def test_person_segments_real_photo(w, h):
-    from alphagan_video.stages.s1_mask.person import GENERAL_MODEL, LANDSCAPE_MODEL
+    from alphagan_video.masks.person import GENERAL_MODEL, LANDSCAPE_MODEL
 
     frame, (y0, x0, size) = astronaut_scene(h, w)
     src = build_mask_source(MaskConfig(), info_for(w, h), CPU)
@@ -195,7 +195,7 @@ def test_chroma_without_screen_fails():
 def test_chroma_fixed_key_does_not_depend_on_the_first_frame_seen():
     """With chroma_key + chroma_tolerance every frame keys the same whichever frame a run (or a
     farm chunk) starts on; detection on the first frame seen does not."""
-    from alphagan_video.stages.s1_mask.chroma import chroma_settings
+    from alphagan_video.masks.chroma import chroma_settings
 
     rng = np.random.default_rng(2)
     a, truth = screen_scene(rng, "green", cx=70)
@@ -384,14 +384,14 @@ def test_file_short_sequence_and_size_errors(tmp_path):
 
 
 # --------------------------------------------------------------------------- SAM
-from alphagan_video.stages.s1_mask.sam import (  # noqa: E402
+from alphagan_video.masks.sam import (  # noqa: E402
     SamMaskSource,
     SamPrompt,
-    build_tiny_sam,
     padded_box,
     read_sam_state_dict,
     subject_lost_reason,
 )
+from tests.tiny_sam import build_tiny_sam  # noqa: E402 - registers sam_model test_tiny
 
 SAM_W, SAM_H = 128, 96
 
@@ -556,7 +556,7 @@ def test_sam_lost_subject_detected_end_to_end():
 
 def test_morphology_cpu_and_device_paths_agree():
     """The CPU uses cv2; CUDA/MPS use the torch versions: both must give the same result."""
-    from alphagan_video.stages.s1_mask import _morph as M
+    from alphagan_video.masks import _morph as M
 
     g = torch.Generator().manual_seed(0)
     m = (torch.rand(2, 1, 37, 53, generator=g) > 0.7).float() * torch.rand(2, 1, 37, 53, generator=g)

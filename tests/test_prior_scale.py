@@ -1,5 +1,5 @@
 """The generator at a reduced working scale when its alpha is only the refine's prior
-(``stages/s3_generator/scale.py``, ``ModelConfig.prior_scale``)."""
+(``generator/scale.py``, ``ModelConfig.prior_scale``)."""
 from __future__ import annotations
 
 import math
@@ -14,11 +14,11 @@ from alphagan_video.config import (CPU_PRIOR_SCALE, ModelConfig, PipelineConfig,
                                    check_prior_scale, prior_scale_for)
 from alphagan_video.errors import ParameterError
 from alphagan_video.model import build_generator
-from alphagan_video.stages.base import Work
-from alphagan_video.stages.s3_generator import GeneratorStage
-from alphagan_video.stages.s3_generator.scale import (MIN_WORKING_SIDE, downscale_trimap, infer_alpha_at_scale,
+from alphagan_video.engine import Work
+from alphagan_video.stages.generator import GeneratorStage
+from alphagan_video.generator.scale import (MIN_WORKING_SIDE, downscale_trimap, infer_alpha_at_scale,
                                                       working_size)
-from alphagan_video.stages.s3_generator.tiling import infer_alpha
+from alphagan_video.generator.tiling import infer_alpha
 from alphagan_video.types import FrameBatch
 from tests.e2e import tiny_checkpoint  # noqa: F401 - fixture
 

@@ -1,4 +1,4 @@
-"""Matting-Laplacian refinement (alphagan_video.stages.s4_refine)."""
+"""Matting-Laplacian refinement (alphagan_video.refine)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from alphagan_video.config import RefineConfig
 from alphagan_video.errors import ParameterError, UserInputError
-from alphagan_video.stages.s4_refine import (
+from alphagan_video.refine import (
     closed_form_alpha,
     matting_system,
     refine_alpha,
@@ -161,7 +161,7 @@ def test_input_validation():
 
 
 # --------------------------------------------------------------- generator-confidence combination
-from alphagan_video.stages.s4_refine import confidence_weight, gate_trimap  # noqa: E402
+from alphagan_video.refine import confidence_weight, gate_trimap  # noqa: E402
 
 
 def test_gate_trimap_fixes_confident_pixels_only():
@@ -219,7 +219,7 @@ def test_gate_and_weighting_validation():
 
 def test_pipeline_refine_batch_passes_gate_and_weighting():
     torch = pytest.importorskip("torch")
-    from alphagan_video.stages.s4_refine import refine_frames as _refine_batch
+    from alphagan_video.refine import refine_frames as _refine_batch
 
     image, trimap, alpha = _soft_edge()
     prior = np.clip(alpha + 0.02 * np.cos(np.arange(alpha.size)).reshape(alpha.shape), 0, 1)
@@ -236,7 +236,7 @@ def test_pipeline_refine_batch_passes_gate_and_weighting():
 def test_mixed_precision_direct_solve_matches_float64():
     import scipy.sparse as sp
 
-    from alphagan_video.stages.s4_refine import DirectSolver
+    from alphagan_video.refine import DirectSolver
 
     image, trimap, alpha = _soft_edge()
     system = matting_system(image, trimap)
@@ -257,7 +257,7 @@ def test_mixed_precision_direct_solve_matches_float64():
 
 
 def test_lle_foreground_share_matches_the_direct_kxk_solve():
-    from alphagan_video.stages.s4_refine.flow import lle_foreground_share
+    from alphagan_video.refine.flow import lle_foreground_share
 
     rng = np.random.default_rng(3)
     center = rng.uniform(size=(50, 3))
@@ -288,7 +288,7 @@ def _two_colour_composite(h: int = 24, w: int = 40):
 
 
 def test_sampling_flow_recovers_alpha_on_the_colour_line():
-    from alphagan_video.stages.s4_refine import sampling_flow
+    from alphagan_video.refine import sampling_flow
 
     image, trimap, alpha, F, B = _two_colour_composite()
     a_s, eta = sampling_flow(image, trimap)
@@ -302,7 +302,7 @@ def test_sampling_flow_recovers_alpha_on_the_colour_line():
 def test_sampling_flow_in_chunks_equals_one_piece(monkeypatch):
     """The unknown pixels are sampled in chunks (memory); every pixel's estimate is its own, so
     the result is the same to the bit."""
-    from alphagan_video.stages.s4_refine import flow, sampling_flow
+    from alphagan_video.refine import flow, sampling_flow
 
     rng = np.random.default_rng(4)
     image = rng.random((40, 50, 3))
@@ -315,7 +315,7 @@ def test_sampling_flow_in_chunks_equals_one_piece(monkeypatch):
 
 
 def test_flow_pulls_the_solve_to_the_samples_and_zero_flow_changes_nothing():
-    from alphagan_video.stages.s4_refine import sampling_flow
+    from alphagan_video.refine import sampling_flow
 
     image, trimap, alpha, _F, _B = _two_colour_composite()
     bad_prior = np.full(trimap.shape, 0.5)  # a wrong prior, pulled on strongly
@@ -333,7 +333,7 @@ def test_flow_pulls_the_solve_to_the_samples_and_zero_flow_changes_nothing():
 
 
 def test_sampling_flow_without_one_side_has_no_confidence():
-    from alphagan_video.stages.s4_refine import sampling_flow
+    from alphagan_video.refine import sampling_flow
 
     image, trimap, alpha = _soft_edge()
     no_bg = np.where(trimap == 0.0, 0.5, trimap)
@@ -347,7 +347,7 @@ def test_sampling_flow_without_one_side_has_no_confidence():
 
 
 def test_combine_priors_is_one_equivalent_data_term():
-    from alphagan_video.stages.s4_refine import combine_priors
+    from alphagan_video.refine import combine_priors
 
     a = np.linspace(-1, 2, 7)
     w_a, p_a = np.array([0.0, 1.0, 2.0]), np.array([0.2, 0.4, 0.6])
@@ -375,7 +375,7 @@ def _expansion_scene():
 
 
 def test_expand_known_takes_pure_pixels_and_leaves_the_mix():
-    from alphagan_video.stages.s4_refine import expand_known
+    from alphagan_video.refine import expand_known
 
     image, trimap, alpha = _expansion_scene()
     out = expand_known(image, trimap, radius=9, colour=0.04)
@@ -393,7 +393,7 @@ def test_expand_known_takes_pure_pixels_and_leaves_the_mix():
 
 
 def test_expand_known_respects_distance_and_ambiguity():
-    from alphagan_video.stages.s4_refine import expand_known
+    from alphagan_video.refine import expand_known
 
     image, trimap, _ = _expansion_scene()
     # Red unknown pixels 4..5 px from the fg edge: taken with radius 9, not with radius 3.
@@ -408,7 +408,7 @@ def test_expand_known_respects_distance_and_ambiguity():
 
 
 def test_refine_with_expansion_fixes_pure_pixels_exactly():
-    from alphagan_video.stages.s4_refine import expand_known
+    from alphagan_video.refine import expand_known
 
     image, trimap, alpha = _expansion_scene()
     prior = np.full(trimap.shape, 0.5)
@@ -423,7 +423,7 @@ def test_refine_with_expansion_fixes_pure_pixels_exactly():
 @pytest.mark.parametrize("option, value, scene", [("flow", 0.5, "_soft_edge"), ("expand", 9, "_expansion_scene")])
 def test_pipeline_refine_batch_passes_option_and_config_default_is_on(option, value, scene):
     torch = pytest.importorskip("torch")
-    from alphagan_video.stages.s4_refine import refine_frames as _refine_batch
+    from alphagan_video.refine import refine_frames as _refine_batch
 
     assert getattr(RefineConfig(), option) > 0
     image, trimap, _ = globals()[scene]()
@@ -443,8 +443,8 @@ def test_prepared_solve_equals_refine_alpha(factor_mu):
     from concurrent.futures import ThreadPoolExecutor
 
     torch = pytest.importorskip("torch")
-    from alphagan_video.stages.s4_refine import refine_frames as _refine_batch
-    from alphagan_video.stages.s4_refine import prepare_refine, solve_refine
+    from alphagan_video.refine import refine_frames as _refine_batch
+    from alphagan_video.refine import prepare_refine, solve_refine
 
     image, trimap, alpha = _soft_edge()
     prior = np.clip(alpha + 0.2 * np.sin(np.arange(alpha.size).reshape(alpha.shape)), 0, 1)
@@ -477,8 +477,8 @@ def test_factor_preconditions_a_solve_with_other_weights(monkeypatch):
     """A factorisation made for the uniform prior serves per-pixel weights (the temporal prior's)
     through preconditioned CG, without factorising again: same answer as factorising the
     actual matrix."""
-    import alphagan_video.stages.s4_refine.sparse as refine_module
-    from alphagan_video.stages.s4_refine import prepare_refine, solve_refine
+    import alphagan_video.refine.sparse as refine_module
+    from alphagan_video.refine import prepare_refine, solve_refine
 
     image, trimap, alpha = _soft_edge()
     prior = np.clip(alpha + 0.1, 0, 1)
@@ -512,7 +512,7 @@ def test_one_set_of_defaults():
 def test_prior_term_is_folded_with_the_generator_prior():
     """An extra data term (PriorTerm, absolute weight in mu's units) solves the same system as
     the folded prior with weight (mu + w) / mu relative to mu; mu 0 ignores it."""
-    from alphagan_video.stages.s4_refine import PriorTerm, combine_priors
+    from alphagan_video.refine import PriorTerm, combine_priors
 
     image, trimap, alpha = _soft_edge()
     prior = np.clip(alpha + 0.2, 0, 1)
@@ -531,7 +531,7 @@ def test_prior_term_is_folded_with_the_generator_prior():
 
 
 def test_solver_method_per_device():
-    from alphagan_video.stages.s4_refine import solver_method
+    from alphagan_video.refine import solver_method
 
     assert solver_method("auto", "cpu") == "direct"
     assert solver_method("auto", "cuda:0") == "pcg"

@@ -1,5 +1,5 @@
-"""Matrix-free matting Laplacian and PCG solve (alphagan_video.stages.s4_refine.pcg), against the
-assembled sparse system of alphagan_video.stages.s4_refine. CPU only, float64 for the exactness checks."""
+"""Matrix-free matting Laplacian and PCG solve (alphagan_video.refine.pcg), against the
+assembled sparse system of alphagan_video.refine. CPU only, float64 for the exactness checks."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +10,8 @@ import scipy.sparse as sp
 import torch
 
 from alphagan_video.errors import UserInputError
-from alphagan_video.stages.s4_refine import DirectSolver, matting_system, trimap_regions
-from alphagan_video.stages.s4_refine.pcg import MattingOperator, pcg, solve_pcg
+from alphagan_video.refine import DirectSolver, matting_system, trimap_regions
+from alphagan_video.refine.pcg import MattingOperator, pcg, solve_pcg
 
 
 def _random_problem(h: int, w: int, seed: int, flat: bool = True):
@@ -184,7 +184,7 @@ def test_float32_operator_runs():
 def test_refine_alpha_pcg_matches_direct(flow, expand):
     # The product's path (refine_alpha / prepare_refine + solve_refine) with solver="pcg".
     from alphagan_video.config import RefineConfig
-    from alphagan_video.stages.s4_refine import closed_form_alpha, prepare_refine, refine_alpha, solve_refine
+    from alphagan_video.refine import closed_form_alpha, prepare_refine, refine_alpha, solve_refine
 
     image, trimap, alpha = _composite(50, 64, seed=6)
     prior = np.clip(alpha + np.random.default_rng(8).normal(0, 0.1, size=alpha.shape), 0, 1)
@@ -207,7 +207,7 @@ def test_refine_alpha_pcg_matches_direct(flow, expand):
 
 def test_pipeline_solver_choice():
     from alphagan_video.config import RefineConfig
-    from alphagan_video.stages.s4_refine import solver_method
+    from alphagan_video.refine import solver_method
 
     assert RefineConfig().solver == "auto"
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
@@ -222,7 +222,7 @@ def test_pipeline_solver_choice():
 def test_refine_batch_pcg_matches_direct():
     # The pipeline's per-frame refine with the two solver choices (torch tensors in and out).
     from alphagan_video.config import RefineConfig
-    from alphagan_video.stages.s4_refine import refine_frames as _refine_batch
+    from alphagan_video.refine import refine_frames as _refine_batch
 
     image, trimap, alpha = _composite(40, 52, seed=9)
     img = torch.from_numpy(image).permute(2, 0, 1)[None].float()

@@ -1,4 +1,4 @@
-"""Throughput machinery: the stage runner (alphagan_video/stream.py), overlapped == sequential
+"""Throughput machinery: the stage runner (alphagan_video/engine.py, ``Threads``), overlapped == sequential
 pipeline output, atomic abort under overlap, the 10-bit colour conversions and the
 band-restricted foreground estimate."""
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, RefineConfig
-from alphagan_video.stages.s6_foreground.foreground import _box_sum, _box_sum_1d, estimate_foreground, estimate_foreground_band
-from alphagan_video.stream import Stages
+from alphagan_video.foreground.blur_fusion import _box_sum, _box_sum_1d, estimate_foreground, estimate_foreground_band
+from alphagan_video.engine import Threads
 from tests.e2e import decode_frames, plane, tiny_checkpoint  # noqa: F401 - tiny_checkpoint is a fixture
 from tests.media import make_video
 
@@ -37,7 +37,7 @@ def test_stages_keep_order_and_run_concurrently():
         time.sleep(0.01)
         return x * 10
 
-    with Stages(maxsize=2) as stages:
+    with Threads(maxsize=2) as stages:
         out = list(stages.map(lambda x: x + 1, stages.map(slow, stages.source(range(20), "src"), "slow"), "add"))
     assert out == [x * 10 + 1 for x in range(20)]
     assert {name for name, _ in started} == {"alphagan-slow"}  # really in a stage thread
@@ -52,7 +52,7 @@ def test_stages_bound_how_far_the_source_runs_ahead():
             produced.append(i)
             yield i
 
-    with Stages(maxsize=2) as stages:
+    with Threads(maxsize=2) as stages:
         items = stages.map(lambda x: x, stages.source(source(), "src"), "id")
         assert next(items) == 0
         time.sleep(0.3)  # give the producers every chance to run ahead
@@ -82,7 +82,7 @@ def test_stage_exception_reaches_consumer_after_earlier_items_and_everything_sto
 
     got = []
     with pytest.raises(ValueError, match="failed at 3"):
-        with Stages(maxsize=2) as stages:
+        with Threads(maxsize=2) as stages:
             for x in stages.map(fail_at_3, stages.source(source(), "src"), "model"):
                 got.append(x)
     assert got == [0, 1, 2]
@@ -103,7 +103,7 @@ def test_consumer_error_and_keyboard_interrupt_stop_all_threads():
             closed.set()
 
     with pytest.raises(KeyboardInterrupt):
-        with Stages(maxsize=1) as stages:
+        with Threads(maxsize=1) as stages:
             for x in stages.map(lambda v: v, stages.source(endless(), "src"), "id"):
                 if x == 5:
                     raise KeyboardInterrupt  # what Ctrl-C raises in the consuming thread
@@ -115,7 +115,7 @@ def test_keyboard_interrupt_inside_a_stage_propagates():
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        with Stages() as stages:
+        with Threads() as stages:
             list(stages.map(boom, stages.source(range(3))))
     assert not _alive_stage_threads()
 
@@ -135,7 +135,7 @@ def test_ctrl_c_while_a_stage_thread_starts_stays_a_keyboard_interrupt(monkeypat
 
     monkeypatch.setattr(threading.Thread, "start", start)
     with pytest.raises(KeyboardInterrupt):
-        with Stages(maxsize=1) as stages:
+        with Threads(maxsize=1) as stages:
             stages.map(lambda v: v, stages.source(iter(range(10**9)), "src"), "id")
     monkeypatch.undo()
     assert starts == ["alphagan-src", "alphagan-id"]
@@ -147,7 +147,7 @@ def test_ctrl_c_while_a_stage_thread_starts_stays_a_keyboard_interrupt(monkeypat
 
 def test_stages_reject_bad_queue_size():
     with pytest.raises(ValueError, match="maxsize must be >= 1, got 0"):
-        Stages(maxsize=0)
+        Threads(maxsize=0)
 
 
 # ----------------------------------------------------------------------------- pipeline overlap
@@ -191,11 +191,12 @@ def test_overlapped_output_equals_sequential(tmp_path, tiny_checkpoint, suffix, 
 @pytest.mark.parametrize("stage,error", [("OutputStage", RuntimeError), ("GeneratorStage", KeyboardInterrupt)])
 def test_error_in_the_middle_of_an_overlapped_run_leaves_no_output(tmp_path, tiny_checkpoint, monkeypatch,
                                                                       stage, error):
-    from alphagan_video import pipeline, stages
+    from alphagan_video import pipeline
+    from alphagan_video.stages import generator, output
 
     clip = _green_clip(str(tmp_path / "in.mkv"), frames=9)
     # The render lane's last stage, or the matte lane's generator.
-    cls = getattr(stages.s6_foreground, stage) if stage == "OutputStage" else getattr(stages.s3_generator, stage)
+    cls = getattr(output, stage) if stage == "OutputStage" else getattr(generator, stage)
     original = cls.__call__
     calls = []
 
@@ -322,8 +323,8 @@ def test_render_to_device_planes_matches_the_colour_path(tmp_path, tiny_checkpoi
     from alphagan_video.io import open_input
     from alphagan_video.io.colour import rgb_to_yuv10_frame
     from alphagan_video.pipeline import build_chain
-    from alphagan_video.stages import Work
-    from alphagan_video.stages.s6_foreground.stage import select_frames
+    from alphagan_video.engine import Work
+    from alphagan_video.engine import Window
 
     clip = _green_clip(str(tmp_path / "in.mkv"), frames=3)
     with open_input(clip) as reader, build_chain(reader.info, _cfg(tiny_checkpoint, kind="rgba")) as chain:
@@ -338,7 +339,7 @@ def test_render_to_device_planes_matches_the_colour_path(tmp_path, tiny_checkpoi
         frame = rgb_to_yuv10_frame(reference.color[i], reference.alpha[i], "yuva444p10le")
         expected = np.stack([plane(frame, k, 64) for k in range(4)]).astype(int)
         assert np.abs(planes.planes[i].astype(int) - expected).max() <= 1
-    kept = select_frames(planes, 1, 3)
+    kept = Window(1, 3).select(planes)
     assert kept.index == [1, 2] and kept.planes.shape[0] == 2
 
 

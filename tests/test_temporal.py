@@ -1,4 +1,4 @@
-"""Motion-compensated temporal smoothing and mask stabilisation (alphagan_video.stages.s5_temporal.temporal).
+"""Motion-compensated temporal smoothing and mask stabilisation (alphagan_video.temporal.smoothing).
 
 Scenes are made here: a textured background (smooth random field) and a textured square
 foreground with an exact alpha; the per-frame "model" alpha is the GT plus noise, which is
@@ -11,18 +11,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alphagan_video.stages.s5_temporal import temporal
+from alphagan_video.temporal import smoothing as temporal
 from alphagan_video.config import TemporalConfig
 from alphagan_video.errors import UserInputError
 from alphagan_video.metrics import dtssd
-from alphagan_video.stages.s5_temporal.temporal import (
+from alphagan_video.temporal.smoothing import (
     TemporalState,
     context_frames_needed,
     estimate_motion,
-    smooth_alpha,
     stabilize_mask,
 )
-from alphagan_video.stages.s2_trimap.trimap import make_trimap
+from alphagan_video.trimap import make_trimap
+from tests.smoothing import smooth_alpha
 
 H, W = 64, 80
 
@@ -231,8 +231,6 @@ def test_context_frames_needed_and_bad_shapes():
     assert context_frames_needed(TemporalConfig(enabled=False)) == 0
     assert context_frames_needed(TemporalConfig(strength=0.0)) == 0
     assert context_frames_needed(TemporalConfig(strength=1.0)) > context_frames_needed(TemporalConfig(strength=0.3))
-    with pytest.raises(UserInputError, match=r"trimap expected \(B,1,H,W\)"):
-        smooth_alpha(torch.zeros(2, 1, 8, 8), torch.zeros(2, 3, 8, 8), torch.zeros(1, 1, 8, 8), TemporalState(), CFG)
     with pytest.raises(UserInputError, match=r"image expected \(B,3,H,W\)"):
         stabilize_mask(torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8), TemporalState(), CFG)
 
@@ -266,9 +264,9 @@ def test_chain_chunk_warm_up_matches_whole_run(tmp_path, refine):
     from alphagan_video.config import MaskConfig, ModelConfig, OutputConfig, PipelineConfig, RefineConfig, TrimapConfig
     from alphagan_video.io import open_input
     from alphagan_video.model import build_generator, save_generator
-    from alphagan_video.engine import run as run_engine
+    from alphagan_video.engine import Window, run as run_engine
     from alphagan_video.pipeline import build_chain
-    from alphagan_video.stages.s5_temporal import TemporalStage
+    from alphagan_video.stages.temporal import TemporalStage
 
     torch.manual_seed(0)
     ckpt = tmp_path / "tiny.safetensors"
@@ -290,9 +288,9 @@ def test_chain_chunk_warm_up_matches_whole_run(tmp_path, refine):
         out = []
         with open_input(video) as reader, build_chain(reader.info, cfg) as chain:
             run_engine(reader.iter_batches(1, start=warm_from, stop=frames), chain.stages,
-                       lambda work: out.append(work.output.alpha), overlap=False, write_from=start)
-            track = next(stage.track for stage in chain.stages if isinstance(stage, TemporalStage))
-            assert track.state.prev_mask_binary is not None  # the mask stage ran in the pipeline
+                       lambda work: out.append(work.output.alpha), overlap=False, window=Window(start=start))
+            solve = next(stage.solve for stage in chain.stages if isinstance(stage, TemporalStage))
+            assert solve.state.prev_mask_binary is not None  # the mask stage ran in the pipeline
         return np.concatenate(out)
 
     whole = run(0, 0)[k:]

@@ -11,8 +11,8 @@ from torch import nn
 
 from alphagan_video.errors import UserInputError
 from alphagan_video.model import build_generator
-from alphagan_video.stages.s3_generator.tiling import infer_alpha
-from alphagan_video.stages.s2_trimap.trimap import make_trimap
+from alphagan_video.generator.tiling import infer_alpha
+from alphagan_video.trimap import make_trimap
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

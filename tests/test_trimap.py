@@ -6,18 +6,24 @@ import pytest
 import torch
 
 from alphagan_video.errors import UserInputError
-from alphagan_video.stages.s2_trimap.trimap import (
+from alphagan_video.trimap import (
     clamp_known,
     default_band_px,
-    dilate_mask,
     ellipse_kernel,
-    erode_mask,
     make_trimap,
     random_trimap,
     sample_random_trimap_params,
     trimap_from_uint8,
     trimap_to_uint8,
 )
+
+
+def _dilated_eroded(mask: torch.Tensor, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """The dilation and the erosion by ``radius`` inside ``make_trimap`` (a band of 2 * radius
+    dilates and erodes by radius): not background = dilated, foreground = eroded. (1,1,H,W) bool
+    -> two (H,W) bool arrays."""
+    trimap = make_trimap(mask, 2 * radius)[0, 0]
+    return (trimap > 0).numpy(), (trimap == 1).numpy()
 
 
 def _square(size: int, lo: int, hi: int) -> torch.Tensor:
@@ -112,11 +118,11 @@ def test_dilate_erode_equal_opencv_on_hand_made_masks():
         t = torch.from_numpy(m.astype(bool))[None, None]
         for r in (0, 1, 2, 3, 5):
             k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-            np.testing.assert_array_equal(dilate_mask(t, r)[0, 0].numpy(), cv2.dilate(m, k).astype(bool))
-            np.testing.assert_array_equal(erode_mask(t, r)[0, 0].numpy(), cv2.erode(m, k).astype(bool))
+            np.testing.assert_array_equal(_dilated_eroded(t, r)[0], cv2.dilate(m, k).astype(bool))
+            np.testing.assert_array_equal(_dilated_eroded(t, r)[1], cv2.erode(m, k).astype(bool))
     # The single pixel dilated by r is exactly the ellipse kernel.
     single = torch.from_numpy(masks[0].astype(bool))[None, None]
-    np.testing.assert_array_equal(dilate_mask(single, 3)[0, 0, 4:11, 5:12].numpy(), ellipse_kernel(7).astype(bool))
+    np.testing.assert_array_equal(_dilated_eroded(single, 3)[0][4:11, 5:12], ellipse_kernel(7).astype(bool))
 
 
 def test_dilate_erode_equal_opencv_on_random_masks():
@@ -127,8 +133,8 @@ def test_dilate_erode_equal_opencv_on_random_masks():
         r = int(rng.integers(0, 13))
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         t = torch.from_numpy(m.astype(bool))[None, None]
-        np.testing.assert_array_equal(dilate_mask(t, r)[0, 0].numpy(), cv2.dilate(m, k).astype(bool))
-        np.testing.assert_array_equal(erode_mask(t, r)[0, 0].numpy(), cv2.erode(m, k).astype(bool))
+        np.testing.assert_array_equal(_dilated_eroded(t, r)[0], cv2.dilate(m, k).astype(bool))
+        np.testing.assert_array_equal(_dilated_eroded(t, r)[1], cv2.erode(m, k).astype(bool))
 
 
 def test_make_trimap_equals_opencv_routine_on_random_soft_masks():
@@ -271,8 +277,6 @@ def test_make_trimap_shape_errors():
         make_trimap(torch.zeros(1, 3, 9, 9), 2)
     with pytest.raises(UserInputError, match=r"mask expected a torch.Tensor \(B,1,H,W\), got ndarray"):
         make_trimap(np.zeros((1, 1, 9, 9)), 2)  # type: ignore[arg-type]
-    with pytest.raises(UserInputError, match=r"dilate_mask: mask expected \(B,1,H,W\), got \(4, 4\)"):
-        dilate_mask(torch.zeros(4, 4, dtype=torch.bool), 1)
 
 
 def test_make_trimap_argument_errors():

@@ -44,12 +44,12 @@ _IMG_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 def trimap_from_alpha(alpha: np.ndarray, rng: np.random.Generator, wide_prob: float = 0.3) -> np.ndarray:
     """Random trimap for a ground-truth alpha, as float32 (H,W) in {0, 0.5, 1}.
 
-    Uses the seed's generator (``alphagan_video.stages.s2_trimap.trimap.random_trimap``: elliptical kernel 2-4,
+    Uses the seed's generator (``alphagan_video.trimap.random_trimap``: elliptical kernel 2-4,
     5-14 erode/dilate iterations). With probability ``wide_prob`` the band is widened further
     (extra 3-20 px dilation of the unknown region), because the pipeline's trimaps from coarse
     person masks are often wider than the seed's.
     """
-    from alphagan_video.stages.s2_trimap.trimap import random_trimap
+    from alphagan_video.trimap import random_trimap
 
     tri = random_trimap(alpha.astype(np.float32), rng)
     if rng.random() < wide_prob:

@@ -48,7 +48,7 @@ import numpy as np
 from alphagan_video.config import ModelConfig, RefineConfig
 from alphagan_video.errors import InputMediaError, UserInputError
 from alphagan_video.metrics import force_known, score_all, to_uint8
-from alphagan_video.stages.s4_refine import closed_form_alpha, prepare_refine, refine_alpha, solve_refine, trimap_ramp_prior
+from alphagan_video.refine import closed_form_alpha, prepare_refine, refine_alpha, solve_refine, trimap_ramp_prior
 
 __all__ = [
     "METHODS",
@@ -273,7 +273,7 @@ def evaluate_folder(
                 if method == "generator":
                     alpha = gen_alpha
                 elif method == "refined" and gate == 0:
-                    # As the pipeline runs it (stages.s4_refine.RefineStep.prepare): the prior-independent
+                    # As the pipeline runs it (refine.frames.RefineStep.prepare): the prior-independent
                     # half of the solve in a worker thread while the generator runs, then the solve;
                     # timed end to end (generator included), so its seconds are the product's.
                     alpha = refine_overlapped(prepare_pool, generator, image_f, trimap_f, product)

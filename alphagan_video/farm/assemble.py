@@ -28,21 +28,6 @@ class AssembleReport:
     sha256: str = ""
 
 
-def source_timecode(path: str) -> Optional[str]:
-    """The input's start timecode (container, video stream or a tmcd data stream tag), or None.
-    (``io.read_source_metadata``, which the pipeline's writer uses too.)"""
-    from alphagan_video.io import read_source_metadata
-
-    return read_source_metadata(path).timecode
-
-
-def source_tags(path: str) -> dict:
-    """Container-level tags of the input worth keeping (title, comment, creation_time, ...)."""
-    from alphagan_video.io import read_source_metadata
-
-    return read_source_metadata(path).tags
-
-
 def _check_assembly(segments: list[str], output_path: str, overwrite: bool) -> None:
     """FarmUsageError for no or missing segments, an existing output without ``overwrite``, a
     missing output folder."""
@@ -163,5 +148,4 @@ def assemble_job(job: FarmJob, *, overwrite: Optional[bool] = None, remove_segme
     return report
 
 
-__all__ = ["AssembleReport", "assemble_job", "assemble_segments", "choose_segments", "remux_source", "source_timecode",
-           "source_tags"]
+__all__ = ["AssembleReport", "assemble_job", "assemble_segments", "choose_segments", "remux_source"]

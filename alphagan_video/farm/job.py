@@ -38,7 +38,6 @@ from typing import Callable, Iterator, Optional
 from alphagan_video.config import PipelineConfig
 from alphagan_video.config_json import UnknownFieldsError, config_from_dict, config_to_dict, iter_config_fields
 from alphagan_video.farm.files import FarmError, FarmUsageError, missing_extra, sha256_file, write_json_atomic
-from alphagan_video.frame_range import parse_frame_range
 from alphagan_video.io.writer import plan_output
 from alphagan_video.io.writer.check import OVERWRITE
 
@@ -88,12 +87,6 @@ def count_frames(path: str | os.PathLike) -> int:
             if packet.size and (packet.pts is not None or packet.dts is not None):
                 count += 1
     return count
-
-
-def parse_frames(value: str) -> tuple[int, int]:
-    """``"A-B"`` or ``"A"`` (0-based, inclusive; OpenJD and OpenCue write both) -> (A, B).
-    (``frame_range.parse_frame_range`` with single frames allowed.)"""
-    return parse_frame_range(value, single=True)
 
 
 def plan_chunks(frame_count: int, chunk_size: int, batch_size: int = 1) -> list[tuple[int, int]]:
@@ -190,7 +183,7 @@ def settings_digest(input_path: str, cfg: PipelineConfig, context: int) -> str:
 
 def default_context(cfg: PipelineConfig) -> int:
     """Warm-up frames per chunk: what temporal smoothing needs (0 with smoothing off)."""
-    from alphagan_video.stages.s5_temporal.temporal import context_frames_needed
+    from alphagan_video.temporal.smoothing import context_frames_needed
 
     return context_frames_needed(cfg.temporal)
 
@@ -566,7 +559,6 @@ __all__ = [
     "job_status",
     "load_job",
     "missing_extra",
-    "parse_frames",
     "plan_chunks",
     "run_chunk",
     "run_local",

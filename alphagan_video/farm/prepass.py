@@ -34,9 +34,6 @@ import torch
 from alphagan_video.config import PipelineConfig
 from alphagan_video.farm.files import FarmUsageError, write_json_atomic
 
-#: Mask sources whose masks depend on earlier frames (need the pre-pass on a farm).
-STATEFUL_MASK_SOURCES = frozenset({"sam"})
-
 
 @dataclass
 class PrepassReport:
@@ -44,16 +41,6 @@ class PrepassReport:
     frames: int
     boxes: int
     empty: list[int]
-
-
-def needs_prepass(cfg: PipelineConfig) -> bool:
-    """True when the configured coarse-mask source carries state from frame to frame."""
-    from alphagan_video.stages.s1_mask import parse_mask_spec
-
-    if cfg.trimap.trimap_path is not None:
-        return False
-    name, _ = parse_mask_spec(cfg.mask.source)
-    return name in STATEFUL_MASK_SOURCES
 
 
 def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> PipelineConfig:
@@ -67,9 +54,9 @@ def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> Pipel
     import dataclasses
 
     from alphagan_video.io import open_input
-    from alphagan_video.stages.s1_mask import parse_mask_spec
-    from alphagan_video.stages.s1_mask.chroma import chroma_settings, key_from_rgb
-    from alphagan_video.stages import frames_to_tensor
+    from alphagan_video.masks import parse_mask_spec
+    from alphagan_video.masks.chroma import chroma_settings, key_from_rgb
+    from alphagan_video.stages.upload import frames_to_tensor
 
     mask = cfg.mask
     if cfg.trimap.trimap_path is not None or parse_mask_spec(mask.source)[0] != "chroma":
@@ -93,7 +80,7 @@ def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> Pipel
 def mask_box(mask: torch.Tensor, threshold: float, margin: float = 0.0) -> Optional[list[float]]:
     """Bounding box [x0, y0, x1, y1] (pixels, x1/y1 exclusive) of ``mask`` (H,W) float > threshold,
     grown by ``margin`` times its size on each side and clipped; None when empty."""
-    from alphagan_video.stages.s1_mask.sam import padded_box
+    from alphagan_video.masks.sam import padded_box
 
     box = padded_box(mask > threshold, margin)
     return None if box is None else [round(v, 2) for v in box]
@@ -116,9 +103,9 @@ def run_prepass(
     from alphagan_video.device import resolve_device
     from alphagan_video.engine import run
     from alphagan_video.io import open_input
-    from alphagan_video.stages.s1_mask import build_mask_source
-    from alphagan_video.stages import UploadStage
-    from alphagan_video.stages.s1_mask import MaskStage
+    from alphagan_video.masks import build_mask_source
+    from alphagan_video.stages.upload import UploadStage
+    from alphagan_video.stages.mask import MaskStage
 
     output_json = os.fspath(output_json)
     if os.path.exists(output_json) and not overwrite:
@@ -162,4 +149,4 @@ def run_prepass(
     return PrepassReport(output_json, frames, len(boxes), empty)
 
 
-__all__ = ["PrepassReport", "STATEFUL_MASK_SOURCES", "fill_chroma_key", "mask_box", "needs_prepass", "run_prepass"]
+__all__ = ["PrepassReport", "fill_chroma_key", "mask_box", "run_prepass"]

@@ -92,26 +92,6 @@ def check_frame_size(path: str, width: int, height: int, max_pixels: Optional[in
         )
 
 
-def declared_size(path: str, max_pixels: Optional[int] = None) -> Optional[tuple[int, int]]:
-    """(width, height) of the first video stream as the file declares it, without decoding a
-    frame larger than ``max_pixels`` (None: ``current_max_pixels()``); None when it declares none
-    or has no video. Raises InputMediaError for unreadable files."""
-    size = _header_size(path)
-    if size is not None:
-        return size
-    c = _open(path, current_max_pixels() if max_pixels is None else max_pixels)
-    try:
-        if not c.streams.video:
-            return None
-        ctx = c.streams.video[0].codec_context
-        if ctx is None:
-            return None
-        w, h = int(ctx.width or 0), int(ctx.height or 0)
-        return (w, h) if w > 0 and h > 0 else None
-    finally:
-        c.close()
-
-
 def _header_size(path: str) -> Optional[tuple[int, int]]:
     """Width and height from a PNG's IHDR or a y4m header, read as bytes: FFmpeg learns a PNG's
     size only by decoding it, and refuses a huge y4m with a misleading "Device or resource busy"."""
@@ -508,7 +488,6 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "check_frame_size",
     "current_max_pixels",
-    "declared_size",
     "pixel_budget",
     "IMAGE_SUFFIXES",
     "DEFAULT_STILL_RATE",

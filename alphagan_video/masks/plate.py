@@ -1,0 +1,231 @@
+"""``plate:PATH``: difference against a clean background plate.
+
+The plate is a single image (locked-off camera) or a video / image sequence read in step with
+the frames (a clean pass). Per frame:
+
+0. registration (handheld footage never lines up with a plate shot a moment apart): the plate
+   is aligned to the frame with ORB features, ratio-tested matches and a RANSAC homography
+   (OpenCV), as BackgroundMattingV2 does for handheld captures; identity when the shot is
+   locked off (the identity already fits) or when too few features agree
+   (``last_registration`` tells which, with the residual);
+1. colour distance ``d`` = Euclidean RGB distance between frame and registered plate, 3x3-median
+   filtered: removes sensor/codec noise without moving edges;
+2. a per-pixel threshold from a noise model of that difference, not from the subject's share of
+   the frame: ``NOISE_K`` x the difference's noise (each image's noise measured on its finest
+   detail, Immerkaer's estimator made robust with a median) plus, for a registered plate, the
+   plate's local gradient times the registration residual (an edge misplaced by r pixels
+   differs by about |grad| x r);
+3. a soft ramp between the low and high thresholds (subject = 1);
+4. morphological opening then closing to remove specks and fill pinholes; holes enclosed by the
+   subject that survive (a cheek the colour of the wall behind) become 0.5, "unsure", so the
+   automatic trimap leaves them to the matting instead of calling them background.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from alphagan_video.masks._morph import median3, open_close, scale_kernel
+from alphagan_video.io.companion import MediaInStep
+from alphagan_video.types import VideoInfo
+
+#: Noise multiples above which a difference counts as subject (the ramp starts there): the
+#: 99.9th percentile of the RGB distance of two noisy images that differ only by noise (a chi
+#: distribution with 3 degrees of freedom: sqrt(16.27) = 4.03 per-channel sigmas).
+NOISE_K = 4.03
+#: Lowest starting threshold (RGB distance in [0,1] units, ~6/255): codec noise floor, so a
+#: perfectly clean synthetic plate does not turn every rounding difference into subject.
+MIN_THRESHOLD = 0.025
+#: Registration works on frames scaled to at most this long side (features are plentiful).
+REGISTER_SIDE = 960
+#: ORB features per image, Lowe's ratio, fewest RANSAC inliers for a homography to be used.
+ORB_FEATURES = 3000
+RATIO = 0.75
+MIN_INLIERS = 20
+#: Residual floor in pixels for the misregistration term (sub-pixel interpolation error).
+MIN_RESIDUAL = 0.5
+
+
+def _gray_u8(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+
+
+def register_plate(frame: np.ndarray, plate: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """Homography mapping plate pixels onto the frame's.
+
+    Args:
+        frame, plate: (H,W,3) float32 in [0,1], same size.
+    Returns:
+        (H 3x3 float64, residual in pixels (median reprojection error of the inliers, full
+        resolution), inliers). Identity with residual 0 and inliers 0 when fewer than
+        MIN_INLIERS matches agree, or when the identity explains the matches as well (locked-off).
+    """
+    import cv2
+
+    h, w = frame.shape[:2]
+    scale = min(1.0, REGISTER_SIDE / max(h, w))
+    small = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    g1 = cv2.resize(_gray_u8(frame), small, interpolation=cv2.INTER_AREA)
+    g0 = cv2.resize(_gray_u8(plate), small, interpolation=cv2.INTER_AREA)
+    identity = (np.eye(3), 0.0, 0)
+    orb = cv2.ORB_create(nfeatures=ORB_FEATURES)
+    k0, d0 = orb.detectAndCompute(g0, None)
+    k1, d1 = orb.detectAndCompute(g1, None)
+    if d0 is None or d1 is None or len(k0) < MIN_INLIERS or len(k1) < MIN_INLIERS:
+        return identity
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d0, d1, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < MIN_INLIERS:
+        return identity
+    src = np.float32([k0[m.queryIdx].pt for m in good])
+    dst = np.float32([k1[m.trainIdx].pt for m in good])
+    hom, inl = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
+    if hom is None or inl is None or int(inl.sum()) < MIN_INLIERS:
+        return identity
+    inl = inl.ravel().astype(bool)
+    proj = cv2.perspectiveTransform(src[inl][None], hom)[0]
+    residual = float(np.median(np.linalg.norm(proj - dst[inl], axis=1)))
+    still = float(np.median(np.linalg.norm(src[inl] - dst[inl], axis=1)))
+    if still <= residual + 0.5:  # locked-off: the identity fits these matches as well
+        return np.eye(3), still / scale, int(inl.sum())
+    s = np.diag([1.0 / scale, 1.0 / scale, 1.0])
+    full = np.diag([scale, scale, 1.0])
+    return s @ hom @ full, residual / scale, int(inl.sum())
+
+
+def noise_sigma(rgb: np.ndarray) -> float:
+    """Noise standard deviation of an (H,W,3) float image (Immerkaer's 3x3 Laplacian-difference
+    estimator with a median instead of the mean, so edges and texture barely count)."""
+    import cv2
+
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    gray = rgb.astype(np.float32).mean(axis=2)
+    resp = np.abs(cv2.filter2D(gray, -1, kernel, borderType=cv2.BORDER_REPLICATE))[1:-1, 1:-1]
+    if resp.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(resp) / 6.0)
+
+
+def difference_mask(frames: torch.Tensor, plate: torch.Tensor, denoise: bool = True, morph: int | None = None,
+                    residual: Optional[list] = None, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Soft subject mask from a frame/plate difference.
+
+    Args:
+        frames, plate: (B,3,H,W) float32 in [0,1] (plate may have B=1, broadcast); the plate
+            already registered to each frame.
+        denoise: 3x3 median on the distance map.
+        morph: opening/closing kernel (odd); None = 1% of the short side, at least 3.
+        residual: per frame registration residual in pixels, or None (locked-off, identity).
+        valid: (B,1,H,W) float, 0 where the registered plate has no data (those pixels -> 0).
+    Returns:
+        (B,1,H,W) float32 in [0,1].
+    """
+    import cv2
+
+    diff = frames - plate
+    d = (diff * diff).sum(dim=1, keepdim=True).sqrt_()  # (B,1,H,W), 0..sqrt(3)
+    if denoise:
+        d = median3(d).to(frames.device)
+    b = d.shape[0]
+    h, w = d.shape[-2:]
+    plates = plate.expand(b, -1, -1, -1)
+    lo = torch.empty_like(d)
+    for i in range(b):
+        f_np = frames[i].permute(1, 2, 0).float().cpu().numpy()
+        p_np = plates[i].permute(1, 2, 0).float().cpu().numpy()
+        # The difference's per-channel noise is sqrt(s_f^2 + s_p^2); its RGB distance is then
+        # chi-distributed (3 dof). After the 3x3 median the noise is smaller: errs on the safe side.
+        sigma = float(np.sqrt(noise_sigma(f_np) ** 2 + noise_sigma(p_np) ** 2))
+        thr = np.full((h, w), max(MIN_THRESHOLD, NOISE_K * sigma), np.float32)
+        r = None if residual is None else residual[i]
+        if r is not None:
+            gray = p_np.mean(axis=2)
+            grad = np.sqrt(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3) ** 2
+                           + cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3) ** 2) / 8.0 * np.sqrt(3.0)
+            grad = cv2.dilate(grad, np.ones((3, 3), np.uint8))  # the edge may sit a pixel away
+            thr = thr + grad * max(float(r), MIN_RESIDUAL)
+        lo[i, 0] = torch.from_numpy(thr)
+    soft = ((d - lo) / lo).clamp_(0.0, 1.0)  # ramp from lo to 2 lo
+    if valid is not None:  # no plate there (outside the registered plate): background
+        soft = soft * valid
+    soft = open_close(soft, scale_kernel(h, w) if morph is None else morph).to(frames.device)
+    return _unsure_holes(soft)
+
+
+def _unsure_holes(soft: torch.Tensor) -> torch.Tensor:
+    """Background holes enclosed by the subject -> 0.5 (unsure), each frame (B,1,H,W)."""
+    import cv2
+
+    out = soft.clone()
+    for i in range(soft.shape[0]):
+        fg = (soft[i, 0] > 0.5).cpu().numpy().astype(np.uint8)
+        if not fg.any():
+            continue
+        n, labels = cv2.connectedComponents(1 - fg, connectivity=4)
+        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        holes = (labels > 0) & ~np.isin(labels, border) & (fg == 0)
+        if holes.any():
+            hole_t = torch.from_numpy(holes).to(out.device)
+            out[i, 0][hole_t] = torch.maximum(out[i, 0][hole_t], torch.tensor(0.5, device=out.device))
+    return out
+
+
+class PlateMaskSource:
+    """Background-plate difference. ``__call__(frames (B,3,H,W), index)`` -> (B,1,H,W) [0,1]."""
+
+    def __init__(self, path: str, info: VideoInfo, device: torch.device) -> None:
+        self.device = torch.device(device)
+        self._media = MediaInStep(path, f"plate:{path}", info, param="mask.source")
+        self._still: torch.Tensor | None = None
+        #: Per frame: {"frame", "registered", "residual_px", "inliers"}, for the run report.
+        self.registrations: list[dict] = []
+        self.last_registration: dict | None = None
+
+    def _plate(self, index: list[int]) -> torch.Tensor:
+        if self._media.single:
+            if self._still is None:
+                rgb = np.ascontiguousarray(self._media.frames([index[0]])[0])
+                self._still = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].to(self.device)
+            return self._still
+        rgb = self._media.frames(list(index))
+        return torch.from_numpy(rgb).permute(0, 3, 1, 2).to(self.device)
+
+    @torch.no_grad()
+    def __call__(self, frames: torch.Tensor, index: list[int]) -> torch.Tensor:
+        import cv2
+
+        h, w = frames.shape[-2:]
+        if (w, h) != (self._media.info.width, self._media.info.height):
+            raise self._media.error(f"plate is {self._media.info.width}x{self._media.info.height} but frames are "
+                                    f"{w}x{h}; supply a plate of the frame size")
+        frames = frames.float()
+        plates = self._plate(index).float().expand(frames.shape[0], -1, -1, -1)
+        warped, residuals, valid = [], [], []
+        for i, frame_index in enumerate(index):
+            f_np = frames[i].permute(1, 2, 0).cpu().numpy()
+            p_np = plates[i].permute(1, 2, 0).cpu().numpy()
+            hom, residual, inliers = register_plate(f_np, p_np)
+            registered = not np.allclose(hom, np.eye(3))
+            self.last_registration = {"frame": int(frame_index), "registered": registered,
+                                      "residual_px": round(residual, 3), "inliers": inliers}
+            self.registrations.append(self.last_registration)
+            inside = np.ones((h, w), np.float32)
+            if registered:
+                p_np = cv2.warpPerspective(p_np, hom, (w, h), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REPLICATE)
+                inside = cv2.warpPerspective(inside, hom, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+                inside = cv2.erode(inside, np.ones((5, 5), np.uint8), borderType=cv2.BORDER_REPLICATE)
+            valid.append(torch.from_numpy(inside)[None])
+            warped.append(torch.from_numpy(np.ascontiguousarray(p_np)).permute(2, 0, 1))
+            residuals.append(residual if registered else None)
+        plate = torch.stack(warped).to(frames.device)
+        locked = all(r is None for r in residuals)
+        return difference_mask(frames, plate, residual=None if locked else residuals,
+                               valid=None if locked else torch.stack(valid).to(frames.device))
+
+    def close(self) -> None:
+        self._media.close()

@@ -1,0 +1,32 @@
+"""The generator stage: RGB + trimap -> alpha (``generator.scale``, ``generator.tiling``)."""
+from __future__ import annotations
+
+import torch
+
+from alphagan_video.device import autocast_for
+from alphagan_video.engine import Stage, Work
+
+
+class GeneratorStage(Stage):
+    """``work.image`` + ``work.trimap`` -> ``work.alpha`` (B,1,H,W) float32 [0,1] (known regions
+    not yet clamped). tiling: "off" | "on" | "auto" (``generator.tiling.infer_alpha``); scale:
+    working scale in (0, 1] (``generator.scale.infer_alpha_at_scale``; the pipeline passes
+    ``ModelConfig.prior_scale`` when the refine is on, 1 otherwise)."""
+
+    name = "model"
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, tiling: str, mixed_precision: bool,
+                 scale: float = 1.0):
+        from alphagan_video.config import check_prior_scale
+
+        self.model = model
+        self.tiling = tiling
+        self.autocast = autocast_for(device, mixed_precision)
+        self.scale = check_prior_scale(scale)  # working scale (scale.infer_alpha_at_scale)
+
+    def __call__(self, work: Work) -> Work:
+        from alphagan_video.generator.scale import infer_alpha_at_scale
+
+        work.alpha = infer_alpha_at_scale(self.model, work.image, work.trimap, self.scale, tiling=self.tiling,
+                                          autocast=self.autocast)
+        return work
