@@ -172,7 +172,7 @@ def test_resume_after_sigkill_mid_chunk(tmp_path, shot):
         if proc.poll() is None:
             proc.kill()
     assert not os.path.exists(job.segment_path(4, 7)) and verify_segment(job, 4, 7) is None
-    with pytest.raises(FarmError, match=r"frames 4-11 of .* have no finished, intact segment"):
+    with pytest.raises(FarmUsageError, match=r"frames 4-11 of .* have no segment in .*no finished segment whose sha256"):
         choose_segments(job)
     result = run_ok("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *cfg_opts)
     assert "(2 matted, 1 reused)" in result.stderr
