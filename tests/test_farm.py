@@ -639,3 +639,43 @@ def test_failed_chunk_leaves_no_empty_segments_folder(tmp_path, shot):
     result = cli("farm", "chunk", job_file, "--frames", "0-3")
     assert result.exit_code == 2 and len(error_lines(result)) == 1, result.output
     assert not segments.exists()
+
+
+# --------------------------------------------------------------------------- determinism (issue 28 item 10)
+
+def test_the_same_chunk_is_byte_identical_run_after_run(tmp_path, shot):
+    """The same ``farm chunk --frames 0-3`` made a different packet 0 in 2 of 20 runs (issue 28
+    item 10). Every stage on (refine with its prepare workers, temporal smoothing, the overlapped
+    lanes), the chunk is made again and again -- in this process, and in fresh processes with
+    other hash seeds and thread counts (what differs between two farm workers) -- and every
+    segment must be the same bytes."""
+    clip, opts = shot
+    opts = [o for o in opts if o != "--no-refine"]  # the refine's worker threads are the risk
+    out = tmp_path / "farm.mov"
+    run_ok("farm", "plan", clip.path, "-o", out, "--chunk-size", "4", *opts)
+    job = load_job(str(out) + ".alphagan-job.json")
+    segment = Path(job.segment_path(0, 3))
+
+    def again() -> bytes:
+        data = segment.read_bytes()
+        segment.unlink()
+        os.remove(job.record_path(0, 3))
+        return data
+
+    made = []
+    for _ in range(3):
+        run_chunk(job, 0, 3)
+        made.append(again())
+    for seed, threads in (("1", "1"), ("2", "2"), ("3", "1")):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "OMP_NUM_THREADS": threads}
+        subprocess.run([sys.executable, "-m", "alphagan_video", "farm", "chunk", job.job_path, "--frames", "0-3",
+                        "-q"], env=env, check=True, timeout=300)
+        made.append(again())
+    sizes = [[p.size for p in av.open(io_bytes(m)).demux(video=0) if p.size] for m in made]
+    assert all(m == made[0] for m in made), f"packet sizes per run: {sizes}"
+
+
+def io_bytes(data: bytes):
+    import io
+
+    return io.BytesIO(data)
