@@ -342,6 +342,9 @@ def _exit_codes(debug: bool, interrupted: str = "interrupted",
         fail(interrupted, EXIT_SIGINT)
     except UserInputError as exc:
         fail(user_message(exc), EXIT_USAGE)
+    except BrokenPipeError:  # stdout closed by its reader (farm plan | head): the environment, not a bug
+        _silence_stdout()
+        fail("stdout was closed by the process reading it (broken pipe)", EXIT_USAGE)
     except MemoryError:
         fail("out of memory; lower --batch-size or --max-pixels, or use a machine with more memory",
              EXIT_USAGE)

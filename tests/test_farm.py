@@ -679,3 +679,17 @@ def io_bytes(data: bytes):
     import io
 
     return io.BytesIO(data)
+
+
+def test_farm_plan_into_a_closed_pipe_exits_2_with_one_line(tmp_path, shot):
+    """``farm plan ... | head`` whose reader is gone: "internal error: BrokenPipeError" (exit 1)
+    before; a closed stdout is the environment (issue 28 item 7, for every command)."""
+    clip, opts = shot
+    argv = [sys.executable, "-m", "alphagan_video", "farm", "plan", clip.path, "-o", tmp_path / "farm.mov",
+            "--chunk-size", "2", *opts]
+    shell = " ".join(f"'{a}'" for a in argv) + " | true"  # the reader exits before anything is written
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", shell], stderr=subprocess.PIPE, env=CHILD_ENV, timeout=300)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == ["alphagan-video: error: stdout was closed by the process reading it (broken pipe)"], err
