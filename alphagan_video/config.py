@@ -282,8 +282,8 @@ def _type_problem(value: object, hint: object) -> Optional[str]:
         ok = isinstance(value, (str, os.PathLike)) and str(value) != "" and "\x00" not in str(value)
         return None if ok else "expected a file path"
     if origin is tuple:
-        if not isinstance(value, (tuple, list)):
-            return "expected a list"
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or not hasattr(value, "__iter__"):
+            return "expected a list"  # tuples, lists and arrays pass
         if len(args) == 2 and args[1] is Ellipsis:
             items = [(v, args[0]) for v in value]
         elif len(args) != len(value):
@@ -327,9 +327,9 @@ def check_config_fields(cfg: PipelineConfig) -> None:
             problem = f"expected one of {', '.join(_CHOICES[name])}"
         if problem is None and name in _RANGES and value is not None:
             low, high, text = _RANGES[name]
-            values = value if isinstance(value, (tuple, list)) else (value,)
+            values = [float(v) for v in value] if "tuple" in str(hint) else [float(value)]
             if any(v < low or (high is not None and v > high) for v in values) or (
-                    name == "refine.gate" and value >= 0.5):
+                    name == "refine.gate" and values[0] >= 0.5):
                 problem = text
         if problem is not None:
             shown = repr(value) if isinstance(value, str) else value
