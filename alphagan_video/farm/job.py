@@ -401,10 +401,10 @@ def load_job(path: str | os.PathLike) -> FarmJob:
         raise FarmUsageError(f"job file {path}: its input {input_path} is not found (is the shared folder mounted "
                              "on this worker?)")
     if settings_digest(input_path, config, context) != digest:
-        raise FarmUsageError(
+        raise FarmUsageError.naming(
             f"job file {path}: 'settings_sha256' does not match its settings: the job file was edited, the input "
             f"{input_path} changed (size or time) since the job was made, or the job is from another alphagan-video "
-            "version; recreate the job with 'alphagan-video farm plan' (--overwrite)"
+            f"version; recreate the job with 'alphagan-video farm plan' ({OVERWRITE})", OVERWRITE
         )
     return FarmJob(input=input_path, output=output_path, frame_count=frame_count, chunk_size=chunk_size,
                    context=context, config=config, settings_sha256=digest, job_path=path, max_pixels=max_pixels)
@@ -576,7 +576,7 @@ def run_chunk(
 def check_on_plan(job: FarmJob, first: int, last: int) -> None:
     """Frames first..last must be one or more whole chunks of the job's plan (``FarmJob.chunks``):
     start on the chunk grid and end on it (or at the last frame). Any such range tiles with the
-    others at assembly and decodes no frames twice; ``--frames 1-5`` on a 4-frame grid would make
+    others at assembly and decodes no frames twice; frames 1-5 on a 4-frame grid would make
     a segment that overlaps two chunks and that no assembly uses. FarmUsageError about
     ``frame_range`` otherwise."""
     if first < 0 or last < first or last >= job.frame_count:
