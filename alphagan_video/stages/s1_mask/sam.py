@@ -135,7 +135,8 @@ def read_sam_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types for garbage (KeyError: a text file)
         text = str(exc).strip()
-        known = isinstance(exc, (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError))
+        known = isinstance(exc, (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile,
+                                 OSError))
         reason = text.splitlines()[0] if known and text else f"unrecognised data: {type(exc).__name__} {text[:40]}"
         raise CheckpointError(
             f"SAM checkpoint {path} is not a readable PyTorch checkpoint ({reason[:160]}); "
