@@ -342,6 +342,9 @@ def _exit_codes(debug: bool, interrupted: str = "interrupted",
         fail(interrupted, EXIT_SIGINT)
     except UserInputError as exc:
         fail(user_message(exc), EXIT_USAGE)
+    except BrokenPipeError:  # stdout closed by its reader (farm plan | head): the environment, not a bug
+        _silence_stdout()
+        fail("stdout was closed by the process reading it (broken pipe)", EXIT_USAGE)
     except MemoryError:
         fail("out of memory; lower --batch-size or --max-pixels, or use a machine with more memory",
              EXIT_USAGE)
@@ -892,7 +895,8 @@ Example (RGBA ProRes 4444, audio mapped back from the source):
       -pix_fmt yuva444p10le -alpha_bits 16 out.mov
 Output pixel formats: rgba -> rgba (rgba64le for --pix-fmt rgb48le), STRAIGHT alpha;
 alpha -> gray (gray16le); foreground/composite -> rgb24 (rgb48le).
-Progress and errors go to stderr; a truncated last frame exits 2, a closed stdout exits 1.
+Progress and errors go to stderr; a truncated last frame, a closed stdout and a full one
+(> /dev/full) exit 2.
 """
 
 
@@ -929,13 +933,14 @@ def pipe_command(size, rate, pix_fmt, max_pixels, quiet, show_progress, debug, *
         if show_progress:
             click.echo(f"\ralphagan-video pipe: {done} frame(s)", err=True, nl=False)
 
-    stdin, stdout = click.get_binary_stream("stdin"), click.get_binary_stream("stdout")
+    stdin = click.get_binary_stream("stdin")
+    stdout = click.get_binary_stream("stdout") if sys.stdout is not None else None  # None: started with >&-
     if stdin.isatty():
         _fail("pipe reads raw frames from stdin, which is a terminal; pipe ffmpeg into it "
               "(ffmpeg -i IN -f rawvideo -pix_fmt rgb24 - | alphagan-video pipe ...)", 2, debug)
     with _exit_codes(debug):
         from alphagan_video.io.reader import pixel_budget
-        from alphagan_video.pipe import OutputPipeClosedError, run_pipe
+        from alphagan_video.pipe import OutputStreamError, run_pipe
 
         try:
             with pixel_budget(max_pixels):
@@ -943,10 +948,10 @@ def pipe_command(size, rate, pix_fmt, max_pixels, quiet, show_progress, debug, *
                          progress=progress)
             if show_progress:
                 click.echo("", err=True)
-        except BrokenPipeError as exc:  # OutputPipeClosedError included
+        except (BrokenPipeError, OutputStreamError) as exc:  # stdout closed or full: exit 2
             _silence_stdout()
-            _fail(str(exc) if isinstance(exc, OutputPipeClosedError)
-                  else "stdout was closed by the process reading it (broken pipe)", 1, debug)
+            _fail(user_message(exc) if isinstance(exc, UserInputError)
+                  else "stdout was closed by the process reading it (broken pipe)", 2, debug)
 
 
 def _silence_stdout() -> None:
@@ -957,7 +962,7 @@ def _silence_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: no sys.stdout at all (>&-)
         pass
 
 

@@ -231,11 +231,128 @@ def check_prior_scale(scale: object) -> float:
     return value
 
 
-def check_config(cfg: PipelineConfig) -> None:
-    """Settings that are wrong whatever the input, raised as ParameterError naming the parameter.
-    The pipeline checks them before loading anything; the CLI before it even imports torch."""
+#: Numeric fields with a range: dotted name -> (lowest, highest or None, what the message says).
+#: Tuples (``mask.chroma_key``) are checked element by element.
+_RANGES: dict[str, tuple[float, Optional[float], str]] = {
+    "mask.threshold": (0.0, 1.0, "must be between 0 and 1"),
+    "mask.chroma_key": (0.0, 1.0, "expected R,G,B with each value in 0..1 (e.g. 0.1,0.7,0.2) or #RRGGBB"),
+    "mask.chroma_tolerance": (0.0, None, "must be a positive CbCr distance"),
+    "trimap.band_px": (0, None, "must be 0 or more pixels (0 = a binary trimap, no unknown band)"),
+    "model.batch_size": (1, None, "must be at least 1"),
+    "refine.mu": (0.0, None, "must be >= 0 (0 = plain closed-form matting)"),
+    "refine.gate": (0.0, 0.5, "must be in [0, 0.5) (0 = off)"),
+    "refine.flow": (0.0, None, "must be >= 0 (0 = off)"),
+    "refine.expand": (0, None, "must be >= 0 px (0 = off)"),
+    "refine.expand_mask_trimaps": (0, None, "must be >= 0 px (0 = off)"),
+    "temporal.strength": (0.0, 1.0, "must be between 0 and 1"),
+    "temporal.solve_weight": (0.0, None, "must be >= 0 (0 = off)"),
+}
+#: String fields with a fixed set of values.
+_CHOICES: dict[str, tuple[str, ...]] = {"model.tiling": TILING_MODES, "output.kind": OUTPUT_KINDS}
+
+
+def _type_problem(value: object, hint: object) -> Optional[str]:
+    """What is wrong with ``value`` as a value of the annotation ``hint`` (None: nothing).
+    Numbers must be finite; ints are accepted for floats, bools for nothing but bools."""
+    import math
+    import numbers
+    import os
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _type_problem(value, inner[0]) if len(inner) == 1 else None
+    if origin is Literal:
+        return None if value in args else f"expected one of {', '.join(map(str, args))}"
+    if hint is bool:
+        return None if isinstance(value, bool) else "expected true or false"
+    if hint is int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return None if ok else "expected an integer"
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return "expected a number"
+        return None if math.isfinite(float(value)) else "expected a finite number"
+    if hint is str:
+        return None if isinstance(value, str) and "\x00" not in value else "expected a string"
+    if hint is Path:
+        ok = isinstance(value, (str, os.PathLike)) and str(value) != "" and "\x00" not in str(value)
+        return None if ok else "expected a file path"
+    if origin is tuple:
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or not hasattr(value, "__iter__"):
+            return "expected a list"  # tuples, lists and arrays pass
+        if len(args) == 2 and args[1] is Ellipsis:
+            items = [(v, args[0]) for v in value]
+        elif len(args) != len(value):
+            return f"expected {len(args)} values, got {len(value)}"
+        else:
+            items = list(zip(value, args))
+        for v, a in items:
+            problem = _type_problem(v, a)
+            if problem is not None:
+                return f"{problem} (at {v!r})"
+        return None
+    return None
+
+
+def check_config_fields(cfg: PipelineConfig) -> None:
+    """Every field of ``cfg`` has its annotated type (finite numbers, no bools for numbers),
+    its range (``_RANGES``) and one of its choices (``_CHOICES``); the box and points are
+    well formed. ParameterError naming the first field that is not.
+
+    The checks a config from a file (a farm job) needs: the CLI's parsers guarantee the types of
+    what they build, a JSON file guarantees nothing."""
+    import dataclasses
+    import typing
+
     from alphagan_video.errors import ParameterError
 
+    def walk(obj: object, prefix: str):
+        hints = typing.get_type_hints(type(obj))
+        for f in dataclasses.fields(obj):
+            value, name = getattr(obj, f.name), f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(value):
+                yield from walk(value, name + ".")
+            else:
+                yield name, value, hints[f.name]
+
+    for name, value, hint in walk(cfg, ""):
+        if name == "model.device" and hasattr(value, "type") and hasattr(value, "index"):
+            continue  # a torch.device
+        problem = _type_problem(value, hint)
+        if problem is None and name in _CHOICES and value not in _CHOICES[name]:
+            problem = f"expected one of {', '.join(_CHOICES[name])}"
+        if problem is None and name in _RANGES and value is not None:
+            low, high, text = _RANGES[name]
+            values = [float(v) for v in value] if "tuple" in str(hint) else [float(value)]
+            if any(v < low or (high is not None and v > high) for v in values) or (
+                    name == "refine.gate" and values[0] >= 0.5):
+                problem = text
+        if problem is not None:
+            shown = repr(value) if isinstance(value, str) else value
+            if isinstance(value, (tuple, list)):  # a list for a scalar field: shown as a list
+                plain = "tuple" in str(hint) and all(isinstance(v, (int, float)) for v in value)
+                shown = ",".join(map(str, value)) if plain and value else repr(value)
+            raise ParameterError.about(name, shown, problem)
+    box = cfg.mask.box
+    if box is not None and not (box[2] > box[0] and box[3] > box[1]):
+        raise ParameterError.about("mask.box", ",".join(map(str, box)), "x1 must exceed x0 and y1 must exceed y0")
+    for point in cfg.mask.points:
+        if point[2] not in (0, 1):
+            raise ParameterError.about("mask.points", ",".join(map(str, point)),
+                                       "the label must be 1 (foreground) or 0 (background)")
+
+
+def check_config(cfg: PipelineConfig) -> None:
+    """Settings that are wrong whatever the input, raised as ParameterError naming the parameter.
+    The pipeline checks them before loading anything; the CLI before it even imports torch.
+    Types, finiteness, ranges and choices of every field first (``check_config_fields``)."""
+    from alphagan_video.errors import ParameterError
+
+    check_config_fields(cfg)
     if cfg.model.batch_size < 1:
         raise ParameterError.about("model.batch_size", cfg.model.batch_size, "must be at least 1")
     if cfg.model.prior_scale is not None:

@@ -17,8 +17,9 @@ from typing import BinaryIO, Callable, Optional
 
 from alphagan_video.config import PipelineConfig
 from alphagan_video.errors import InputMediaError, ParameterError
-from alphagan_video.io.raw import (INPUT_PIX_FMTS, OutputPipeClosedError, RawFrameReader, RawFrameWriter,
-                                   encode_output, output_pix_fmt, raw_video_info, sample_bytes)
+from alphagan_video.io.raw import (INPUT_PIX_FMTS, OutputPipeClosedError, OutputStreamError, RawFrameReader,
+                                   RawFrameWriter, check_output_stream, encode_output, output_pix_fmt,
+                                   raw_video_info, sample_bytes)
 
 
 @dataclass
@@ -97,7 +98,8 @@ def run_pipe(
         InputMediaError: the input ended inside a frame (the message names the byte counts;
             usually a size/pix_fmt mismatch with the producer) or held no frame at all.
             Complete frames before it have been written.
-        OutputPipeClosedError: the reader of ``stdout`` went away.
+        OutputPipeClosedError: the reader of ``stdout`` went away, or ``stdout`` is closed.
+        OutputStreamError: ``stdout`` refused a write (a full device, an I/O error).
         UserInputError and others from the stages for bad settings.
     """
     from alphagan_video.engine import run
@@ -108,6 +110,7 @@ def run_pipe(
     out_fmt = output_pix_fmt(cfg.output.kind, pix_fmt)
     if width < 1 or height < 1:
         raise ParameterError.about("size", f"{width}x{height}", "width and height must be positive")
+    check_output_stream(stdout)
     info = raw_video_info(width, height, rate, pix_fmt)
     reader = RawFrameReader(stdin, info, pix_fmt)
     writer = RawFrameWriter(stdout, deep, out_fmt, width, height)
@@ -124,5 +127,5 @@ def run_pipe(
     return report
 
 
-__all__ = ["INPUT_PIX_FMTS", "OutputPipeClosedError", "PipeReport", "encode_output", "output_pix_fmt",
-           "parse_rate", "parse_size", "run_pipe"]
+__all__ = ["INPUT_PIX_FMTS", "OutputPipeClosedError", "OutputStreamError", "PipeReport", "check_output_stream",
+           "encode_output", "output_pix_fmt", "parse_rate", "parse_size", "run_pipe"]

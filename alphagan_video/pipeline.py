@@ -290,6 +290,13 @@ def matte_video(
             raise InputMediaError(f"{input_path}: no video frames could be decoded"
                                   + (f" in the range {window.start}-{window.stop - 1}" if frame_range else ""))
         _finish_report(report, tally, chain, window)
+        repaired = [i for i in reader.repaired_timestamps
+                    if i >= window.start and (window.stop is None or i < window.stop)]
+        if repaired:
+            report.warnings.append(
+                f"{input_path}: {len(repaired)} frame(s) carried a timestamp not after the previous frame's "
+                f"(first: frame {repaired[0]}); they were written one nominal frame duration after the previous frame "
+                "(remux the input to fix its timestamps)")
     report.seconds["total"] = time.perf_counter() - started
     report.seconds = {k: round(v, 4) for k, v in report.seconds.items()}
     return report

@@ -15,8 +15,11 @@ Categories (about half the cases are mutants, the rest split over the others):
 - paths: /proc, missing folders, OUTPUT a folder or existing, odd names, input a folder ...: exit 2;
 - options: out-of-range and malformed option values (bands, batch sizes, budgets, ranges, keys): 2;
 - checkpoint: NaN/Inf weights, garbage, truncated, a malicious pickle (must not run), a folder: 2;
-- farm-job: malformed job files through ``farm chunk`` and ``farm assemble --job``; finished-job
-  reruns (must exit 0 "already complete" and touch nothing);
+- farm-job: malformed job files through ``farm chunk`` and ``farm assemble --job`` (a valid job with
+  one field broken: NaN/list/out-of-range config fields, missing fields, a wrong settings digest, a
+  chunk off the plan); finished-job reruns (must exit 0 "already complete" and touch nothing);
+- chunk-repeat: the same ``farm chunk`` made again must be the same bytes as the first time;
+- pipe-stdout: ``pipe`` onto ``/dev/full`` or a closed stdout: exit 2, one line;
 - pipe: absurd sizes and bands, truncated frames, bad rates: 2;
 - signals: SIGINT / SIGTERM at seeded moments of a valid run: 130 / 143 (0 if it finished first);
 - enospc: a tiny tmpfs in a private mount namespace (``unshare``; skipped where refused): 2.
@@ -43,6 +46,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -291,6 +296,29 @@ def build(root: Path, n: int, seed: int, checkpoint: str) -> list[Run]:
 
     farm_root = root / "farm"
     farm_root.mkdir(exist_ok=True)
+    # A complete, valid job for the base mp4 (its settings digest verifies): each farm-job case
+    # breaks one field of it.
+    from alphagan_video.config import MaskConfig, ModelConfig, PipelineConfig, RefineConfig
+    from alphagan_video.config_json import config_to_dict
+    from alphagan_video.farm.job import settings_digest
+
+    job_cfg = PipelineConfig(mask=MaskConfig(source="chroma", chroma_key=(0.1176, 0.7804, 0.1569), chroma_tolerance=0.02),
+                             model=ModelConfig(checkpoint=Path(checkpoint)), refine=RefineConfig(enabled=False))
+    valid_job = {"format": "alphagan-video-job", "version": 1, "input": str(mp4), "output": "out.mov",
+                 "frame_count": 6, "chunk_size": 4, "context": 0, "config": config_to_dict(job_cfg),
+                 "settings_sha256": settings_digest(str(mp4), job_cfg, 0)}
+    nan = float("nan")
+    farm_mutations = [
+        ("chunk_size", "abc"), ("chunk_size", None), ("chunk_size", 0), ("chunk_size", -4),
+        ("output", "../../x.mov"), ("output", "/tmp/elsewhere/x.mov"), ("frame_count", 1e30),
+        ("config", {"model": None}), ("input", None), ("version", 99),
+        # issue 28 item 9: malformed config fields, missing fields, a wrong digest, a chunk off the plan
+        ("config", {}), ("config.model.batch_size", nan), ("config.model.batch_size", -1),
+        ("config.output.codec", ["prores4444"]), ("config.output.codec", nan), ("config.trimap.band_px", [5]),
+        ("config.mask.box", [nan, 1, 20, 30]), ("config.mask.box", [1, 2]), ("config.mask.chroma_key", [nan, 0, 0]),
+        ("config.mask.chroma_key", [[0.1], 0.7, 0.2]), ("config.refine.expand", nan),
+        ("config.temporal.strength", 7), ("settings_sha256", "0" * 64), ("off-plan", None),
+    ]
 
     def farm(i: int) -> Run:
         kind = i % 12
@@ -318,17 +346,21 @@ def build(root: Path, n: int, seed: int, checkpoint: str) -> list[Run]:
                 return problems
             return Run(f"farm{i}:rerun", "farm-job", args, d, frozenset({0}), check=untouched, setup=setup)
         job = d / "out.mov.alphagan-job.json"
-        data = {"format": "alphagan-video-job", "version": 1, "input": str(mp4), "output": "out.mov",
-                "frame_count": 6, "chunk_size": 4, "context": 0, "settings_sha256": "0" * 64, "config": {}}
-        mutations = [("chunk_size", "abc"), ("chunk_size", None), ("chunk_size", 0), ("chunk_size", -4),
-                     ("output", "../../x.mov"), ("output", "/tmp/elsewhere/x.mov"), ("frame_count", 1e30),
-                     ("config", {"model": None}), ("config", {"model": {"batch_size": -1}}), ("input", None),
-                     ("version", 99)]
-        key, value = mutations[kind]
-        data[key] = value
-        job.write_text(json.dumps(data))
+        data = json.loads(json.dumps(valid_job))
+        key, value = farm_mutations[(i // 12 * 11 + kind) % len(farm_mutations)]
+        target, *path = key.split(".")
+        if path:  # a field inside the config: "config.model.batch_size"
+            node = data[target]
+            for part in path[:-1]:
+                node = node[part]
+            node[path[-1]] = value
+        elif key != "off-plan":
+            data[key] = value
+        job.write_text(json.dumps(data))  # NaN as the NaN token, which json.load accepts
         allowed = {job.name}
-        command = (["farm", "chunk", job, "--frames", "0-3"] if i % 2 == 0 else ["farm", "assemble", "--job", job])
+        frames = "1-5" if key == "off-plan" else "0-3"
+        command = (["farm", "chunk", job, "--frames", frames] if i % 2 == 0 or key.startswith(("config", "off-plan"))
+                   else ["farm", "assemble", "--job", job])
         if kind == 0 and i % 24 == 0:
             command = ["farm", "assemble", "--job", d]  # a folder as the job
         return Run(f"farm{i}:{key}={value!r}"[:40], "farm-job", command, d, frozenset({2}), output=None,
@@ -358,6 +390,53 @@ def build(root: Path, n: int, seed: int, checkpoint: str) -> list[Run]:
         # Runs that get past the checks key a black frame: chroma finds no screen (exit 2).
         return Run(f"pipe{i}", "pipe", argv, d, frozenset({2}), stdin=data)
 
+    green = np.zeros((2, 48, 64, 3), np.uint8)
+    green[..., 1] = 200
+    green[:, 10:30, 20:40] = 128  # a grey square on a green screen: chroma keys it, frames get written
+
+    def pipe_out(i: int) -> Run:
+        """issue 28 item 7: stdout on a full device or closed: exit 2 with one line."""
+        d = out(f"pipeout{i}")
+        redirect = "> /dev/full" if (i // 20) % 2 == 0 else ">&-"  # i // 20: one turn of the schedule
+        argv = ["pipe", "--size", "64x48", "--rate", "25", "--checkpoint", checkpoint, "--mask", "chroma",
+                "--no-refine"]
+        return Run(f"pipeout{i}:{redirect}", "pipe-stdout", argv, d, frozenset({2}), stdin=green.tobytes(),
+                   wrapper=["sh", "-c", f"{{CMD}} {redirect}"],
+                   check=lambda r: [] if "stdout" in r.stderr and "internal error" not in r.stderr
+                   else ["no one-line stdout error"])
+
+    chunk_jobs: dict = {}
+
+    def chunk_repeat(i: int) -> Run:
+        """issue 28 item 10: the same chunk, made again, is the same bytes as the first time."""
+        d = out(f"chunkrep{i}")
+        shot = farm_root / f"rep{i % 3}"
+        job = shot / "out.mov.alphagan-job.json"
+        segment = shot / "out.mov.alphagan-segments" / "seg_000000-000003.mov"
+        record = segment.with_suffix(".json")
+
+        def setup(shot=shot, job=job, segment=segment, record=record):
+            if shot not in chunk_jobs:  # plan once, and make the reference segment once
+                shot.mkdir(exist_ok=True)
+                make_mp4(str(shot / "in.mp4"), frames=8, width=96, height=64, audio=False)
+                env = dict(os.environ, PYTHONPATH=str(REPO))
+                subprocess.run([sys.executable, "-m", "alphagan_video", "farm", "plan", shot / "in.mp4", "-o",
+                                shot / "out.mov", "--chunk-size", "4", "--checkpoint", checkpoint, "--mask", "chroma"],
+                               check=True, capture_output=True, env=env)
+                subprocess.run([sys.executable, "-m", "alphagan_video", "farm", "chunk", job, "--frames", "0-3", "-q"],
+                               check=True, capture_output=True, env=env)
+                chunk_jobs[shot] = segment.read_bytes()
+            segment.unlink(missing_ok=True)
+            record.unlink(missing_ok=True)
+
+        def same(r, shot=shot, segment=segment):
+            if r.code != 0:
+                return []
+            return [] if segment.read_bytes() == chunk_jobs[shot] else ["differing repeated chunk"]
+
+        return Run(f"chunkrep{i}", "chunk-repeat", ["farm", "chunk", job, "--frames", "0-3", "-q"], d, frozenset({0}),
+                   setup=setup, check=same)
+
     long_clip = make_mp4(str(root / "long.mp4"), frames=240)
 
     def signals(i: int) -> Run:
@@ -384,8 +463,8 @@ def build(root: Path, n: int, seed: int, checkpoint: str) -> list[Run]:
         return Run(f"nospc{i}:{size}", "enospc", argv, d, frozenset({2}), wrapper=wrapper,
                    check=lambda r: [] if "disk is full" in r.stderr or r.code != 2 else [])
 
-    makers = [paths, options, checkpoints, farm, pipe, signals, enospc]
-    weights = [3, 4, 2, 3, 2, 3, 1]
+    makers = [paths, options, checkpoints, farm, pipe, signals, enospc, pipe_out, chunk_repeat]
+    weights = [3, 4, 2, 3, 2, 3, 1, 1, 1]
     schedule = [m for m, w in zip(makers, weights) for _ in range(w)]
     i = 0
     while rest > 0:
@@ -404,7 +483,7 @@ def table(results: list[Result]) -> str:
     for r in results:
         rows[r.run.category].append(r)
     head = ("category", "cases", "exit-code violations", "tracebacks", "hangs", "files left", "runs > 4 GB RSS",
-            "peak RSS MB", "max s")
+            "differing repeated chunks", "peak RSS MB", "max s")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     total = defaultdict(int)
     for cat in sorted(rows):
@@ -415,13 +494,14 @@ def table(results: list[Result]) -> str:
                 sum(r.hang for r in rs),
                 sum(any(("left" in p or "touched" in p or "replaced" in p or "farm files" in p) for p in r.problems)
                     for r in rs),
-                sum(r.peak_rss > RSS_LIMIT for r in rs))
+                sum(r.peak_rss > RSS_LIMIT for r in rs),
+                sum("differing repeated chunk" in r.problems for r in rs))
         for k, v in zip(head[1:], vals):
             total[k] += v
         peak = max(r.peak_rss for r in rs) / 2**20
         lines.append(f"| {cat} | " + " | ".join(map(str, vals)) + f" | {peak:.0f} | {max(r.seconds for r in rs):.1f} |")
     allpeak = max(r.peak_rss for r in results) / 2**20
-    lines.append("| **all** | " + " | ".join(str(total[k]) for k in head[1:7])
+    lines.append("| **all** | " + " | ".join(str(total[k]) for k in head[1:8])
                  + f" | {allpeak:.0f} | {max(r.seconds for r in results):.1f} |")
     return "\n".join(lines)
 

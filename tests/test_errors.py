@@ -107,9 +107,20 @@ def test_trimap_band_wider_than_the_frame_exits_2(media, out_dir):
 def test_malformed_job_files_exit_2_naming_the_field(tmp_path, field, value, needle):
     out = tmp_path / "shot.mov"
     job = tmp_path / ("shot.mov" + ".alphagan-job.json")
+    from alphagan_video.config import PipelineConfig
+    from alphagan_video.config_json import config_to_dict
+
     data = {"format": "alphagan-video-job", "version": 1, "input": "in.mp4", "output": "shot.mov",
-            "frame_count": 8, "chunk_size": 4, "context": 0, "settings_sha256": "0" * 64, "config": {}}
-    data[field] = value
+            "frame_count": 8, "chunk_size": 4, "context": 0, "settings_sha256": "0" * 64,
+            "config": config_to_dict(PipelineConfig())}  # complete: a missing field is an error of its own
+    if field == "config":  # one section (or one field of it) replaced
+        for section, part in value.items():
+            if isinstance(part, dict):
+                data["config"][section].update(part)
+            else:
+                data["config"][section] = part
+    else:
+        data[field] = value
     job.write_text(json.dumps(data))
     for args in (("farm", "chunk", job, "--frames", "0-3"), ("farm", "assemble", "--job", job)):
         result = cli(*args)

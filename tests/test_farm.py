@@ -39,6 +39,7 @@ from tests.e2e import (  # noqa: F401 - tiny_checkpoint is a fixture
     run_ok,
     tiny_checkpoint,
 )
+from alphagan_video.farm.job import check_on_plan
 from tests.media import read_packets
 
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -172,7 +173,7 @@ def test_resume_after_sigkill_mid_chunk(tmp_path, shot):
         if proc.poll() is None:
             proc.kill()
     assert not os.path.exists(job.segment_path(4, 7)) and verify_segment(job, 4, 7) is None
-    with pytest.raises(FarmError, match=r"frames 4-11 of .* have no finished, intact segment"):
+    with pytest.raises(FarmUsageError, match=r"frames 4-11 of .* have no segment in .*no finished segment whose sha256"):
         choose_segments(job)
     result = run_ok("farm", "local", clip.path, "-o", out, "--chunk-size", "4", *cfg_opts)
     assert "(2 matted, 1 reused)" in result.stderr
@@ -194,15 +195,35 @@ def test_corrupt_segment_is_detected_and_redone(tmp_path, shot):
     data[len(data) // 2] ^= 0xFF  # one flipped byte in a frame payload: same size, other checksum
     seg.write_bytes(bytes(data))
     assert verify_segment(job, 4, 7) is None and verify_segment(job, 0, 3) is not None
+    # Issue 28 item 8: a corrupt or missing segment is not our bug: exit 2 (it was 1), one line.
     result = cli("farm", "assemble", "--job", job.job_path, "--overwrite")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_lines(result) == [
-        f"alphagan-video: error: frames 4-7 of {job.input} have no finished, intact segment in "
-        f"{job.segments_dir}; rerun the job (finished segments are kept) and assemble again"
+        f"alphagan-video: error: frames 4-7 of {job.input} have a corrupt or unfinished segment in "
+        f"{job.segments_dir} (no finished segment whose sha256 matches its record); rerun the job or 'farm chunk' "
+        "for those frames (finished segments are kept) and assemble again"
     ]
+    assert out.read_bytes() == reference  # the failed assembly left the output alone
+    last = Path(job.segment_path(8, 11))
+    last_bytes = last.read_bytes()
+    seg.write_bytes(original)
+    last.unlink()
+    os.remove(job.record_path(8, 11))
+    result = cli("farm", "assemble", "--job", job.job_path, "--overwrite")
+    assert result.exit_code == 2 and len(error_lines(result)) == 1
+    assert f"frames 8-11 of {job.input} have no segment in {job.segments_dir}" in error_lines(result)[0]
+    # Explicit segments: a missing file and a file that is no video exit 2 too.
+    result = cli("farm", "assemble", "--input", clip.path, "-o", tmp_path / "x.mov", job.segment_path(0, 3), last)
+    assert result.exit_code == 2 and f"segment not found: {last}" in error_lines(result)[0]
+    garbage = tmp_path / "garbage.mov"
+    garbage.write_bytes(b"\0" * 4096)
+    result = cli("farm", "assemble", "--input", clip.path, "-o", tmp_path / "x.mov", job.segment_path(0, 3), garbage)
+    assert result.exit_code == 2 and len(error_lines(result)) == 1 and "garbage.mov" in error_lines(result)[0]
+    assert not (tmp_path / "x.mov").exists()
+    seg.write_bytes(data)
     result = run_ok(*args, "--overwrite")
-    assert "(1 matted, 2 reused)" in result.stderr
-    assert seg.read_bytes() == original  # redone, deterministically
+    assert "(2 matted, 1 reused)" in result.stderr
+    assert seg.read_bytes() == original and last.read_bytes() == last_bytes  # redone, deterministically
     assert out.read_bytes() == reference
 
 
@@ -512,3 +533,164 @@ def test_chunked_chroma_job_equals_unchunked_run_with_the_same_key(tmp_path, tin
     assert result.exit_code == 2
     assert error_lines(result) == ["alphagan-video: error: --chroma-key 'green': expected R,G,B with each value "
                                    "in 0..1 (e.g. 0.1,0.7,0.2) or #RRGGBB"]
+
+
+# --------------------------------------------------------------------------- job files (issue 28 item 9)
+
+def _planned(tmp_path, shot) -> tuple[Path, dict]:
+    """A job planned by the CLI (no chunk run yet): (job file, its JSON)."""
+    clip, opts = shot
+    out = tmp_path / "farm.mov"
+    run_ok("farm", "plan", clip.path, "-o", out, "--chunk-size", "4", *opts, "--no-temporal")
+    job_file = Path(str(out) + ".alphagan-job.json")
+    return job_file, json.loads(job_file.read_text())
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("where, value, needle", [
+    (("model", "batch_size"), NAN, "config model.batch_size nan: expected an integer"),
+    (("model", "batch_size"), 2.0, "config model.batch_size 2.0: expected an integer"),
+    (("output", "codec"), ["prores4444"], "config output.codec ['prores4444']: expected a string"),
+    (("output", "codec"), NAN, "config output.codec nan: expected a string"),
+    (("output", "codec"), "h264", "codec 'h264' cannot write colour + alpha into .mov"),
+    (("trimap", "band_px"), [5], "config trimap.band_px [5]: expected an integer"),
+    (("mask", "box"), [NAN, 1, 20, 30], "config mask.box nan,1,20,30: expected a finite number"),
+    (("mask", "box"), [1, 2], "config mask.box 1,2: expected 4 values, got 2"),
+    (("mask", "box"), "1,2,3,4", "config mask.box '1,2,3,4': expected a list"),
+    (("mask", "chroma_key"), [NAN, 0, 0], "config mask.chroma_key nan,0,0: expected a finite number"),
+    (("mask", "chroma_key"), [[0.1], 0.7, 0.2], "config mask.chroma_key ([0.1], 0.7, 0.2): expected a number (at [0.1])"),
+    (("refine", "expand"), NAN, "config refine.expand nan: expected an integer"),
+    (("temporal", "strength"), 7, "config temporal.strength 7: must be between 0 and 1"),
+    (("overlap",), "yes", "config overlap 'yes': expected true or false"),
+    (("model", "tiling"), "sideways", "config model.tiling 'sideways': expected one of auto, on, off"),
+])
+def test_malformed_job_config_fields_exit_2_naming_the_field(tmp_path, shot, where, value, needle):
+    """Each field of a job file's config is checked as the CLI checks its options (types,
+    finiteness, ranges, choices): one line naming the field, exit 2, nothing made. Before, NaN
+    batch sizes and list codecs were "internal error" (exit 1), NaN boxes and keys ran (exit 0)."""
+    job_file, data = _planned(tmp_path, shot)
+    target = data["config"]
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    job_file.write_text(json.dumps(data))  # NaN is written as the (accepted) NaN token
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = cli("farm", "chunk", job_file, "--frames", "0-3")
+    assert result.exit_code == 2, result.output
+    assert len(error_lines(result)) == 1 and result.stderr.strip() == error_lines(result)[0], result.stderr
+    line = error_lines(result)[0]
+    assert line.startswith(f"alphagan-video: error: job file {job_file}: ") and needle in line, line
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_job_config_missing_fields_unknown_fields_and_digest_are_checked(tmp_path, shot):
+    job_file, data = _planned(tmp_path, shot)
+    segments = Path(str(job_file)[: -len(".alphagan-job.json")] + ".alphagan-segments")
+
+    def refused(edited: dict, needle: str) -> None:
+        job_file.write_text(json.dumps(edited))
+        result = cli("farm", "chunk", job_file, "--frames", "0-3")
+        assert result.exit_code == 2 and len(error_lines(result)) == 1, result.output
+        assert needle in error_lines(result)[0], error_lines(result)[0]
+        assert list(segments.iterdir()) == []
+
+    # "config": {} ran with today's defaults (exit 0, a segment of other settings).
+    refused({**data, "config": {}}, "config lacks the field(s) mask, trimap, model, refine, temporal, output and 1 more")
+    partial = json.loads(json.dumps(data))
+    del partial["config"]["refine"]["expand"]
+    refused(partial, "config lacks the field(s) refine.expand;")
+    extra = json.loads(json.dumps(data))
+    extra["config"]["model"]["turbo"] = True
+    refused(extra, "job settings [model] have unknown fields ['turbo']")
+    refused({**data, "surprise": 1}, "has unknown fields ['surprise']")
+    # A well-formed edit that changes the pixels: the settings digest no longer matches.
+    edited = json.loads(json.dumps(data))
+    edited["config"]["trimap"]["band_px"] = 3
+    refused(edited, "'settings_sha256' does not match its settings")
+    refused({**data, "settings_sha256": "0" * 64}, "'settings_sha256' does not match its settings")
+    job_file.write_text(json.dumps(data))
+    assert cli("farm", "chunk", job_file, "--frames", "0-3", "-q").exit_code == 0  # the original still runs
+
+
+def test_chunk_off_the_plan_is_refused_whole_chunks_run(tmp_path, shot):
+    """``farm chunk --frames 1-5`` on a 4-frame plan made a segment no assembly uses (exit 0)."""
+    job_file, _ = _planned(tmp_path, shot)
+    for frames in ("1-5", "0-2", "4-6", "3-3"):
+        result = cli("farm", "chunk", job_file, "--frames", frames)
+        assert result.exit_code == 2, frames
+        assert error_lines(result) == [f"alphagan-video: error: --frames {frames} is off the job's chunk plan (chunks "
+                                       f"of 4 frames from frame 0, e.g. {int(frames.split('-')[0]) // 4 * 4}-"
+                                       f"{int(frames.split('-')[0]) // 4 * 4 + 3}; 'alphagan-video farm plan' lists "
+                                       f"them): run whole chunks ({job_file})"]
+    job = load_job(job_file)
+    check_on_plan(job, 0, 7)  # two whole chunks at once: fine
+    check_on_plan(job, 8, 11)
+
+
+def test_failed_chunk_leaves_no_empty_segments_folder(tmp_path, shot):
+    """A chunk that fails (here: its mask file vanished after planning) leaves the job folder as
+    it found it: no empty ``*.alphagan-segments/``."""
+    job_file, data = _planned(tmp_path, shot)
+    segments = Path(str(job_file)[: -len(".alphagan-job.json")] + ".alphagan-segments")
+    segments.rmdir()  # as on a fresh worker that did not plan the job
+    mask_dir = Path(data["config"]["mask"]["source"].partition(":")[2]).parent  # file:DIR/m_%04d.png
+    mask_dir.rename(mask_dir.with_name("gone"))
+    result = cli("farm", "chunk", job_file, "--frames", "0-3")
+    assert result.exit_code == 2 and len(error_lines(result)) == 1, result.output
+    assert not segments.exists()
+
+
+# --------------------------------------------------------------------------- determinism (issue 28 item 10)
+
+def test_the_same_chunk_is_byte_identical_run_after_run(tmp_path, shot):
+    """The same ``farm chunk --frames 0-3`` made a different packet 0 in 2 of 20 runs (issue 28
+    item 10). Every stage on (refine with its prepare workers, temporal smoothing, the overlapped
+    lanes), the chunk is made again and again -- in this process, and in fresh processes with
+    other hash seeds and thread counts (what differs between two farm workers) -- and every
+    segment must be the same bytes."""
+    clip, opts = shot
+    opts = [o for o in opts if o != "--no-refine"]  # the refine's worker threads are the risk
+    out = tmp_path / "farm.mov"
+    run_ok("farm", "plan", clip.path, "-o", out, "--chunk-size", "4", *opts)
+    job = load_job(str(out) + ".alphagan-job.json")
+    segment = Path(job.segment_path(0, 3))
+
+    def again() -> bytes:
+        data = segment.read_bytes()
+        segment.unlink()
+        os.remove(job.record_path(0, 3))
+        return data
+
+    made = []
+    for _ in range(3):
+        run_chunk(job, 0, 3)
+        made.append(again())
+    for seed, threads in (("1", "1"), ("2", "2"), ("3", "1")):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "OMP_NUM_THREADS": threads}
+        subprocess.run([sys.executable, "-m", "alphagan_video", "farm", "chunk", job.job_path, "--frames", "0-3",
+                        "-q"], env=env, check=True, timeout=300)
+        made.append(again())
+    sizes = [[p.size for p in av.open(io_bytes(m)).demux(video=0) if p.size] for m in made]
+    assert all(m == made[0] for m in made), f"packet sizes per run: {sizes}"
+
+
+def io_bytes(data: bytes):
+    import io
+
+    return io.BytesIO(data)
+
+
+def test_farm_plan_into_a_closed_pipe_exits_2_with_one_line(tmp_path, shot):
+    """``farm plan ... | head`` whose reader is gone: "internal error: BrokenPipeError" (exit 1)
+    before; a closed stdout is the environment (issue 28 item 7, for every command)."""
+    clip, opts = shot
+    argv = [sys.executable, "-m", "alphagan_video", "farm", "plan", clip.path, "-o", tmp_path / "farm.mov",
+            "--chunk-size", "2", *opts]
+    shell = " ".join(f"'{a}'" for a in argv) + " | true"  # the reader exits before anything is written
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", shell], stderr=subprocess.PIPE, env=CHILD_ENV, timeout=300)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == ["alphagan-video: error: stdout was closed by the process reading it (broken pipe)"], err

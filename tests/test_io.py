@@ -677,3 +677,51 @@ def test_sequence_overwrite_removes_stale_frames_of_full_runs_only(tmp_path):
     assert listing(seq) == eight + ["notes.txt"]
     write_range(short_clip.path, pattern, None, OutputConfig(overwrite=True))
     assert listing(seq) == [f"f_{i:04d}.png" for i in range(6)] + ["notes.txt"]
+
+
+def _one_timestamp_mp4(path: str, frames: int = 6) -> str:
+    """An H.264 mp4 whose ``stts`` deltas are all 0: every frame carries timestamp 0."""
+    import struct
+
+    from tests.fuzz_corpus import make_mp4
+
+    make_mp4(path, frames=frames, audio=False)
+    data = bytearray(open(path, "rb").read())
+    at = data.find(b"stts")
+    for k in range(struct.unpack(">I", data[at + 8:at + 12])[0]):
+        data[at + 16 + 8 * k:at + 20 + 8 * k] = b"\0\0\0\0"
+    with open(path, "wb") as fh:
+        fh.write(bytes(data))
+    return path
+
+
+def test_frames_that_share_one_timestamp_are_repaired_with_a_warning(tmp_path):
+    """Issue 28 item 4: an input whose frames all carry the same timestamp failed the mux
+    ("muxing ... failed: Invalid argument", exit 1). Timestamps that do not increase are now
+    repaired (the previous one plus a nominal frame), with a warning; a frame range gets the
+    same timestamps as the whole clip (every run decodes from frame 0)."""
+    from alphagan_video.model import build_generator, save_generator
+    from tests.e2e import cli
+
+    import torch
+
+    src = _one_timestamp_mp4(str(tmp_path / "same_pts.mp4"))
+    with av.open(src) as c:
+        assert [f.pts for f in c.decode(video=0)] == [0] * 6
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny.safetensors"
+    save_generator(build_generator("tiny"), ckpt)
+    opts = ["--checkpoint", ckpt, "--no-refine", "--mask", "chroma", "-q"]
+    out = tmp_path / "out.mov"
+    result = cli(src, "-o", out, *opts)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "5 frame(s) carried a timestamp not after the previous frame's (first: frame 1)" \
+        in warnings[0], result.stderr
+    with av.open(str(out)) as c:
+        pts = [p.pts for p in c.demux(video=0) if p.size]
+    assert len(pts) == 6 and pts == sorted(set(pts)) and pts[0] == 0
+    part = tmp_path / "part.mov"
+    assert cli(src, "-o", part, *opts, "--frames", "2-4", "--no-audio").exit_code == 0
+    with av.open(str(part)) as c:
+        assert [p.pts for p in c.demux(video=0) if p.size] == pts[2:5]

@@ -541,6 +541,16 @@ def constant_logit_sam(sign: float):
     return sam
 
 
+def test_sam_garbage_checkpoint_is_a_checkpoint_error_naming_the_file(tmp_path):
+    """Issue 28 item 6: a 5-byte text file as the SAM checkpoint raised ``KeyError: 101`` (exit 1)."""
+    info = info_for(SAM_W, SAM_H)
+    for name, data in (("text.pth", b"hello"), ("zeros.pth", bytes(64)), ("one.pth", b"\x80")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError, match=rf"SAM checkpoint .*{name[:-4]}\.pth is not a readable PyTorch checkpoint"):
+            build_mask_source(sam_cfg(path, box=(1, 1, 9, 9)), info, CPU)
+
+
 def test_sam_lost_subject_detected_end_to_end():
     info = info_for(SAM_W, SAM_H)
     empty = SamMaskSource(constant_logit_sam(-1.0), info, CPU, first=SamPrompt(box=(40, 30, 80, 70)))

@@ -140,10 +140,28 @@ def test_broken_output_pipe_is_one_clear_line(media, tmp_path):
         proc.stdout.close()    # 10 RGBA frames = 120 KiB > the 64 KiB pipe buffer: the writer must hit EPIPE
         err = proc.stderr.read().decode()
         code = proc.wait(timeout=120)
-    assert code == 1, err
+    assert code == 2, err  # the environment, not our bug (issue 28 item 7)
     assert "Traceback" not in err and "Exception ignored" not in err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "broken pipe" in lines[0] and "stdout was closed" in lines[0], err
+
+
+@pytest.mark.parametrize("stdout", ["/dev/full", "closed"])
+def test_full_or_closed_stdout_exits_2_with_one_line(media, tmp_path, stdout):
+    """Issue 28 item 7: ``> /dev/full`` and ``>&-`` exited 1 ("internal error"); both are the
+    environment: exit 2, one line, nothing else on stderr, and ``pipe --help`` says so."""
+    _clip, ckpt, trimap, _ff = media
+    frames = np.zeros((2, H, W, 3), np.uint8)
+    shell = " ".join(f"'{a}'" for a in _pipe_args(ckpt, trimap)) + (" >/dev/full" if stdout == "/dev/full" else " >&-")
+    proc = subprocess.run(["sh", "-c", shell], input=frames.tobytes(), stderr=subprocess.PIPE, env=ENV, timeout=120)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err and "Exception ignored" not in err and "internal error" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    expected = "the device is full" if stdout == "/dev/full" else "stdout is closed"
+    assert len(lines) == 1 and expected in lines[0], err
+    help_text = subprocess.run([*CLI, "pipe", "--help"], capture_output=True, text=True, env=ENV).stdout
+    assert "exits 1" not in help_text and "(> /dev/full) exit 2" in help_text
 
 
 def test_wrong_frame_size_names_the_byte_counts(media, tmp_path):

@@ -236,3 +236,23 @@ def test_farm_imports_point_one_way():
     assert _farm_imports("prepass") == {"files"}
     assert "prepass" not in _farm_imports("job") and _farm_imports("job") <= {"files"}
     assert _farm_imports("assemble") <= {"files", "job"}
+
+
+@pytest.mark.parametrize("name", ["seq_%d_%d.png", "seq_%s_%04d.png", "seq_%04d%.png", "seq_%0999999999d.exr"])
+def test_invalid_sequence_patterns_are_refused_before_anything_runs(tmp_path, small_clip, name):
+    """Issue 28 item 5: ``-o seq_%d_%d.png`` raised TypeError (exit 1) when the first frame was
+    named. A pattern takes exactly one frame-number field (``%%`` for a literal %): anything else is
+    an OutputError from the plan, so the CLI exits 2 in its preflight with one line, nothing written."""
+    from tests.e2e import assert_clean_failure, cli
+
+    with pytest.raises(OutputError, match=r"output pattern .*a sequence pattern takes one frame-number field"):
+        plan_output(str(tmp_path / name), OutputConfig())
+    out = tmp_path / "out"
+    out.mkdir()
+    assert_clean_failure(cli(small_clip.path, "-o", out / name, "-q"), 2, "output pattern", name, out_dir=out)
+
+
+def test_valid_sequence_patterns_still_plan_as_sequences_or_images(tmp_path):
+    for name, target in (("m_%04d.png", "sequence"), ("m%%_%d.png", "sequence"), ("f%5d.exr", "sequence"),
+                         ("still.png", "image"), ("100%.png", "image")):
+        assert plan_output(str(tmp_path / name), OutputConfig()).target == target, name

@@ -89,9 +89,10 @@ def assemble_segments(
 def choose_segments(job: FarmJob) -> list[tuple[int, int]]:
     """Verified segments that tile frames 0..frame_count-1 exactly, in order.
 
-    Any contiguous ranges work (OpenJD picks its own chunk ranges); where several verified
-    segments start at the same frame the longest is taken.
-    Raises FarmError naming the first frames no verified segment covers.
+    Segments of one or more whole chunks of the plan (``job.check_on_plan``); where several
+    verified segments start at the same frame the longest is taken.
+    Raises FarmUsageError (exit 2: the chunks must be rerun, no bug of ours) naming the first
+    frames no verified segment covers, and whether their segment is missing or corrupt.
     """
     by_first: dict[int, list[tuple[int, int]]] = {}
     for record in iter_records(job):
@@ -104,9 +105,11 @@ def choose_segments(job: FarmJob) -> list[tuple[int, int]]:
         if pick is None:
             later = sorted(f for f in by_first if f > frame)
             gap_end = (later[0] - 1) if later else job.frame_count - 1
-            raise FarmError(
-                f"frames {frame}-{gap_end} of {job.input} have no finished, intact segment in "
-                f"{job.segments_dir}; rerun the job (finished segments are kept) and assemble again"
+            what = "a corrupt or unfinished segment" if candidates else "no segment"
+            raise FarmUsageError(
+                f"frames {frame}-{gap_end} of {job.input} have {what} in {job.segments_dir} (no finished segment "
+                "whose sha256 matches its record); rerun the job or 'farm chunk' for those frames (finished "
+                "segments are kept) and assemble again"
             )
         chosen.append(pick)
         frame = pick[1] + 1

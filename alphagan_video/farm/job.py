@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from alphagan_video.config import PipelineConfig
-from alphagan_video.config_json import UnknownFieldsError, config_from_dict, config_to_dict, iter_config_fields
+from alphagan_video.config_json import UnknownFieldsError, config_from_dict, config_to_dict
 from alphagan_video.farm.files import FarmError, FarmUsageError, missing_extra, sha256_file, write_json_atomic
 from alphagan_video.io.writer import plan_output
 from alphagan_video.io.writer.check import OVERWRITE
@@ -140,7 +140,7 @@ class FarmJob:
         return os.path.splitext(self.output)[1].lower()
 
     def chunks(self) -> list[tuple[int, int]]:
-        """This job's own plan (OpenJD may cut other ranges; any contiguous ranges work)."""
+        """This job's own plan; a chunk task runs one or more whole chunks of it (``check_on_plan``)."""
         return plan_chunks(self.frame_count, self.chunk_size, self.config.model.batch_size)
 
     def segment_path(self, first: int, last: int) -> str:
@@ -382,44 +382,82 @@ def load_job(path: str | os.PathLike) -> FarmJob:
     chunk_size = _job_int(data, "chunk_size", path, 1)
     context = _job_int(data, "context", path, 0)
     digest = _job_str(data, "settings_sha256", path)
-    if not isinstance(data["config"], dict):
-        raise FarmUsageError(f"job file {path}: 'config' must be an object; recreate the job")
-    try:
-        config = job_config_from_dict(data["config"])
-        _check_config_types(config, path)
-    except FarmUsageError:
-        raise
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise FarmUsageError(f"job file {path}: bad 'config' ({exc}); recreate the job") from None
+    unknown = sorted(set(data) - _JOB_KEYS)
+    if unknown:
+        raise FarmUsageError(f"job file {path} has unknown fields {unknown}; it was made by another alphagan-video "
+                             "version or edited: recreate it")
+    config = _job_config(data["config"], path, output_path)
     max_pixels = data.get("max_pixels")
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
         raise FarmUsageError(f"job file {path}: 'max_pixels' must be a positive integer, got {max_pixels!r}")
+    if not os.path.exists(input_path):
+        raise FarmUsageError(f"job file {path}: its input {input_path} is not found (is the shared folder mounted "
+                             "on this worker?)")
+    if settings_digest(input_path, config, context) != digest:
+        raise FarmUsageError.naming(
+            f"job file {path}: 'settings_sha256' does not match its settings: the job file was edited, the input "
+            f"{input_path} changed (size or time) since the job was made, or the job is from another alphagan-video "
+            f"version; recreate the job with 'alphagan-video farm plan' ({OVERWRITE})", OVERWRITE
+        )
     return FarmJob(input=input_path, output=output_path, frame_count=frame_count, chunk_size=chunk_size,
                    context=context, config=config, settings_sha256=digest, job_path=path, max_pixels=max_pixels)
 
 
-def _check_config_types(cfg: PipelineConfig, path: str) -> None:
-    """Each config field has the type of its default (None allowed where the default is None)."""
-    for name, got, want in iter_config_fields(cfg, PipelineConfig()):
-        if got is None or want is None:
-            continue
-        if isinstance(want, bool):
-            ok = isinstance(got, bool)
-        elif isinstance(want, (int, float)):
-            ok = isinstance(got, (int, float)) and not isinstance(got, bool)
-            if ok and isinstance(want, float) and got != got:  # NaN
-                ok = False
-        elif isinstance(want, (str, Path)):
-            ok = isinstance(got, (str, Path))
-        elif isinstance(want, tuple):
-            ok = isinstance(got, tuple)
-        else:
-            ok = True
-        if not ok:
-            raise FarmUsageError(f"job file {path}: config {name} is {got!r}, expected a "
-                                 f"{type(want).__name__}; recreate the job")
-    if cfg.model.batch_size < 1 or cfg.model.batch_size > 4096:
-        raise FarmUsageError(f"job file {path}: config model.batch_size is {cfg.model.batch_size}, expected 1..4096")
+#: Top-level fields of a job file: what ``FarmJob.to_dict`` writes, and what assembly adds.
+_JOB_KEYS = frozenset({"format", "version", "input", "output", "frame_count", "chunk_size", "context",
+                       "settings_sha256", "config", "max_pixels", "segments", "assembled"})
+
+
+def _missing_fields(data: dict, template: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the fields of ``template`` (a ``config_to_dict``) that ``data`` lacks."""
+    missing = []
+    for key, default in template.items():
+        name = f"{prefix}{key}"
+        if key not in data:
+            missing.append(name)
+        elif isinstance(default, dict) and isinstance(data[key], dict):
+            missing += _missing_fields(data[key], default, name + ".")
+    return missing
+
+
+def _job_config(data: object, path: str, output: str) -> PipelineConfig:
+    """The job file's ``config``, field by field: every field present (a job file carries the
+    complete settings ``create_job`` ran with; a missing one would silently take today's
+    default), no unknown ones, and each of the type, range and choice the CLI's options are
+    checked for (``config.check_config``), plus what only a farm needs (a batch size that can
+    set the chunk grid, the refine's settings, an intra-only codec for ``output``). One
+    FarmUsageError line naming the field."""
+    from alphagan_video.config import check_config
+    from alphagan_video.errors import UserInputError
+
+    if not isinstance(data, dict):
+        raise FarmUsageError(f"job file {path}: 'config' must be an object; recreate the job")
+    missing = _missing_fields(data, config_to_dict(PipelineConfig()))
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise FarmUsageError(f"job file {path}: config lacks the field(s) {shown}; a job file carries every "
+                             "setting: recreate the job with 'alphagan-video farm plan'")
+    try:
+        config = job_config_from_dict(data)
+    except FarmUsageError as exc:  # unknown fields
+        raise FarmUsageError(f"job file {path}: {exc}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise FarmUsageError(f"job file {path}: bad 'config' ({exc}); recreate the job") from None
+    try:
+        check_config(config)
+        if config.model.batch_size > _MAX_BATCH:
+            raise FarmUsageError.about("model.batch_size", config.model.batch_size, f"expected 1..{_MAX_BATCH}")
+        from alphagan_video.refine import check_refine_config
+
+        check_refine_config(config.refine)
+        check_farmable(output, config)
+    except UserInputError as exc:
+        raise FarmUsageError(f"job file {path}: config {exc}; recreate the job") from None
+    return config
+
+
+#: Largest batch size a job file may declare.
+_MAX_BATCH = 4096
 
 
 # --------------------------------------------------------------------------- segments
@@ -490,11 +528,7 @@ def run_chunk(
     """
     from alphagan_video.pipeline import matte_video
 
-    if first < 0 or last < first or last >= job.frame_count:
-        raise FarmUsageError.naming(
-            f"frame_range {first}-{last} is outside the job's frames 0-{job.frame_count - 1} ({job.job_path})",
-            "frame_range"
-        )
+    check_on_plan(job, first, last)
     out_dir = os.path.dirname(job.output)
     if not os.path.isdir(out_dir):
         raise FarmUsageError(f"output folder {out_dir} of job {job.job_path} does not exist; a chunk does not "
@@ -502,6 +536,7 @@ def run_chunk(
     record = verify_segment(job, first, last)
     if record is not None:
         return record, False
+    created = not os.path.isdir(job.segments_dir)
     try:
         os.makedirs(job.segments_dir, exist_ok=True)
     except OSError as exc:
@@ -515,12 +550,42 @@ def run_chunk(
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, overwrite=True, copy_audio=False))
     from alphagan_video.io.reader import pixel_budget
 
-    with pixel_budget(job.max_pixels):
-        matte_video(job.input, segment, cfg, progress=progress, frame_range=(first, last), context=job.context)
+    try:
+        with pixel_budget(job.max_pixels):
+            matte_video(job.input, segment, cfg, progress=progress, frame_range=(first, last), context=job.context)
+    except BaseException:
+        if created:  # a failed first chunk leaves no empty segments folder behind
+            try:
+                os.rmdir(job.segments_dir)
+            except OSError:  # not empty: another task's segment arrived meanwhile
+                pass
+        raise
     record = SegmentRecord(first, last, os.path.basename(segment), os.path.getsize(segment),
                            sha256_file(segment), job.settings_sha256)
     write_json_atomic(job.record_path(first, last), record.to_dict())
     return record, True
+
+
+def check_on_plan(job: FarmJob, first: int, last: int) -> None:
+    """Frames first..last must be one or more whole chunks of the job's plan (``FarmJob.chunks``):
+    start on the chunk grid and end on it (or at the last frame). Any such range tiles with the
+    others at assembly and decodes no frames twice; frames 1-5 on a 4-frame grid would make
+    a segment that overlaps two chunks and that no assembly uses. FarmUsageError about
+    ``frame_range`` otherwise."""
+    if first < 0 or last < first or last >= job.frame_count:
+        raise FarmUsageError.naming(
+            f"frame_range {first}-{last} is outside the job's frames 0-{job.frame_count - 1} ({job.job_path})",
+            "frame_range"
+        )
+    size = job.chunk_size
+    if first % size or not ((last + 1) % size == 0 or last == job.frame_count - 1):
+        start = first - first % size
+        near = next(((a, b) for a, b in job.chunks() if a == start), job.chunks()[0])
+        raise FarmUsageError.naming(
+            f"frame_range {first}-{last} is off the job's chunk plan (chunks of {size} frames from frame 0, "
+            f"e.g. {near[0]}-{near[1]}; 'alphagan-video farm plan' lists them): run whole chunks ({job.job_path})",
+            "frame_range"
+        )
 
 
 def job_status(job: FarmJob) -> dict:
@@ -550,6 +615,7 @@ __all__ = [
     "FarmUsageError",
     "SegmentRecord",
     "check_farmable",
+    "check_on_plan",
     "job_config_from_dict",
     "count_frames",
     "create_job",

@@ -4,8 +4,9 @@ Two steps: ``Matte`` -- a ``CHUNK[INT]`` task parameter ``Frame`` over ``0-(N-1)
 ``TASK_CHUNKING`` extension (contiguous chunks of ``chunk_size`` frames; the scheduler passes
 each task its range as ``"A-B"``) running the chunk command of ``WorkerCommands`` -- and
 ``Assemble``, after all of ``Matte``, running its assemble command.
-Chunk ranges chosen by the scheduler need not match the job's own plan: every contiguous range
-works (the chunk runner aligns batches) and assembly picks verified segments that tile the clip.
+The chunk size is the job's own (``defaultTaskCount``), so the scheduler's ranges are the job's
+plan; a range off that grid is refused by the chunk runner (``farm.job.check_on_plan``), one
+spanning several whole chunks is fine, and assembly picks verified segments that tile the clip.
 
 Run it locally with ``openjd run template.json --step Assemble --run-dependencies``
 (``pip install openjd-cli``); submit to Deadline Cloud as a job bundle (``deadline bundle

@@ -16,13 +16,15 @@ Raw streams carry no timestamps: frame i gets pts i in a 1/rate time base.
 """
 from __future__ import annotations
 
+import errno
+import os
 from fractions import Fraction
 from typing import BinaryIO, Iterator, Optional
 
 import numpy as np
 
 from alphagan_video.config import OUTPUT_KINDS
-from alphagan_video.errors import AlphaGANVideoError, ParameterError
+from alphagan_video.errors import OutputError, ParameterError
 from alphagan_video.types import FrameBatch, OutputBatch, VideoInfo
 
 #: Input pixel formats: name -> (bytes per sample, numpy dtype of one sample).
@@ -34,8 +36,33 @@ OUTPUT_PIX_FMTS = {"rgba": ("rgba", "rgba64le"), "alpha": ("gray", "gray16le"),
 assert set(OUTPUT_PIX_FMTS) == set(OUTPUT_KINDS)
 
 
-class OutputPipeClosedError(AlphaGANVideoError, BrokenPipeError):
-    """The process reading our output closed its end (downstream exited). Exit code 1."""
+class OutputPipeClosedError(OutputError, BrokenPipeError):
+    """The process reading our output closed its end (downstream exited), or stdout was closed
+    from the start (``>&-``). The environment, not our bug: exit code 2."""
+
+
+class OutputStreamError(OutputError):
+    """The output stream refused a write: a full device (``> /dev/full``, a full disk), a
+    quota, an I/O error. Exit code 2."""
+
+
+def check_output_stream(stream: Optional[BinaryIO]) -> None:
+    """Raise OutputPipeClosedError when ``stream`` (the pipe's stdout) is missing or its file
+    descriptor is closed (``alphagan-video pipe ... >&-``): before the model is loaded."""
+    closed = stream is None or bool(getattr(stream, "closed", False))
+    if not closed:
+        try:
+            fd = stream.fileno()
+        except (AttributeError, ValueError, OSError):  # no descriptor: an in-memory stream
+            fd = None
+        if fd is not None:
+            try:
+                os.fstat(fd)
+            except OSError as exc:
+                closed = exc.errno == errno.EBADF
+    if closed:
+        raise OutputPipeClosedError("stdout is closed: pipe writes the matted frames to stdout; "
+                                    "redirect it into a file or the next command (| ffmpeg -f rawvideo -i - ...)")
 
 
 def sample_bytes(pix_fmt: str) -> int:
@@ -159,9 +186,15 @@ class RawFrameWriter:
                 f"(broken pipe); check the downstream command (e.g. its -f rawvideo -pix_fmt {self.out_pix_fmt} "
                 f"-s {self.size} options) and its own error message"
             ) from None
+        except OSError as exc:  # ENOSPC (> /dev/full, a full disk), EDQUOT, EIO, EBADF...
+            what = "the device is full" if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else "it failed"
+            raise OutputStreamError(
+                f"cannot write frames to stdout after {self.frames} frame(s): {what} "
+                f"({exc.strerror or exc}); redirect stdout into a pipe or a file with free space"
+            ) from None
         self.bytes_written += len(payload)
         self.frames += len(out)
 
 
-__all__ = ["INPUT_PIX_FMTS", "OUTPUT_PIX_FMTS", "OutputPipeClosedError", "RawFrameReader", "RawFrameWriter",
-           "encode_output", "output_pix_fmt", "raw_video_info", "sample_bytes"]
+__all__ = ["INPUT_PIX_FMTS", "OUTPUT_PIX_FMTS", "OutputPipeClosedError", "OutputStreamError", "RawFrameReader",
+           "RawFrameWriter", "check_output_stream", "encode_output", "output_pix_fmt", "raw_video_info", "sample_bytes"]

@@ -179,6 +179,11 @@ class InputReader:
         self._still_rate = Fraction(still_rate)
         self.sequence_files: list[str] = []
         self.sequence_start: Optional[int] = None
+        #: Indices of decoded frames whose timestamp did not increase (equal to or before the
+        #: previous frame's: an ``stts`` delta of 0, a broken muxer) and was replaced by the
+        #: previous one plus a frame at the nominal rate (``_iter_video``). A muxer refuses
+        #: such timestamps; the pipeline reports the repair as a warning.
+        self.repaired_timestamps: list[int] = []
         self._open_containers: list[av.container.InputContainer] = []
         if is_sequence_pattern(path):
             self.info = self._probe_sequence()
@@ -395,7 +400,14 @@ class InputReader:
                         f"({_reason(e)})"
                     ) from None
                 # Containers without timestamps (raw streams) give None: continue the cadence.
+                # A timestamp that does not increase is repaired the same way (and recorded):
+                # every run of the clip, chunked or not, decodes from frame 0, so a frame gets the
+                # same repaired timestamp whichever run writes it.
                 p = frame.pts
+                if p is not None and last_pts is not None and p <= last_pts:
+                    if index not in self.repaired_timestamps:
+                        self.repaired_timestamps.append(index)
+                    p = None
                 if p is None:
                     p = 0 if last_pts is None else last_pts + step
                 last_pts = p

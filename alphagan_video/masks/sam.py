@@ -89,8 +89,13 @@ def read_sam_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"SAM checkpoint not found: {path}; {_CHECKPOINT_HINT}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many types for garbage (KeyError: a text file)
+        text = str(exc).strip()
+        known = isinstance(exc, (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile,
+                                 OSError))
+        reason = text.splitlines()[0] if known and text else f"unrecognised data: {type(exc).__name__} {text[:40]}"
         raise CheckpointError(
             f"SAM checkpoint {path} is not a readable PyTorch checkpoint ({reason[:160]}); "
             "re-download it (the file may be truncated or of another format)"

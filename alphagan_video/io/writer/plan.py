@@ -16,7 +16,7 @@ from typing import Optional
 
 from alphagan_video.config import OutputConfig
 from alphagan_video.errors import OutputError
-from alphagan_video.io.writer._common import IMAGE_SUFFIXES, PATTERN_RE, VIDEO_SUFFIXES, PathLike
+from alphagan_video.io.writer._common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, PathLike, check_sequence_pattern
 
 #: Values accepted in ``OutputConfig.codec`` (None = the extension's default).
 CODEC_CHOICES = (
@@ -232,7 +232,7 @@ def plan_output(
             f"codec {codec!r} cannot write {what} into {suffix}; codecs for {suffix}: {', '.join(available)}"
         )
     if suffix in IMAGE_SUFFIXES:
-        target = "sequence" if PATTERN_RE.search(os.path.basename(path)) else "image"
+        target = "sequence" if check_sequence_pattern(path) else "image"
     else:
         target = "video"
     return OutputPlan(target, row.encoder, row.pix_fmt, row.label, layout, dict(row.options), row.profile,

@@ -16,6 +16,7 @@ import av
 
 from alphagan_video._atomic import StagedFile
 from alphagan_video.errors import InputMediaError
+from alphagan_video.io.writer._common import _raise_if_environment
 from alphagan_video.io.writer.audio import AudioCopier
 from alphagan_video.io.writer.metadata import SourceMetadata, apply_source_metadata, set_rotation
 from alphagan_video.io.writer.targets import publish_staged
@@ -99,6 +100,26 @@ class _Joiner:
         self.report.segments.append(seg)
 
 
+def _open_segment(seg: str):
+    """``av.open(seg)`` with a video stream, else InputMediaError naming the segment (a missing,
+    truncated or garbage file is the user's to remake, not our bug)."""
+    try:
+        container = av.open(seg)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise InputMediaError(f"segment {seg} is not a readable video ({_why(exc)}); remake it "
+                              "('alphagan-video farm chunk' for its frames) and assemble again") from None
+    if not container.streams.video:
+        container.close()
+        raise InputMediaError(f"segment {seg} has no video stream; remake it ('alphagan-video farm chunk' for its "
+                              "frames) and assemble again")
+    return container
+
+
+def _why(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
+
+
 def _join(first_in, segments: list[str], tmp: str, source: RemuxSource, report: ConcatReport) -> None:
     """Write the joined file to ``tmp``; every container opened here is closed on the way out."""
     template = first_in.streams.video[0]
@@ -115,9 +136,13 @@ def _join(first_in, segments: list[str], tmp: str, source: RemuxSource, report: 
         out.start_encoding()
         joiner = _Joiner(out, vs, _signature(template), audio, report)
         for n, seg in enumerate(segments):
-            container = first_in if n == 0 else av.open(seg)
+            container = first_in if n == 0 else _open_segment(seg)
             try:
                 joiner.add(container, seg)
+            except av.FFmpegError as exc:  # a segment cut short or damaged past its header
+                _raise_if_environment(exc, tmp)  # a full disk while writing is not the segment's fault
+                raise InputMediaError(f"segment {seg} cannot be read to its end ({_why(exc)}); remake it "
+                                      "('alphagan-video farm chunk' for its frames) and assemble again") from None
             finally:
                 if n != 0:
                     container.close()
@@ -156,7 +181,7 @@ def concat_segments(
     report = ConcatReport(output=output)
     stem, suffix = os.path.splitext(os.path.basename(output))
     staged = StagedFile(output, suffix, name=stem)
-    first_in = av.open(segments[0])
+    first_in = _open_segment(segments[0])
     try:
         with staged:
             _join(first_in, segments, staged.tmp, source, report)
