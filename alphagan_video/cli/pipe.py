@@ -3,7 +3,7 @@ ffmpeg processes."""
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import IO, BinaryIO, Optional
 
 import click
 
@@ -59,7 +59,7 @@ def pipe_command(size, rate, pix_fmt, max_pixels, quiet, show_progress, debug, *
         if show_progress:
             click.echo(f"\ralphagan-video pipe: {done} frame(s)", err=True, nl=False)
 
-    stdin, stdout = click.get_binary_stream("stdin"), click.get_binary_stream("stdout")
+    stdin, stdout = _binary(sys.stdin), _binary(sys.stdout)
     if stdin.isatty():
         _fail("pipe reads raw frames from stdin, which is a terminal; pipe ffmpeg into it "
               "(ffmpeg -i IN -f rawvideo -pix_fmt rgb24 - | alphagan-video pipe ...)", 2, debug)
@@ -77,6 +77,13 @@ def pipe_command(size, rate, pix_fmt, max_pixels, quiet, show_progress, debug, *
             _silence_stdout()
             _fail(str(exc) if isinstance(exc, OutputPipeClosedError)
                   else "stdout was closed by the process reading it (broken pipe)", 1, debug)
+
+
+def _binary(stream: IO) -> BinaryIO:
+    """The byte stream under a standard stream: its ``buffer`` (a text stream, the usual case, also
+    under click's test runner), or the stream itself when it is binary already (replaced by a
+    host). What ``click.get_binary_stream`` returned, without its deprecation (Click 8.5)."""
+    return getattr(stream, "buffer", stream)
 
 
 def _silence_stdout() -> None:
