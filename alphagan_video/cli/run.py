@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -63,41 +64,70 @@ def run_command(input_path: str, output_path: str, frame_range, context, max_pix
          context=context, max_pixels=max_pixels, strict=strict)
 
 
+#: The bar's layout: tqdm's own with the run's ``speed`` (the closing line's figure) in place of
+#: tqdm's rate, which counts from the bar's first batch and is smoothed. Total known / unknown.
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+BAR_FORMAT_NO_TOTAL = "{desc}: {n_fmt}{unit} [{elapsed}{postfix}]"
+
+
+def speed(frames: int, seconds: float) -> str:
+    """The run's speed as the progress bar and the closing line print it: frames written per
+    second since the run started (``MattingReport.seconds["total"]`` once it is done)."""
+    return f"{frames / max(seconds, 1e-9):.2f} fps"
+
+
+class _ProgressBar:
+    """The ``matting`` bar on stderr (tqdm), a ``progress`` callback of ``matte_video`` showing
+    ``speed`` since ``start()``; nothing when ``quiet``."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.bar, self.started = quiet, None, time.perf_counter()
+
+    def start(self) -> None:
+        """The run starts now (the bar's speed counts from here)."""
+        self.started = time.perf_counter()
+
+    def __call__(self, done: int, total: Optional[int]) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, desc="matting",
+                            bar_format=BAR_FORMAT if total else BAR_FORMAT_NO_TOTAL)
+        self.bar.set_postfix_str(speed(done, time.perf_counter() - self.started), refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self, frames: Optional[int] = None, seconds: float = 0.0) -> None:
+        """Close the bar; given the run's ``frames`` and ``seconds``, its last line shows their
+        ``speed``, the figure of the closing line."""
+        if self.bar is not None:
+            if frames is not None:
+                self.bar.set_postfix_str(speed(frames, seconds), refresh=False)
+            self.bar.close()
+
+
 def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Optional[tuple[int, int]], quiet: bool,
          json_report: Optional[Path], debug: bool, context: Optional[int] = None,
          max_pixels: Optional[int] = None, strict: bool = False) -> None:
-    bar = None
-
-    def progress(done: int, total: Optional[int]) -> None:
-        nonlocal bar
-        if quiet:
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, desc="matting")
-        bar.update(done - bar.n)
-
-    def close_bar() -> None:
-        if bar is not None:
-            bar.close()
-
-    with _exit_codes(debug, "interrupted; no output was written", before_exit=close_bar):
+    bar = _ProgressBar(quiet)
+    with _exit_codes(debug, "interrupted; no output was written", before_exit=bar.close):
         from alphagan_video.io.reader import pixel_budget
         from alphagan_video.pipeline import matte_video  # torch: imported inside the exit-code mapping
 
         with pixel_budget(max_pixels):
-            report = matte_video(input_path, output_path, cfg, progress=progress, frame_range=frames,
+            bar.start()
+            report = matte_video(input_path, output_path, cfg, progress=bar, frame_range=frames,
                                  context=context)
         if _standalone():
             _work_is_done()  # OUTPUT is in place: an interrupt now would report a lie
-        close_bar()
+        seconds = report.seconds.get("total", 0.0)
+        bar.close(report.frames, seconds)
         if json_report is not None:
             json_report.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
         if not quiet:
-            fps = report.frames / max(report.seconds.get("total", 0.0), 1e-9)
-            click.echo(f"wrote {output_path}: {report.frames} frame(s), {report.output_description}, {fps:.2f} fps",
-                       err=True)
+            click.echo(f"wrote {output_path}: {report.frames} frame(s), {report.output_description}, "
+                       f"{speed(report.frames, seconds)}", err=True)
     for warning in report.warnings:  # empty/full mattes (issue 15): never a silent empty deliverable
         click.echo(f"alphagan-video: warning: {flag_words(warning, PARAMETER_FLAGS)}", err=True)
     if strict and report.warnings:
