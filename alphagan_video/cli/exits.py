@@ -16,6 +16,7 @@ import click
 from alphagan_video.cli.flags import user_message
 from alphagan_video.errors import AlphaGANVideoError, Terminated, UserInputError
 
+#: The exit codes (module docstring).
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
 

@@ -15,6 +15,7 @@ from alphagan_video.cli.preflight import _preflight, _remove_stale
 from alphagan_video.cli.run import run_command
 from alphagan_video.errors import UserInputError
 
+
 def worker_commands(executable: list[str]):
     """The command lines farm workers run (``farm.WorkerCommands``): ``executable`` (the command
     and leading arguments that start alphagan-video there) + ``farm chunk JOB --frames A-B`` for a
@@ -39,6 +40,7 @@ segments losslessly (ProRes stream copy) into exactly the file one machine write
 The job manifest OUT.alphagan-job.json and the segments in OUT.alphagan-segments/ make
 reruns resume: verified segments (sha256) are kept, missing or corrupt ones redone.
 """
+
 
 def _with_run_options(command):
     """Give a farm command every pipeline option of ``run`` (same names, same help), after its own."""

@@ -17,6 +17,7 @@ from alphagan_video.cli.exits import (EXIT_INTERNAL, EXIT_SIGINT, EXIT_SIGTERM, 
 from alphagan_video.cli.flags import user_message
 from alphagan_video.errors import UserInputError
 
+
 def _inductor_cache_dir() -> Optional[str]:
     """torch's default inductor cache folder, ``$TMPDIR/torchinductor_<user>`` (as torch names it)."""
     import getpass

@@ -18,6 +18,7 @@ from alphagan_video.io.writer import CODEC_CHOICES
 from alphagan_video.stages.s1_mask import MASK_SPEC_FORMS, SAM_MODELS
 from alphagan_video.model.registry import GENERATOR_VARIANTS
 
+
 def _parse_box(value: Optional[str]) -> Optional[tuple[float, float, float, float]]:
     if value is None:
         return None

@@ -13,6 +13,7 @@ from alphagan_video.cli.options import _build_config, _frontend_options, _pipeli
 from alphagan_video.cli.preflight import _check_band, _check_config, _fit_batch
 from alphagan_video.pipe import INPUT_PIX_FMTS
 
+
 PIPE_HELP = """\b
 Example (RGBA ProRes 4444, audio mapped back from the source):
   ffmpeg -v error -i in.mp4 -f rawvideo -pix_fmt rgb24 - \\

@@ -15,6 +15,7 @@ from alphagan_video.config import PipelineConfig, check_config
 from alphagan_video.errors import ParameterError, ResourceLimitError
 from alphagan_video.memory import available_memory, estimate_peak_memory, frames_that_fit
 
+
 def _check_config(cfg: PipelineConfig) -> None:
     """Option values that are wrong whatever the input (the library checks them again later)."""
     check_config(cfg)

@@ -18,6 +18,7 @@ from alphagan_video.cli.preflight import _preflight
 from alphagan_video.config import PipelineConfig
 from alphagan_video.errors import UserInputError
 
+
 OUTPUT_HELP = """\b
 Outputs (by OUTPUT extension and --output-kind):
   .mov  rgba       ProRes 4444, yuva444p10le, STRAIGHT alpha, BT.709 (default)

@@ -14,6 +14,7 @@ from alphagan_video.cli.flags import PARAMETER_FLAGS, flag_words
 from alphagan_video.cli.group import main
 from alphagan_video.cli.options import _build_config, _frontend_options, _mask_choices_help, _pipeline_options
 
+
 TIMELINE_HELP = """\b
 Example:
   alphagan-video timeline cut.xml -o mattes/ --handles 12
