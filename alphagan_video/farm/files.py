@@ -1,6 +1,7 @@
 """What every farm module shares: the farm's errors and its file helpers (JSON written
-atomically, sha256 of a file: ``alphagan_video._files.sha256_file``). Imported by ``job``, ``prepass``, ``assemble`` and the backends;
-imports nothing of the farm, so the farm's imports all point one way."""
+atomically, sha256 of a file: ``alphagan_video._files.sha256_file``, re-exported). Imported by
+``job``, ``prepass``, ``assemble`` and the backends; imports nothing of the farm, so the farm's
+imports all point one way."""
 from __future__ import annotations
 
 import json
