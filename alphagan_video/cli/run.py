@@ -73,7 +73,7 @@ BAR_FORMAT_NO_TOTAL = "{desc}: {n_fmt}{unit} [{elapsed}{postfix}]"
 
 def speed(frames: int, seconds: float) -> str:
     """The run's speed as the progress bar and the closing line print it: frames written per
-    second since the run started (``MattingReport.seconds["total"]`` once it is done)."""
+    second since the run started (``pipeline.RunReport.seconds["total"]`` once it is done)."""
     return f"{frames / max(seconds, 1e-9):.2f} fps"
 
 
