@@ -1,12 +1,20 @@
-"""The one place that picks a device and a precision policy."""
+"""The one place that deals with devices: picks a device and a precision policy, and probes
+what the machine has (CUDA devices, free GPU memory, torch's CUDA build, native bf16).
+
+torch is imported by the functions that need it, not by this module: the command line's
+``info`` reports torch's version and the CUDA devices (``describe_torch``) without loading it.
+"""
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
-
-import torch
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, ContextManager
 
 from alphagan_video.errors import DeviceError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -18,6 +26,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
         DeviceError: the device is unknown or absent, about ``model.device`` (names the value
             and what is available).
     """
+    import torch
+
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         return torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
@@ -48,6 +58,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
 def cpu_has_fast_bf16() -> bool:
     """True when oneDNN runs bfloat16 convolutions natively on this CPU (AVX512-BF16 / AMX, e.g.
     Xeon Sapphire Rapids and later); elsewhere bf16 is emulated and slower than fp32."""
+    import torch
+
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # private probe: absent in some builds
@@ -59,8 +71,74 @@ def autocast_for(device: torch.device, enabled: bool = True) -> ContextManager:
     with native bf16 (``cpu_has_fast_bf16``: the resnet18 generator on an 800x600 photo takes
     0.23 s instead of 0.39 s, measured on this project's 2-core Sapphire Rapids VM); a no-op
     elsewhere (fp32). ``enabled=False`` (``ModelConfig.mixed_precision`` off) always means fp32."""
+    import torch
+
     if enabled and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.float16)
     if enabled and device.type == "cpu" and cpu_has_fast_bf16():
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def cuda_free_memory(device: torch.device) -> int:
+    """Free bytes on the CUDA ``device`` (what the driver reports)."""
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(device)
+    return free
+
+
+def torch_build() -> tuple[str, bool]:
+    """(torch.__version__, built with CUDA) read from torch/version.py without importing torch."""
+    import importlib.metadata
+    import importlib.util
+    import re
+
+    try:
+        spec = importlib.util.find_spec("torch")
+        text = Path(next(iter(spec.submodule_search_locations)), "version.py").read_text()
+        version = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)", text, re.M).group(1)
+        cuda = re.search(r"^cuda\s*(?::[^=]*)?=\s*(None|['\"][^'\"]*['\"])", text, re.M)
+        return version, bool(cuda and cuda.group(1) != "None")
+    except (AttributeError, ImportError, OSError, StopIteration, TypeError, ValueError):
+        try:
+            return importlib.metadata.version("torch"), True
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed", False
+
+
+def driver_cuda_devices() -> list[str]:
+    """Names of the CUDA devices the driver reports (libcuda through ctypes); [] without a driver."""
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return []
+    try:
+        if lib.cuInit(0) != 0:
+            return []
+        count = ctypes.c_int()
+        if lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return []
+        names = []
+        for i in range(count.value):
+            device, name = ctypes.c_int(), ctypes.create_string_buffer(256)
+            if lib.cuDeviceGet(ctypes.byref(device), i) == 0 and lib.cuDeviceGetName(name, 256, device) == 0:
+                names.append(name.value.decode(errors="replace"))
+        return names
+    except (AttributeError, OSError):
+        return []
+
+
+def describe_torch() -> tuple[str, list[str]]:
+    """(torch's version, names of the usable CUDA devices), without importing torch: torch's own
+    answers when it is already imported, else its package files and the driver (asked only when
+    this torch build has CUDA)."""
+    torch_mod = sys.modules.get("torch")
+    if torch_mod is not None:
+        cuda = [torch_mod.cuda.get_device_name(i) for i in range(torch_mod.cuda.device_count())] \
+            if torch_mod.cuda.is_available() else []
+        return torch_mod.__version__, cuda
+    version, cuda_build = torch_build()
+    return version, driver_cuda_devices() if cuda_build else []

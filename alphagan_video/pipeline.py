@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from alphagan_video.config import PipelineConfig, check_config, prior_scale_for
-from alphagan_video.device import resolve_device
+from alphagan_video.device import cuda_free_memory, resolve_device
 from alphagan_video.engine import ProgressCallback, RunTally, Window, run
 from alphagan_video.errors import InputMediaError
 from alphagan_video.engine import Stage
@@ -80,7 +80,7 @@ MAX_AUTO_BATCH = 16
 
 def cuda_batch_size(device: torch.device, height: int, width: int, fraction: float = 0.5) -> int:
     """Frames per batch that fit in ``fraction`` of the GPU's free memory, in [1, MAX_AUTO_BATCH]."""
-    free, _total = torch.cuda.mem_get_info(device)
+    free = cuda_free_memory(device)
     per_frame = CUDA_BYTES_PER_PIXEL * height * width
     return int(max(1, min(MAX_AUTO_BATCH, (free * fraction) // per_frame)))
 

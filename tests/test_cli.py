@@ -431,3 +431,24 @@ def test_installed_console_script(tmp_path, out_dir, tiny_checkpoint):
     assert err.strip().splitlines()[-1] == "alphagan-video: error: interrupted; no output was written"
     assert "Traceback" not in err
     assert listing(tmp_path / "sig") == []
+
+
+# ----------------------------------------------------------------------------- progress and speed
+
+def test_progress_bar_and_closing_line_print_one_speed(out_dir, tiny_checkpoint, clip6):
+    """Newcomer finding (issue 26): the bar showed tqdm's rate (counted from its first batch,
+    smoothed, in s/frame below 1 fps) and the closing line frames per second of the whole run.
+    Both now print ``cli.run.speed``: frames written per second since the run started; the bar's
+    last line shows the closing line's figure."""
+    from alphagan_video.cli.run import speed
+
+    assert speed(6, 3.0) == "2.00 fps" and speed(0, 0.0) == "0.00 fps"
+    clip, mask = clip6
+    result = run_ok(clip.path, "-o", out_dir / "out.mov", "--checkpoint", tiny_checkpoint, "--mask", mask,
+                    "--batch-size", 3)
+    closing = re.search(r"^wrote .*: 6 frame\(s\), .*, (\d+\.\d\d fps)$", result.stderr, re.M)
+    assert closing, result.stderr
+    bar = [line for line in re.split(r"[\r\n]", result.stderr) if line.startswith("matting:")]
+    assert bar and bar[-1].startswith("matting: 100%|") and "| 6/6 [" in bar[-1], result.stderr
+    assert bar[-1].endswith(f"<00:00, {closing.group(1)}]"), result.stderr
+    assert "frame/s" not in result.stderr and "s/frame" not in result.stderr

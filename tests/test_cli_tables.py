@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from alphagan_video import cli as cli_module
+from alphagan_video.cli import options as cli_options
 from alphagan_video.config import OUTPUT_KINDS, TILING_MODES, MaskConfig, OutputKind
 from alphagan_video.errors import CheckpointError, DeviceError, ParameterError
 from alphagan_video.io.writer import CODEC_CHOICES
@@ -85,7 +86,7 @@ def test_masks_and_model_registry_import_without_torch(tmp_path):
 def test_front_end_options_come_from_one_table():
     for name, command in _commands().items():
         for key in ("quiet", "debug") + (("max_pixels",) if name != "timeline" else ()):
-            decls, attrs = cli_module._FRONTEND_OPTIONS[key]
+            decls, attrs = cli_options._FRONTEND_OPTIONS[key]
             option = _option(command, next(d for d in decls if d.startswith("--")))
             assert option.name == key and set(option.opts) == {d for d in decls if d.startswith("-")}
             assert option.is_flag == bool(attrs.get("is_flag", False))
@@ -93,7 +94,7 @@ def test_front_end_options_come_from_one_table():
     assert _option(run, "--json-report").help == "Write what was done as JSON."
     assert _option(timeline, "--json-report").help == "Write the per-clip results as JSON."
     with pytest.raises(ValueError, match="unknown option names"):
-        cli_module._frontend_options("quite")
+        cli_options._frontend_options("quite")
 
 
 def _pipe(tiny_checkpoint, tmp_path, *extra: str):

@@ -19,8 +19,12 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from alphagan_video import cli as cli_module
+from alphagan_video.cli.preflight import _fit_batch
+from alphagan_video.device import torch_build
+from alphagan_video.memory import estimate_peak_memory
 from alphagan_video._atomic import parse_temp_name, remove_stale_temporaries, temp_name
 from alphagan_video.config import ModelConfig, PipelineConfig
+from alphagan_video.errors import ResourceLimitError
 from alphagan_video.model import build_generator
 from tests.e2e import assert_clean_failure, cli, listing, run_ok, tiny_checkpoint  # noqa: F401 - fixture
 from tests.fuzz_corpus import make_mp4, make_png, png_in_mov, png_with_size, y4m_header_only
@@ -200,16 +204,15 @@ def test_max_pixels_is_configurable(media, out_dir, tiny_checkpoint):
 
 def test_memory_estimate_lowers_the_batch_or_refuses(capsys):
     cfg = PipelineConfig(model=ModelConfig(batch_size=4))
-    need = cli_module.estimate_peak_memory(1920, 1080, 4)
-    assert cli_module._fit_batch(cfg, 1920, 1080, adjustable=True, warn=True, available=need) is cfg
-    lowered = cli_module._fit_batch(cfg, 1920, 1080, adjustable=True, warn=True,
-                                    available=cli_module.estimate_peak_memory(1920, 1080, 2))
+    need = estimate_peak_memory(1920, 1080, 4)
+    assert _fit_batch(cfg, 1920, 1080, adjustable=True, warn=True, available=need) is cfg
+    lowered = _fit_batch(cfg, 1920, 1080, adjustable=True, warn=True, available=estimate_peak_memory(1920, 1080, 2))
     assert lowered.model.batch_size == 2
     assert "--batch-size lowered from 4 to 2" in capsys.readouterr().err
-    with pytest.raises(cli_module.ResourceLimitError, match=r"1920x1080 frames at batch size 4 need about"):
-        cli_module._fit_batch(cfg, 1920, 1080, adjustable=False, warn=True, available=need - 1)
-    with pytest.raises(cli_module.ResourceLimitError, match=r"scale the input down"):
-        cli_module._fit_batch(cfg, 16000, 16000, adjustable=True, warn=True, available=2**30)
+    with pytest.raises(ResourceLimitError, match=r"1920x1080 frames at batch size 4 need about"):
+        _fit_batch(cfg, 1920, 1080, adjustable=False, warn=True, available=need - 1)
+    with pytest.raises(ResourceLimitError, match=r"scale the input down"):
+        _fit_batch(cfg, 16000, 16000, adjustable=True, warn=True, available=2**30)
 
 
 # ----------------------------------------------------------------------------- 3. signals and temporaries
@@ -410,7 +413,7 @@ def test_exit_1_is_for_our_own_bugs(media, out_dir, monkeypatch):
 
 
 def test_light_copies_match_the_library():
-    assert cli_module._torch_build()[0] == torch.__version__
+    assert torch_build()[0] == torch.__version__
 
 
 def test_farm_jobs_carry_the_pixel_budget_to_every_chunk(tmp_path, tiny_checkpoint):

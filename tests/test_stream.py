@@ -344,7 +344,7 @@ def test_render_to_device_planes_matches_the_colour_path(tmp_path, tiny_checkpoi
 
 
 def test_cli_flags_map_to_config():
-    from alphagan_video.cli import _build_config
+    from alphagan_video.cli.options import _build_config
 
     common = dict(overwrite=False, output_kind=None, codec=None, background=None, mask_source=None,
                   sam_checkpoint=None, sam_model=None, box=None, points=(), prompts_json=None, trimap_path=None,

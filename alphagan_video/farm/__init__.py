@@ -23,12 +23,12 @@ from alphagan_video.farm.job import (
     create_job,
     job_path_for,
     job_status,
-    load_job,
     plan_chunks,
     run_chunk,
     run_local,
     verify_segment,
 )
+from alphagan_video.farm.job_file import load_job
 
 __all__ = [
     "AssembleReport",

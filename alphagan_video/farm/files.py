@@ -1,13 +1,14 @@
 """What every farm module shares: the farm's errors and its file helpers (JSON written
-atomically, sha256 of a file). Imported by ``job``, ``prepass``, ``assemble`` and the backends;
-imports nothing of the farm, so the farm's imports all point one way."""
+atomically, sha256 of a file: ``alphagan_video._files.sha256_file``, re-exported). Imported by
+``job``, ``prepass``, ``assemble`` and the backends; imports nothing of the farm, so the farm's
+imports all point one way."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
 from alphagan_video._atomic import atomic_write
+from alphagan_video._files import sha256_file
 from alphagan_video.errors import AlphaGANVideoError, UserInputError
 
 
@@ -59,15 +60,6 @@ def write_json_atomic(path: str, data: dict) -> None:
     with atomic_write(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
         fh.write("\n")
-
-
-def sha256_file(path: str) -> str:
-    """Hex sha256 of the file at ``path``, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 __all__ = ["FRAMES_FIELD", "FarmError", "FarmUsageError", "JOB_FIELD", "WorkerCommands", "missing_extra", "sha256_file",

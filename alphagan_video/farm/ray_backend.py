@@ -20,7 +20,8 @@ from alphagan_video.farm.job import FarmJob
 
 def _chunk_task(job_path: str, first: int, last: int) -> dict:
     """Runs on a Ray worker: the chunk (or its verified segment) -> the record as a dict."""
-    from alphagan_video.farm.job import load_job, run_chunk
+    from alphagan_video.farm.job import run_chunk
+    from alphagan_video.farm.job_file import load_job
 
     record, ran = run_chunk(load_job(job_path), first, last)
     return {**record.to_dict(), "ran": ran}

@@ -67,8 +67,8 @@ def find_collisions(reads: Iterable[RunPath], writes: Iterable[RunPath]) -> list
 
 def check_no_collisions(reads: Iterable[RunPath], writes: Iterable[RunPath]) -> None:
     """Raise ``OutputError`` (exit 2) naming the first written path that is a read path or
-    another written path -- through symlinks and hard links too. ``--overwrite`` never allows it:
-    overwriting what the run reads destroys the source."""
+    another written path -- through symlinks and hard links too;
+    overwriting what the run reads destroys the source (``output.overwrite`` never allows it)."""
     writes = list(writes)
     collisions = find_collisions(reads, writes)
     if not collisions:
@@ -78,7 +78,7 @@ def check_no_collisions(reads: Iterable[RunPath], writes: Iterable[RunPath]) -> 
         raise OutputError(f"{_describe(w)} is the same file as {_describe(other)}: "
                           f"give them different names")
     raise OutputError(f"{_describe(w)} is the same file as {_describe(other)}, which this run reads: "
-                      f"write to another path (--overwrite never replaces an input)")
+                      f"write to another path (output.overwrite never replaces an input)")
 
 
 #: Longest file name (bytes) most file systems take (ext4, APFS, NTFS in UTF-16 units).

@@ -11,7 +11,6 @@ Two formats, chosen by the file extension when saving and by the file's content 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from alphagan_video._atomic import atomic_write
+from alphagan_video._files import sha256_file
 from alphagan_video._state_dict import preview, state_dict_mismatch, strip_prefixes
 from alphagan_video.errors import CheckpointError, UserInputError
 from alphagan_video.model.generator import GENERATOR_VARIANTS, NORM_KINDS, AlphaGANGenerator, build_generator
@@ -138,14 +138,6 @@ def save_generator(
             }
             torch.save(payload, fh)
     return path
-
-
-def _sha256_short(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
 
 
 def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -339,7 +331,7 @@ def load_generator(
         variant=chosen,
         norm=norm,
         in_channels=in_channels,
-        sha256=_sha256_short(path),
+        sha256=sha256_file(path)[:12],
         extra=extra,
     )
     return model, meta

@@ -1,0 +1,122 @@
+"""Fail fast: every check that needs no model (options, mask spec and side files, INPUT probed,
+OUTPUT's extension, kind, codec, folder and existing file, the trimap band against the frame, the
+batch size against the memory available) runs in ``_preflight`` before torch is imported, so
+bad invocations answer in well under a second or two."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from alphagan_video.config import PipelineConfig, check_config
+from alphagan_video.errors import ParameterError, ResourceLimitError
+from alphagan_video.memory import available_memory, estimate_peak_memory, frames_that_fit
+
+
+def _check_config(cfg: PipelineConfig) -> None:
+    """Option values that are wrong whatever the input (the library checks them again later)."""
+    check_config(cfg)
+    for param, path in (("model.checkpoint", cfg.model.checkpoint), ("mask.prompts_json", cfg.mask.prompts_json)):
+        if path is not None and not Path(path).is_file():
+            what = "is not a file" if Path(path).exists() else "not found"
+            raise ParameterError.about(param, path, f"{what}; pass an existing file")
+    if cfg.trimap.trimap_path is not None:
+        return  # the mask source is not used
+    from alphagan_video.masks import parse_mask_spec  # no torch: the package imports it when a source is built
+
+    name, _ = parse_mask_spec(cfg.mask.source)
+    if name == "sam" and cfg.mask.sam_checkpoint is not None and not Path(cfg.mask.sam_checkpoint).is_file():
+        raise ParameterError.about("mask.sam_checkpoint", cfg.mask.sam_checkpoint,
+                                   "not found; pass the official segment-anything checkpoint (.pth)")
+
+
+def _check_side_input(path: str, param: str, value, max_pixels: Optional[int]) -> None:
+    """A mask, plate or trimap medium (the setting ``param`` = ``value``): readable, within the
+    pixel budget (sizes are checked by its reader)."""
+    from alphagan_video.errors import InputMediaError, MaskSourceError
+    from alphagan_video.io.reader import open_input
+
+    try:
+        with open_input(path, max_pixels=max_pixels):
+            pass
+    except InputMediaError as exc:
+        error = MaskSourceError.about(param, value, str(exc))
+        error.mentions = exc.mentions  # the reader's own hints (the pixel budget)
+        raise error from None
+
+
+def _check_band(cfg: PipelineConfig, width: int, height: int) -> None:
+    """The trimap band fits a width x height frame."""
+    band = cfg.trimap.band_px
+    if band is not None and band > max(width, height):
+        raise ParameterError.about("trimap.band_px", band, f"wider than the {width}x{height} frame; "
+                                   f"give at most {max(width, height)} pixels")
+
+
+def _fit_batch(cfg: PipelineConfig, width: int, height: int, *, adjustable: bool,
+               warn: bool, available: Optional[int] = None) -> PipelineConfig:
+    """Lower the batch size (with a message) when its estimated peak memory exceeds what is
+    available; refuse (ResourceLimitError) when even one frame does not fit or the batch size is
+    fixed (farm jobs: it sets the chunk grid)."""
+    available = available_memory() if available is None else available
+    batch = cfg.model.batch_size
+    if available is None or estimate_peak_memory(width, height, batch) <= available:
+        return cfg
+    gib = lambda n: f"{n / 2**30:.1f} GiB"  # noqa: E731
+    fits = frames_that_fit(width, height, available)
+    if fits < 1 or not adjustable:
+        raise ResourceLimitError(
+            f"{width}x{height} frames at batch size {batch} need about "
+            f"{gib(estimate_peak_memory(width, height, batch))} of memory, {gib(available)} is available"
+            + ("; lower --batch-size" if fits >= 1 else "; scale the input down or use a machine with more memory")
+        )
+    if warn:
+        click.echo(f"alphagan-video: note: --batch-size lowered from {batch} to {fits}: {width}x{height} frames at "
+                   f"batch size {batch} need about {gib(estimate_peak_memory(width, height, batch))} of memory, "
+                   f"{gib(available)} is available", err=True)
+    model = dataclasses.replace(cfg.model, batch_size=int(fits), auto_batch=False)
+    return dataclasses.replace(cfg, model=model)
+
+
+def _remove_stale(directory: str, warn: bool) -> None:
+    """Remove temporaries of killed runs (their process is gone) from ``directory`` and say so."""
+    from alphagan_video._atomic import remove_stale_temporaries
+
+    for path, pid in remove_stale_temporaries(directory):
+        if warn:
+            click.echo(f"alphagan-video: note: removed {path}, a temporary left by process {pid}, "
+                       "which is no longer running", err=True)
+
+
+def _preflight(input_path: str, output_path: Optional[str], cfg: PipelineConfig, *, max_pixels: Optional[int],
+               warn: bool = True, adjustable_batch: bool = True, check_output: bool = True) -> PipelineConfig:
+    """Every check that needs no model, before torch is imported (fail in well under a second).
+
+    Options, mask spec and side files; INPUT probed (frame 0 decoded, the declared frame size
+    checked against ``max_pixels`` first); OUTPUT: extension, kind, codec, folder, existing file;
+    ``--trimap-band`` against the frame; the batch size against the memory available (lowered
+    with a message, or refused). Stale temporaries of killed runs beside OUTPUT are removed.
+    Returns the config to run (batch size possibly lowered)."""
+    from alphagan_video.io.reader import open_input
+    from alphagan_video.io.writer import check_output as check_output_target
+
+    _check_config(cfg)
+    with open_input(input_path, max_pixels=max_pixels) as reader:
+        info = reader.info
+    _check_band(cfg, info.width, info.height)
+    if cfg.trimap.trimap_path is not None:
+        _check_side_input(str(cfg.trimap.trimap_path), "trimap.trimap_path", cfg.trimap.trimap_path, max_pixels)
+    else:
+        from alphagan_video.masks import MASK_SOURCES_WITH_PATH, parse_mask_spec
+
+        name, arg = parse_mask_spec(cfg.mask.source)
+        if name in MASK_SOURCES_WITH_PATH:
+            _check_side_input(arg, "mask.source", cfg.mask.source, max_pixels)
+    if output_path is not None:
+        _remove_stale(os.path.dirname(os.path.abspath(output_path)), warn)
+        if check_output:
+            check_output_target(output_path, info, cfg.output)
+    return _fit_batch(cfg, info.width, info.height, adjustable=adjustable_batch, warn=warn)
