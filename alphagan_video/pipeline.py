@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -241,6 +241,7 @@ def matte_video(
     progress: Optional[ProgressCallback] = None,
     frame_range: Optional[tuple[int, int]] = None,
     context: Optional[int] = None,
+    before_publish: Optional[Callable[[RunReport], None]] = None,
 ) -> RunReport:
     """Matte INPUT into OUTPUT. See ``PipelineConfig`` for every setting.
 
@@ -253,6 +254,10 @@ def matte_video(
             the batch size from frame 0: the warm-up start is rounded down, the end rounded up
             and the extra frames discarded), so batched computations see the same batches.
             Only frames first..last are written, with their original timestamps.
+        before_publish: called with the finished report (``seconds["total"]`` included) once
+            OUTPUT is complete in its temporary, just before it is moved into place: side files
+            (the CLI's JSON report) staged there are published together with OUTPUT, and an
+            exception from it fails the run with no OUTPUT.
     Raises:
         UserInputError (and subclasses) for bad input/options; other AlphaGANVideoError for
         internal failures. On any failure no file is left at ``output_path``.
@@ -297,9 +302,19 @@ def matte_video(
                 f"{input_path}: {len(repaired)} frame(s) carried a timestamp not after the previous frame's "
                 f"(first: frame {repaired[0]}); they were written one nominal frame duration after the previous frame "
                 "(remux the input to fix its timestamps)")
+        if before_publish is not None:
+            def publishing() -> None:
+                _total_seconds(report, started)
+                before_publish(report)
+            writer.before_publish = publishing
+    if "total" not in report.seconds:
+        _total_seconds(report, started)
+    return report
+
+
+def _total_seconds(report: RunReport, started: float) -> None:
     report.seconds["total"] = time.perf_counter() - started
     report.seconds = {k: round(v, 4) for k, v in report.seconds.items()}
-    return report
 
 
 __all__ = ["CUDA_BYTES_PER_PIXEL", "MAX_AUTO_BATCH", "RunReport", "StageChain", "build_chain", "check_config",

@@ -54,9 +54,13 @@ def _farm_guard(debug: bool, action) -> object:
         return action()
 
 
-def _make_job(input_path: str, output_path: str, chunk_size: int, context: Optional[int], opts: dict):
-    """Check everything that needs no model, then write (or reuse) the job file."""
+def _make_job(input_path: str, output_path: str, chunk_size: int, context: Optional[int], opts: dict,
+              side_file: Optional[tuple[str, Path]] = None):
+    """Check everything that needs no model, then write (or reuse) the job file. ``side_file``:
+    (its flag, path) of a file the command writes besides (a template): checked with the rest."""
+    from alphagan_video.cli.paths import RunPath, check_run_paths, run_reads
     from alphagan_video.farm import create_job
+    from alphagan_video.farm.job import JOB_SUFFIX
 
     opts = dict(opts)
     max_pixels = opts.pop("max_pixels", None)
@@ -65,6 +69,10 @@ def _make_job(input_path: str, output_path: str, chunk_size: int, context: Optio
         raise UserInputError(f"--chunk-size {chunk_size}: must be at least 1 frame")
     if context is not None and context < 0:
         raise UserInputError(f"--context {context}: must be 0 or more frames")
+    # Nothing the job writes (OUTPUT, its job file, a template) onto anything it reads, links included.
+    check_run_paths(run_reads(input_path, cfg), output_path,
+                    side_files=[RunPath("job file", output_path + JOB_SUFFIX)]
+                    + ([RunPath(*side_file)] if side_file is not None else []))
     # The output may exist (a finished job is recognised by create_job); the batch size sets the
     # chunk grid, so it is refused rather than lowered when it does not fit in memory.
     _preflight(input_path, output_path, cfg, max_pixels=max_pixels, adjustable_batch=False, check_output=False)
@@ -223,7 +231,8 @@ def farm_openjd_command(input_path, output_path, chunk_size, context, debug, tem
     from alphagan_video.farm.openjd import openjd_template
 
     def action():
-        job = _make_job(input_path, output_path, chunk_size, context, opts)
+        job = _make_job(input_path, output_path, chunk_size, context, opts,
+                        side_file=("--template", template_path) if template_path is not None else None)
         template_dir = str(template_path.resolve().parent) if template_path is not None else None
         text = json.dumps(openjd_template(job, commands=worker_commands(_executable(executable)), gpus=num_gpus,
                                           cpus=num_cpus, template_dir=template_dir), indent=2) + "\n"
@@ -251,7 +260,8 @@ def farm_opencue_command(input_path, output_path, chunk_size, context, debug, xm
     from alphagan_video.farm.opencue import build_outline, serialize_outline
 
     def action():
-        job = _make_job(input_path, output_path, chunk_size, context, opts)
+        job = _make_job(input_path, output_path, chunk_size, context, opts,
+                        side_file=("--xml", xml_path) if xml_path is not None else None)
         ol = build_outline(job, commands=worker_commands(_executable(executable)), show=show, shot=shot, user=user,
                            cores=cores, gpus=gpus)
         text = serialize_outline(ol)

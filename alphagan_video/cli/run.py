@@ -2,7 +2,6 @@
 bar and one closing line."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from alphagan_video.cli.exits import _exit_codes, _fail, _standalone, _work_is_d
 from alphagan_video.cli.flags import PARAMETER_FLAGS, flag_words
 from alphagan_video.cli.group import main
 from alphagan_video.cli.options import _build_config, _frontend_options, _pipeline_options
+from alphagan_video.cli.paths import StagedReport, check_run_paths, run_reads
 from alphagan_video.cli.preflight import _preflight
 from alphagan_video.config import PipelineConfig
 from alphagan_video.errors import UserInputError
@@ -55,11 +55,11 @@ def run_command(input_path: str, output_path: str, frame_range, context, max_pix
         from alphagan_video.frame_range import parse_frame_range
 
         frames = parse_frame_range(frame_range) if frame_range is not None else None
-        # Checked first: a report that cannot be written must not fail the run after the output exists.
-        if json_report is not None and not json_report.parent.is_dir():
-            raise UserInputError(f"--json-report {json_report}: directory {json_report.parent} does not exist")
         if context is not None and context < 0:
             raise UserInputError(f"--context {context}: must be 0 or more frames")
+        # Nothing written onto anything read (or onto each other), links included; the report
+        # creatable: before the input is probed and the model loads.
+        check_run_paths(run_reads(input_path, cfg), output_path, json_report=json_report)
         cfg = _preflight(input_path, output_path, cfg, max_pixels=max_pixels, warn=not quiet)
     _run(input_path, output_path, cfg, frames=frames, quiet=quiet, json_report=json_report, debug=debug,
          context=context, max_pixels=max_pixels, strict=strict)
@@ -116,16 +116,21 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
         from alphagan_video.io.reader import pixel_budget
         from alphagan_video.pipeline import matte_video  # torch: imported inside the exit-code mapping
 
-        with pixel_budget(max_pixels):
-            bar.start()
-            report = matte_video(input_path, output_path, cfg, progress=bar, frame_range=frames,
-                                 context=context)
+        # The report is written into a temporary while OUTPUT is still one, and renamed into
+        # place right after it: a report that cannot be written leaves neither file.
+        staged = StagedReport(json_report)
+        try:
+            with pixel_budget(max_pixels):
+                bar.start()
+                report = matte_video(input_path, output_path, cfg, progress=bar, frame_range=frames,
+                                     context=context, before_publish=lambda r: staged.stage(r.to_dict()))
+            staged.publish()
+        finally:
+            staged.discard()
         if _standalone():
             _work_is_done()  # OUTPUT is in place: an interrupt now would report a lie
         seconds = report.seconds.get("total", 0.0)
         bar.close(report.frames, seconds)
-        if json_report is not None:
-            json_report.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
         if not quiet:
             click.echo(f"wrote {output_path}: {report.frames} frame(s), {report.output_description}, "
                        f"{speed(report.frames, seconds)}", err=True)

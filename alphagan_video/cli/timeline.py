@@ -54,6 +54,11 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
     except click.BadParameter as exc:
         _fail(str(exc), 2, debug)
 
+    with _exit_codes(debug):  # the report and timeline: not onto the edit or each other, creatable
+        from alphagan_video.cli.paths import RunPath, check_run_paths, run_reads
+
+        check_run_paths([RunPath("EDIT", edit_path), *run_reads(None, cfg)], None, json_report=json_report,
+                        side_files=[RunPath("--timeline-out", timeline_out)] if timeline_out is not None else [])
     bar = None
     current = [0]
 
@@ -78,7 +83,10 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
         if bar is not None:
             bar.close()
     if json_report is not None:
-        json_report.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+        from alphagan_video._atomic import atomic_write
+
+        with _exit_codes(debug), atomic_write(json_report, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     for clip in report.clips:
         if clip.status == "ok":
             if not quiet:

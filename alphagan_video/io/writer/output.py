@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -77,6 +77,8 @@ class OutputWriter:
         self.description = self.plan.label
         self.frames_written = 0
         self._closed = False
+        #: Called when the output is complete but not yet in place (see ``close``); None: nothing.
+        self.before_publish: Optional[Callable[[], None]] = None
         check_target(self.path, self.plan, self.info, self.cfg)
         self._target: OutputTarget = TARGETS[self.plan.target](path, self.plan, info, cfg, frame_range)
         try:
@@ -150,12 +152,17 @@ class OutputWriter:
             self.abort()
 
     def close(self) -> None:
-        """Flush, finish the file and move it into place. On failure nothing is left behind."""
+        """Flush, finish the file and move it into place. On failure nothing is left behind.
+
+        ``before_publish`` (when set) runs after the last frame is encoded and before OUTPUT is
+        moved into place: side files staged there are published with OUTPUT, and an exception
+        from it fails the write (no OUTPUT)."""
         if self._closed:
             return
         try:
             if self.frames_written == 0:
                 raise OutputError(f"no frames were written to {self.path}")
+            self._target.before_publish = self.before_publish
             self._target.finish()
         except OSError as e:  # renames and file writes: a full or vanished output location
             self.abort()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 from fractions import Fraction
-from typing import Optional
+from typing import Callable, Optional
 
 import av
 import numpy as np
@@ -54,6 +54,14 @@ class OutputTarget:
         self.path, self.plan, self.info, self.cfg, self.frame_range = path, plan, info, cfg, frame_range
         #: The start timecode written (None: none, or not a video).
         self.timecode: Optional[str] = None
+        #: Called by ``finish`` once the output is complete in its temporary, just before it is
+        #: moved into place (``OutputWriter.before_publish``): side files staged then are
+        #: published together with OUTPUT; an exception from it fails the write.
+        self.before_publish: Optional[Callable[[], None]] = None
+
+    def _about_to_publish(self) -> None:
+        if self.before_publish is not None:
+            self.before_publish()
 
     def open(self) -> None:
         raise NotImplementedError
@@ -139,6 +147,7 @@ class ImageTarget(_ImageEncoding):
         self._encode_to(self._staged.tmp, color, alpha)
 
     def finish(self) -> None:
+        self._about_to_publish()
         publish_staged(self._staged, self.cfg.overwrite, "writing")
 
     def cleanup(self) -> None:
@@ -175,6 +184,7 @@ class SequenceTarget(_ImageEncoding):
     def finish(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         written = set(self._files)
+        self._about_to_publish()
         for name in self._files:
             os.replace(os.path.join(self._tmp_dir, name), os.path.join(directory, name))
         self._files = []
@@ -352,6 +362,7 @@ class VideoTarget(OutputTarget):
         except (av.FFmpegError, OSError) as e:
             _raise_if_environment(e, self.path)
             raise EncoderError(f"finishing {self.path}: {_reason(e)}") from None
+        self._about_to_publish()
         publish_staged(self._staged, self.cfg.overwrite, "writing")
 
     def cleanup(self) -> None:
