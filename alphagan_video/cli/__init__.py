@@ -17,6 +17,14 @@ Modules:
 """
 from __future__ import annotations
 
+# First, before the command modules import PyAV, numpy and OpenCV (~0.3 s): in the installed
+# script (or python -m alphagan_video) a Ctrl-C / SIGTERM from now on is held and answered with
+# one line and exit 130 / 143 (``exits``), never an import's KeyboardInterrupt traceback.
+from alphagan_video.cli.exits import _install_signal_handlers, _started_as_command
+
+if _started_as_command():
+    _install_signal_handlers()
+
 from alphagan_video.cli.flags import PARAMETER_FLAGS, flag_words, user_message
 from alphagan_video.cli.group import main
 # The command modules register their commands on ``main`` when imported.

@@ -55,6 +55,22 @@ def _standalone() -> bool:
     return bool(getattr(_install_signal_handlers, "installed", False))
 
 
+def _started_as_command() -> bool:
+    """True when this process is the ``alphagan-video`` script or ``python -m alphagan_video``
+    (not a host application that imports the CLI): then ``alphagan_video.cli`` installs the
+    signal handlers before it imports anything heavy (PyAV, numpy, OpenCV), so that a Ctrl-C
+    while the process starts is held and answered with one line and exit 130, not a traceback."""
+    import os
+    import re
+
+    entry = sys.modules.get("__main__")
+    spec = getattr(entry, "__spec__", None)
+    if spec is not None and getattr(spec, "name", None) == "alphagan_video.__main__":
+        return True
+    name = os.path.basename(getattr(entry, "__file__", None) or "")
+    return re.sub(r"(-script\.pyw?|\.exe)$", "", name) == "alphagan-video"
+
+
 def _install_signal_handlers() -> None:
     """SIGTERM raises ``Terminated``; SIGINT raises KeyboardInterrupt (Python's default, restored
     if a host application changed it). Only from the main thread (``signal`` requires it)."""

@@ -1,0 +1,208 @@
+"""Issue 28 items 1-3 and 11, and the fail-fast promises: regression tests through the installed
+console script (real subprocesses, real signals). A run that exits 2 in the ``no_torch``
+environment (importing torch fails there) was refused before torch -- and so the model -- loaded.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from alphagan_video import cli as cli_module
+from tests.e2e import listing, tiny_checkpoint  # noqa: F401 - fixture
+from tests.fuzz_corpus import make_mp4
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ("--mask", "chroma", "--no-refine", "-q")
+_SCRIPT = Path(sys.executable).with_name("alphagan-video")
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "alphagan_video"]
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env.update(extra)
+    return env
+
+
+def _script(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([*COMMAND, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env=env or _env())
+
+
+@pytest.fixture(scope="module")
+def no_torch(tmp_path_factory) -> dict:
+    """An environment in which importing torch fails: a run that exits 2 there checked before torch."""
+    d = tmp_path_factory.mktemp("notorch")
+    (d / "torch").mkdir()
+    (d / "torch" / "__init__.py").write_text("raise ImportError('torch was imported')\n")
+    return _env(PYTHONPATH=f"{d}{os.pathsep}{REPO}")
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    d = tmp_path / "in"
+    d.mkdir()
+    return Path(make_mp4(str(d / "clip.mp4")))
+
+
+def _refused(done: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit 2 with exactly one line on stderr, before torch, containing every needle."""
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("alphagan-video: error: "), done.stderr
+    assert "torch was imported" not in done.stderr and "Traceback" not in done.stderr
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- 1+2. output == input
+
+def test_output_onto_the_input_is_refused_even_with_overwrite(clip, no_torch):
+    """Issue 28 item 2: the source survives, named directly, through a symlink or a hard link."""
+    source = clip.read_bytes()
+    sym = clip.with_name("sym.mp4")
+    sym.symlink_to(clip)
+    hard = clip.with_name("hard.mp4")
+    os.link(clip, hard)
+    for inp, out in ((clip, clip), (clip, sym), (clip, hard), (sym, hard), (hard, clip)):
+        done = _script(inp, "-o", out, "--overwrite", "--output-kind", "alpha", *FAST, env=no_torch)
+        _refused(done, f"OUTPUT {out} is the same file as INPUT {inp}", "--overwrite never replaces an input")
+    assert clip.read_bytes() == source and sym.is_symlink() and hard.read_bytes() == source
+    assert sorted(os.listdir(clip.parent)) == ["clip.mp4", "hard.mp4", "sym.mp4"]
+
+
+def test_output_onto_a_side_input_is_refused(clip, tmp_path, no_torch):
+    """A mask file, a trimap or a checkpoint is never overwritten either."""
+    mask = tmp_path / "in" / "m.mov"
+    mask.write_bytes(b"mask bytes")
+    done = _script(clip, "-o", mask, "--overwrite", "--mask", f"file:{mask}", "-q", env=no_torch)
+    _refused(done, f"OUTPUT {mask} is the same file as --mask {mask}")
+    ckpt = tmp_path / "in" / "w.safetensors"
+    ckpt.write_bytes(b"weights")
+    done = _script(clip, "-o", tmp_path / "o.mov", "--json-report", ckpt, "--checkpoint", ckpt, *FAST, env=no_torch)
+    _refused(done, f"--json-report {ckpt} is the same file as --checkpoint {ckpt}")
+    assert mask.read_bytes() == b"mask bytes" and ckpt.read_bytes() == b"weights"
+
+
+def test_json_report_onto_input_or_output_exits_2(clip, tmp_path, no_torch):
+    """Issue 28 item 1."""
+    source = clip.read_bytes()
+    done = _script(clip, "-o", tmp_path / "o.mov", "--json-report", clip, *FAST, env=no_torch)
+    _refused(done, f"--json-report {clip} is the same file as INPUT {clip}, which this run reads")
+    done = _script(clip, "-o", tmp_path / "o.mov", "--json-report", tmp_path / "." / "o.mov", *FAST, env=no_torch)
+    _refused(done, "is the same file as OUTPUT", "give them different names")
+    assert clip.read_bytes() == source and not (tmp_path / "o.mov").exists()
+
+
+def test_sequence_output_onto_the_input_frames_is_refused(tmp_path, no_torch):
+    """A written pattern is checked frame by frame against what the run reads."""
+    import cv2
+    import numpy as np
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"f_{i:04d}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+    before = (tmp_path / "f_0001.png").read_bytes()
+    done = _script(tmp_path / "f_0001.png", "-o", tmp_path / "f_%04d.png", "--overwrite", *FAST, env=no_torch)
+    _refused(done, "is the same file as INPUT")
+    assert (tmp_path / "f_0001.png").read_bytes() == before
+
+
+def test_farm_side_files_onto_the_input_exit_2(clip, tmp_path, no_torch):
+    done = _script("farm", "openjd", clip, "-o", tmp_path / "f.mov", "--template", clip, "--mask", "chroma",
+                   env=no_torch)
+    _refused(done, f"--template {clip} is the same file as INPUT {clip}")
+    done = _script("farm", "plan", clip, "-o", clip, "--overwrite", "--mask", "chroma", env=no_torch)
+    _refused(done, f"OUTPUT {clip} is the same file as INPUT {clip}")
+    assert sorted(os.listdir(tmp_path)) == ["in"] and os.listdir(clip.parent) == ["clip.mp4"]
+
+
+# ----------------------------------------------------------------------------- 3. unwritable report
+
+@pytest.mark.parametrize("report,needle", [
+    ("{tmp}", "is a folder"),
+    ("/proc/x.json", "cannot create a file in /proc"),
+    ("{tmp}/" + "x" * 300 + ".json", "longer than the 255"),
+    ("{tmp}/missing/r.json", "does not exist"),
+])
+def test_unwritable_json_report_exits_2_before_the_model(clip, tmp_path, no_torch, report, needle):
+    done = _script(clip, "-o", tmp_path / "o.mov", "--json-report", report.format(tmp=tmp_path), *FAST,
+                   env=no_torch)
+    _refused(done, "--json-report", needle)
+    assert sorted(os.listdir(tmp_path)) == ["in"]
+
+
+def test_report_that_cannot_be_written_leaves_neither_file(clip, tmp_path, tiny_checkpoint, monkeypatch):
+    """Issue 28 item 3: the report is staged before OUTPUT is published; a full disk while
+    writing it (injected) fails the run with exit 2 and leaves no OUTPUT and no report."""
+    import alphagan_video.cli.paths as paths
+
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def full_disk(path, text):
+        with open(path, "w") as fh:  # the temporary exists, then the write fails
+            fh.write(text[:3])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    monkeypatch.setattr(paths, "_write_new_file", full_disk)
+    result = CliRunner().invoke(cli_module.main, [str(clip), "-o", str(out / "o.mov"), "--json-report",
+                                                  str(out / "r.json"), "--checkpoint", tiny_checkpoint, *FAST])
+    assert result.exit_code == 2, result.output
+    assert "the disk is full" in result.stderr and "Traceback" not in result.output
+    assert listing(out) == []
+    monkeypatch.undo()
+    result = CliRunner().invoke(cli_module.main, [str(clip), "-o", str(out / "o.mov"), "--json-report",
+                                                  str(out / "r.json"), "--checkpoint", tiny_checkpoint, *FAST])
+    assert result.exit_code == 0, result.output
+    assert listing(out) == ["o.mov", "r.json"]
+    report = json.loads((out / "r.json").read_text())
+    assert report["frames"] == 6 and report["seconds"]["total"] > 0
+
+
+# ----------------------------------------------------------------------------- 11. early Ctrl-C
+
+def _interrupt_after(args, wait) -> tuple[int, str]:
+    proc = subprocess.Popen([*COMMAND, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait(proc)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        return proc.wait(timeout=60), proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _mapped(proc, library: str) -> bool:
+    try:
+        return library in Path(f"/proc/{proc.pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def _until_mapped(library: str):
+    def wait(proc):
+        deadline = time.monotonic() + 60
+        while not _mapped(proc, library) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+    return wait
+
+
+@pytest.mark.parametrize("when", [0.2, 0.35, "libavformat", "cv2"])
+def test_early_ctrl_c_exits_130_with_one_line(clip, tmp_path, tiny_checkpoint, when):
+    """Issue 28 item 11: SIGINT while ``alphagan_video.cli`` imports PyAV / OpenCV (or at fixed
+    early delays) is held by the handlers installed first, and answered with one line."""
+    wait = (lambda proc: time.sleep(when)) if isinstance(when, float) else _until_mapped(when)
+    code, err = _interrupt_after([clip, "-o", tmp_path / "o.mov", "--checkpoint", tiny_checkpoint, *FAST], wait)
+    assert code == 130, err
+    assert err.strip().splitlines() == ["alphagan-video: error: interrupted; no output was written"], err
+    assert not (tmp_path / "o.mov").exists()
