@@ -25,6 +25,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "mask.chroma_key": "--chroma-key",
     "max_pixels": "--max-pixels",
     "model.compile": "--compile",
+    "model.prior_scale": "--prior-scale",
     "output.background": "--background",
     "output.kind": "--output-kind",
     "context": "--context",

@@ -110,6 +110,43 @@ def _header_size(path: str) -> Optional[tuple[int, int]]:
     return None
 
 
+def _special_file(path: str) -> Optional[str]:
+    """What ``path`` is when it exists but is not a regular file nor a folder (a character device
+    such as /dev/zero or /dev/urandom, a named pipe, a block device, a socket), else None."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    for test, what in ((stat.S_ISCHR, "a character device"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return None
+
+
+def _bad_y4m_size(path: str) -> Optional[str]:
+    """``"width -64"`` (say) when ``path`` is a y4m stream whose header declares a width or height
+    that is missing, zero or negative; None otherwise (not y4m, or a usable size)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"YUV4MPEG2 "):
+        return None
+    line = head.split(b"\n", 1)[0]
+    for field, name in ((b"W", "width"), (b"H", "height")):
+        m = re.search(rb" " + field + rb"(\S*)", line)
+        if m is None:
+            return f"no {name}"
+        text = m.group(1).decode("ascii", "replace")
+        if not text.isdigit() or int(text) <= 0:
+            return f"{name} {text or '(empty)'}"
+    return None
+
+
 def _open(path: str, max_pixels: int) -> "av.container.InputContainer":
     """av.open with the decoders capped at ``max_pixels``: probing the stream (which decodes a
     frame for images) never allocates a larger picture."""
@@ -220,10 +257,18 @@ class InputReader:
                 f"input is a directory: {path}; for an image sequence pass a pattern "
                 f"like {os.path.join(path, '%04d.png')}"
             )
+        kind = _special_file(path)
+        if kind is not None:
+            raise InputMediaError(f"input is {kind}, not a media file: {path}; pass a video, an image or a "
+                                  "sequence pattern (raw frames on stdin: alphagan-video pipe)")
         if os.path.getsize(path) == 0:
             raise InputMediaError(f"input is an empty file: {path}")
 
     def _open_container(self, path: str) -> av.container.InputContainer:
+        bad = _bad_y4m_size(path)
+        if bad is not None:  # FFmpeg answers "Device or resource busy"
+            raise InputMediaError(f"not a readable media file: {path} (its YUV4MPEG2 header declares {bad}, "
+                                  "not a frame size)")
         size = _header_size(path)
         if size is not None:  # refused before FFmpeg even opens it
             check_frame_size(path, size[0], size[1], self.max_pixels)
@@ -240,8 +285,10 @@ class InputReader:
         c = self._open_container(self.path)
         try:
             if not c.streams.video:
-                what = "audio-only file" if c.streams.audio else "no video stream"
-                raise InputMediaError(f"{what}: {self.path} has no video stream to matte")
+                if c.streams.audio:  # MP4 / MOV muxers drop a video track that holds no frames
+                    raise InputMediaError(f"audio-only file: {self.path} has no video stream to matte (a video "
+                                          "written with 0 frames reads so: MP4 and MOV keep no empty video track)")
+                raise InputMediaError(f"no video stream: {self.path} has no video stream to matte")
             s = c.streams.video[0]
             first = None
             try:

@@ -42,8 +42,10 @@ def check_can_create(directory: str) -> None:
 def _check_location(path: str) -> None:
     """The output folder exists and takes files; ``path`` is not a folder and its name fits."""
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise OutputError(f"output directory does not exist: {directory} (for {path})")
+    given = os.path.dirname(path) or "."  # as the OS walks it: missing/../x.mov needs missing/
+    if not os.path.isdir(directory) or not os.path.isdir(given):
+        missing = directory if not os.path.isdir(directory) else given
+        raise OutputError(f"output directory does not exist: {missing} (for {path})")
     if not os.access(directory, os.W_OK):
         raise OutputError(f"output directory is not writable: {directory}")
     check_can_create(directory)
