@@ -55,6 +55,41 @@ def resolve_device(spec: str = "auto") -> torch.device:
     raise DeviceError.about("model.device", repr(spec), "unknown device; use auto, cpu, cuda or cuda:N")
 
 
+def check_device(spec: str = "auto") -> None:
+    """``resolve_device``'s refusals made without importing torch (the CLI's preflight, before the
+    model loads): an unknown spelling (``cpu:0``, ``meta``, ``gpu``), ``cuda``/``cuda:N`` when this
+    torch build has no CUDA or the driver reports no (or too few) devices, ``mps`` off macOS.
+    Passing here does not promise the device works; ``resolve_device`` decides.
+
+    Raises:
+        DeviceError: as ``resolve_device`` would, about ``model.device``.
+    """
+    spec = (spec or "auto").strip().lower()
+    if spec in ("auto", "cpu"):
+        return
+    if spec == "cuda" or spec.startswith("cuda:"):
+        index = 0
+        if ":" in spec:
+            try:
+                index = int(spec.split(":", 1)[1])
+            except ValueError:
+                raise DeviceError.about("model.device", spec, "expected cuda:N with an integer N") from None
+        _version, cuda_build = torch_build()
+        count = len(driver_cuda_devices()) if cuda_build else 0
+        if count == 0:
+            raise DeviceError.about("model.device", spec,
+                                    "CUDA is not available on this machine; use model.device cpu or auto")
+        if not 0 <= index < count:
+            raise DeviceError.about("model.device", spec,
+                                    f"only {count} CUDA device(s) present (cuda:0..cuda:{count - 1})")
+        return
+    if spec == "mps":
+        if sys.platform != "darwin":
+            raise DeviceError.about("model.device", "mps", "MPS is not available; use model.device cpu or auto")
+        return
+    raise DeviceError.about("model.device", repr(spec), "unknown device; use auto, cpu, cuda or cuda:N")
+
+
 def cpu_has_fast_bf16() -> bool:
     """True when oneDNN runs bfloat16 convolutions natively on this CPU (AVX512-BF16 / AMX, e.g.
     Xeon Sapphire Rapids and later); elsewhere bf16 is emulated and slower than fp32."""

@@ -56,7 +56,15 @@ def parse_rate(value: str) -> Fraction:
         raise ParameterError.about("rate", repr(value), "expected a frame rate like 25, 24000/1001 or 29.97") from None
     if rate <= 0:
         raise ParameterError.about("rate", repr(value), "must be positive")
+    if max(rate.numerator, rate.denominator) > MAX_RATE_TERM:
+        raise ParameterError.about("rate", repr(value), f"out of range: as a fraction its numerator and denominator "
+                                   f"must be at most {MAX_RATE_TERM}, as FFmpeg's time bases take; "
+                                   "e.g. 25, 24000/1001 or 29.97")
     return rate
+
+
+#: Largest numerator or denominator of a frame rate: FFmpeg's rationals are 32-bit signed.
+MAX_RATE_TERM = 2**31 - 1
 
 
 def _input_error(reader: RawFrameReader, pix_fmt: str) -> Optional[InputMediaError]:

@@ -56,6 +56,46 @@ def _check_band(cfg: PipelineConfig, width: int, height: int) -> None:
                                    f"give at most {max(width, height)} pixels")
 
 
+def _check_against_input(cfg: PipelineConfig, info, frames: Optional[tuple[int, int]]) -> None:
+    """The model-free checks that need INPUT's probe (``info``) or the environment, made before
+    the model loads: ``--device`` exists here (``device.check_device``), a composite's
+    ``--background`` parses, ``--frames`` starts inside the clip, and masks / plates / trimaps
+    have the frame size and (for the frames the run reads) enough frames."""
+    from alphagan_video.device import check_device
+    from alphagan_video.errors import InputMediaError, MaskSourceError
+
+    check_device(cfg.model.device)
+    if cfg.output.kind == "composite":
+        from alphagan_video.foreground.background import parse_background
+
+        parse_background(cfg.output.background, 1, 1)
+    count = info.frame_count if info.kind != "image" else 1
+    if frames is not None and count is not None and frames[0] >= count:
+        raise InputMediaError.about("frames", f"{frames[0]}-{frames[1]}",
+                                    f"{info.path} has {count} frame(s) (0-{count - 1}); give a range inside it")
+    side = [(str(cfg.trimap.trimap_path), "trimap.trimap_path", str(cfg.trimap.trimap_path))] \
+        if cfg.trimap.trimap_path is not None else []
+    if not side:
+        from alphagan_video.masks import MASK_SOURCES_WITH_PATH, parse_mask_spec
+
+        name, arg = parse_mask_spec(cfg.mask.source)
+        if name in MASK_SOURCES_WITH_PATH:
+            side.append((arg, "mask.source", cfg.mask.source))
+    needed = count if frames is None else (None if count is None else min(count, frames[1] + 1))
+    from alphagan_video.io.companion import MediaInStep
+
+    for path, param, value in side:
+        media = MediaInStep(path, value, info, param=param)  # refuses another frame size
+        try:
+            have = media.info.frame_count
+            if not media.single and needed is not None and have is not None and have < needed:
+                raise MaskSourceError.about(param, value, f"{path} has {have} frame(s) but the run reads "
+                                            f"{needed} frame(s) of {info.path}; supply one at least as long as "
+                                            "the video (or a single image)")
+        finally:
+            media.close()
+
+
 def _fit_batch(cfg: PipelineConfig, width: int, height: int, *, adjustable: bool,
                warn: bool, available: Optional[int] = None) -> PipelineConfig:
     """Lower the batch size (with a message) when its estimated peak memory exceeds what is
@@ -92,7 +132,8 @@ def _remove_stale(directory: str, warn: bool) -> None:
 
 
 def _preflight(input_path: str, output_path: Optional[str], cfg: PipelineConfig, *, max_pixels: Optional[int],
-               warn: bool = True, adjustable_batch: bool = True, check_output: bool = True) -> PipelineConfig:
+               warn: bool = True, adjustable_batch: bool = True, check_output: bool = True,
+               frames: Optional[tuple[int, int]] = None) -> PipelineConfig:
     """Every check that needs no model, before torch is imported (fail in well under a second).
 
     Options, mask spec and side files; INPUT probed (frame 0 decoded, the declared frame size
@@ -115,6 +156,7 @@ def _preflight(input_path: str, output_path: Optional[str], cfg: PipelineConfig,
         name, arg = parse_mask_spec(cfg.mask.source)
         if name in MASK_SOURCES_WITH_PATH:
             _check_side_input(arg, "mask.source", cfg.mask.source, max_pixels)
+    _check_against_input(cfg, info, frames)  # device, background, --frames, side media sizes and lengths
     if output_path is not None:
         _remove_stale(os.path.dirname(os.path.abspath(output_path)), warn)
         if check_output:

@@ -60,7 +60,7 @@ def run_command(input_path: str, output_path: str, frame_range, context, max_pix
         # Nothing written onto anything read (or onto each other), links included; the report
         # creatable: before the input is probed and the model loads.
         check_run_paths(run_reads(input_path, cfg), output_path, json_report=json_report)
-        cfg = _preflight(input_path, output_path, cfg, max_pixels=max_pixels, warn=not quiet)
+        cfg = _preflight(input_path, output_path, cfg, max_pixels=max_pixels, warn=not quiet, frames=frames)
     _run(input_path, output_path, cfg, frames=frames, quiet=quiet, json_report=json_report, debug=debug,
          context=context, max_pixels=max_pixels, strict=strict)
 
