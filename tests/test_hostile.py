@@ -206,3 +206,88 @@ def test_early_ctrl_c_exits_130_with_one_line(clip, tmp_path, tiny_checkpoint, w
     assert code == 130, err
     assert err.strip().splitlines() == ["alphagan-video: error: interrupted; no output was written"], err
     assert not (tmp_path / "o.mov").exists()
+
+
+# ----------------------------------------------------------------------------- fail fast
+
+def _plate_or_mask(tmp_path, name, **kwargs) -> str:
+    return make_mp4(str(tmp_path / "in" / name), **kwargs)
+
+
+def _fail_fast_cases():
+    from alphagan_video.device import driver_cuda_devices
+
+    gpu = bool(driver_cuda_devices())
+    cases = [
+        (["--device", "cpu:0"], "--device 'cpu:0': unknown device"),
+        (["--device", "meta"], "--device 'meta': unknown device"),
+        (["--output-kind", "composite", "--background", "nope"], "--background 'nope': expected #RRGGBB"),
+        (["--frames", "100-200"], "--frames 100-200: {clip} has 6 frame(s) (0-5)"),
+        (["--trimap", "{short}"], "has 3 frame(s) but the run reads 6 frame(s)"),
+        (["--trimap", "{wide}"], "is 80x48 but the video is 64x48"),
+        (["--mask", "file:{short}"], "has 3 frame(s) but the run reads 6 frame(s)"),
+        (["--mask", "file:{wide}"], "is 80x48 but the video is 64x48"),
+        (["--mask", "plate:{wide}"], "is 80x48 but the video is 64x48"),
+        (["--prior-scale", "7"], "--prior-scale 7.0: expected a number in (0, 1]"),
+    ]
+    if not gpu:
+        cases += [(["--device", "cuda"], "--device cuda: CUDA is not available on this machine; use --device cpu"),
+                  (["--device", "cuda:0"], "CUDA is not available")]
+    if sys.platform != "darwin":
+        cases.append((["--device", "mps"], "--device mps: MPS is not available"))
+    return cases
+
+
+@pytest.mark.parametrize("args,needle", _fail_fast_cases())
+def test_model_free_refusals_come_before_torch(clip, tmp_path, no_torch, args, needle):
+    """The fail-fast promises: refused in the preflight, in an environment where torch (and so the
+    model) cannot even be imported."""
+    paths = {"clip": clip, "short": _plate_or_mask(tmp_path, "short.mp4", frames=3),
+             "wide": _plate_or_mask(tmp_path, "wide.mp4", width=80)}
+    args = [a.format(**paths) for a in args]
+    out = tmp_path / "out"
+    out.mkdir()
+    fast = [f for f in FAST if f not in ("--mask", "chroma")] if any(a == "--mask" for a in args) else list(FAST)
+    if "--trimap" in args:
+        fast = ["--no-refine", "-q"]
+    done = _script(clip, "-o", out / "o.mov", *args, *fast, env=no_torch)
+    _refused(done, needle.format(**paths))
+    assert os.listdir(out) == []
+
+
+def test_output_through_a_missing_folder_is_refused_first(clip, tmp_path, no_torch):
+    """``-o missing/../x.mov``: the OS walks ``missing/`` (which does not exist)."""
+    done = _script(clip, "-o", tmp_path / "missing" / ".." / "x.mov", *FAST, env=no_torch)
+    _refused(done, "output directory does not exist", "missing/..")
+    assert sorted(os.listdir(tmp_path)) == ["in"]
+
+
+def test_special_and_odd_inputs_are_named_for_what_they_are(tmp_path, no_torch):
+    from tests.fuzz_corpus import y4m_header_only
+    from tests.media import make_empty_video
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    cases = [("/dev/zero", "input is a character device, not a media file: /dev/zero"),
+             ("/dev/urandom", "input is a character device"),
+             (fifo, "input is a named pipe (FIFO), not a media file"),
+             (make_empty_video(str(tmp_path / "empty.mp4")), "a video written with 0 frames reads so"),
+             (y4m_header_only(str(tmp_path / "neg.y4m"), -64, 48), "YUV4MPEG2 header declares width -64")]
+    for path, needle in cases:
+        done = _script(path, "-o", tmp_path / "o.mov", *FAST, env=no_torch, timeout=60)
+        line = _refused(done, needle)
+        assert "empty file" not in line and "Device or resource busy" not in line
+
+
+@pytest.mark.parametrize("rate", ["1e400", "1e-400", "2147483648"])
+def test_pipe_rate_out_of_range_exits_2(rate, no_torch):
+    done = subprocess.run([*COMMAND, "pipe", "--size", "64x48", "--rate", rate], input=b"\0" * 9216,
+                          capture_output=True, timeout=60, env=no_torch)
+    assert done.returncode == 2, done.stderr
+    assert f"--rate '{rate}': out of range".encode() in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_pipe_device_is_checked_before_the_model(no_torch):
+    done = subprocess.run([*COMMAND, "pipe", "--size", "64x48", "--rate", "25", "--device", "meta"],
+                          input=b"\0" * 9216, capture_output=True, timeout=60, env=no_torch)
+    assert done.returncode == 2 and b"--device 'meta': unknown device" in done.stderr, done.stderr

@@ -55,6 +55,9 @@ def pipe_command(size, rate, pix_fmt, max_pixels, quiet, show_progress, debug, *
         # Before anything is allocated: --size 100000x100000 would ask for 28 GiB per frame.
         check_frame_size(f"--size {size}", width, height, max_pixels)
         _check_config(cfg)
+        from alphagan_video.device import check_device
+
+        check_device(cfg.model.device)  # before the model loads
         _check_band(cfg, width, height)
         cfg = _fit_batch(cfg, width, height, adjustable=True, warn=not quiet)
     show_progress = show_progress and not quiet
