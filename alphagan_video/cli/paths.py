@@ -22,9 +22,9 @@ def _expanded(role: str, path, *, pattern: bool) -> list[RunPath]:
     """``path`` and, for a ``%04d`` pattern, every existing file it matches (a sequence's frames)."""
     items = [RunPath(role, path)]
     if pattern:
-        from alphagan_video.io.writer._common import _existing_sequence_files
+        from alphagan_video.io.writer import existing_sequence_files
 
-        items += [RunPath(role, f) for f in _existing_sequence_files(os.fspath(path))]
+        items += [RunPath(role, f) for f in existing_sequence_files(os.fspath(path))]
     return items
 
 
@@ -109,9 +109,9 @@ class StagedReport:
             _write_new_file(self.staged.tmp, text)
         except OSError as exc:
             self.discard()
-            from alphagan_video.io.writer._common import _raise_if_environment
+            from alphagan_video.io.writer import raise_if_environment
 
-            _raise_if_environment(exc, self.staged.path if self.staged else "--json-report")
+            raise_if_environment(exc, self.staged.path if self.staged else "--json-report")
             raise OutputError(f"--json-report {self.staged.path if self.staged else ''}: cannot be written "
                               f"({exc.strerror or exc})") from None
 

@@ -49,6 +49,8 @@ Alpha conventions (what editors expect):
 """
 from __future__ import annotations
 
+from alphagan_video.io.writer._common import _existing_sequence_files as existing_sequence_files
+from alphagan_video.io.writer._common import _raise_if_environment as raise_if_environment
 from alphagan_video.io.writer.audio import AudioCopier, check_audio_codecs
 from alphagan_video.io.writer.check import check_can_create, check_output
 from alphagan_video.io.writer.metadata import (
@@ -94,10 +96,12 @@ __all__ = [
     "codecs_for",
     "concat_segments",
     "describe_output",
+    "existing_sequence_files",
     "kind_content",
     "offset_timecode",
     "open_output",
     "plan_output",
+    "raise_if_environment",
     "read_source_metadata",
     "set_rotation",
     "supported_output_suffixes",
