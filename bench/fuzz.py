@@ -5,7 +5,7 @@
 Builds a seeded corpus and runs every case as its own process (``python -m alphagan_video``),
 polling the child's resident memory every few ms, then prints one table row per category:
 
-    cases | exit-code violations | tracebacks | hangs | files left | runs > 4 GB RSS | peak RSS
+    cases | exit-code violations | tracebacks | hangs | files left | inputs modified | runs > 4 GB RSS | peak RSS
 
 Categories (about half the cases are mutants, the rest split over the others):
 - mutant-mp4 / mutant-mov / mutant-png: seeded byte mutants of an H.264+AAC mp4, a ProRes .mov,
@@ -22,7 +22,11 @@ Categories (about half the cases are mutants, the rest split over the others):
 - pipe-stdout: ``pipe`` onto ``/dev/full`` or a closed stdout: exit 2, one line;
 - pipe: absurd sizes and bands, truncated frames, bad rates: 2;
 - signals: SIGINT / SIGTERM at seeded moments of a valid run: 130 / 143 (0 if it finished first);
-- enospc: a tiny tmpfs in a private mount namespace (``unshare``; skipped where refused): 2.
+- enospc: a tiny tmpfs in a private mount namespace (``unshare``; skipped where refused): 2;
+- side-files: ``--json-report`` onto INPUT, onto OUTPUT, a folder, ``/proc``, a 300-byte name, a
+  missing folder; a farm ``--template`` onto INPUT: exit 2, nothing written, INPUT unchanged;
+- same-file: OUTPUT == INPUT (same path, through a symlink, a hard link; ``--overwrite`` given),
+  OUTPUT onto a ``file:`` mask: exit 2, every input byte for byte as before ("inputs modified").
 
 "files left" counts anything beside OUTPUT in the output folder (OUTPUT itself only after exit 0),
 anything left in the run's private $TMPDIR, and, for farm reruns, any file touched. A hang is a run
@@ -463,8 +467,60 @@ def build(root: Path, n: int, seed: int, checkpoint: str) -> list[Run]:
         return Run(f"nospc{i}:{size}", "enospc", argv, d, frozenset({2}), wrapper=wrapper,
                    check=lambda r: [] if "disk is full" in r.stderr or r.code != 2 else [])
 
-    makers = [paths, options, checkpoints, farm, pipe, signals, enospc, pipe_out, chunk_repeat]
-    weights = [3, 4, 2, 3, 2, 3, 1, 1, 1]
+    def unchanged(*files: Path) -> Callable[["Result"], list]:
+        """A check: every file in ``files`` is byte for byte what it was when the case was built."""
+        before = {f: f.read_bytes() for f in files}
+        return lambda r: [f"inputs modified: {f.name}" for f, data in before.items()
+                          if not f.is_file() or f.read_bytes() != data]
+
+    def side_files(i: int) -> Run:
+        """issue 28 items 1 and 3: side files onto what the run reads or writes, or unwritable."""
+        d = out(f"side{i}")
+        src = d.parent / f"side{i}-in.mp4"  # beside the output folder: a run may only touch out_dir
+        shutil.copy(mp4, src)
+        kind = i % 7
+        report = {0: src, 1: d / "o.mov", 2: d, 3: Path("/proc/x.json"), 4: d / ("x" * 300 + ".json"),
+                  5: d / "missing" / "r.json"}.get(kind)
+        if report is not None:
+            argv = [src, "-o", d / "o.mov", "--json-report", report, "--checkpoint", checkpoint, *FAST]
+        else:
+            argv = ["farm", "openjd", src, "-o", d / "o.mov", "--template", src, "--checkpoint", checkpoint,
+                    "--mask", "chroma"]
+        return Run(f"side{i}:{kind}", "side-files", argv, d, frozenset({2}), check=unchanged(src))
+
+    def same_file(i: int) -> Run:
+        """issue 28 item 2: OUTPUT is a file the run reads, named directly or through a link."""
+        d = out(f"same{i}")
+        src = d / "in.mp4"
+        shutil.copy(mp4, src)
+        kind = i % 5
+        extra: list = []
+        if kind == 0:
+            target = src
+        elif kind == 1:
+            target = d / "sym.mp4"
+            target.symlink_to(src)
+        elif kind == 2:
+            target = d / "hard.mp4"
+            os.link(src, target)
+        elif kind == 3:  # the input named through the link, OUTPUT the file itself
+            link = d / "hard.mp4"
+            os.link(src, link)
+            target, src = src, link
+        else:
+            mask = d / "mask.mp4"
+            shutil.copy(mp4, mask)
+            target = mask
+            extra = ["--mask", f"file:{mask}"]
+        files = sorted({p for p in d.iterdir() if not p.is_symlink()})
+        argv = [src, "-o", target, "--overwrite", "--output-kind", "alpha", "--checkpoint", checkpoint,
+                "--no-refine", "-q", *(extra or ["--mask", "chroma"])]
+        # Files the case made are "before" the run (not "left"); any change to them is a violation.
+        return Run(f"same{i}:{kind}", "same-file", argv, d, frozenset({2}), check=unchanged(*files))
+
+    makers = [paths, options, checkpoints, farm, pipe, signals, enospc, pipe_out, chunk_repeat, side_files,
+              same_file]
+    weights = [3, 4, 2, 3, 2, 3, 1, 1, 1, 1, 1]
     schedule = [m for m, w in zip(makers, weights) for _ in range(w)]
     i = 0
     while rest > 0:
@@ -482,8 +538,8 @@ def table(results: list[Result]) -> str:
     rows = defaultdict(list)
     for r in results:
         rows[r.run.category].append(r)
-    head = ("category", "cases", "exit-code violations", "tracebacks", "hangs", "files left", "runs > 4 GB RSS",
-            "differing repeated chunks", "peak RSS MB", "max s")
+    head = ("category", "cases", "exit-code violations", "tracebacks", "hangs", "files left", "inputs modified",
+            "runs > 4 GB RSS", "differing repeated chunks", "peak RSS MB", "max s")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     total = defaultdict(int)
     for cat in sorted(rows):
@@ -494,6 +550,7 @@ def table(results: list[Result]) -> str:
                 sum(r.hang for r in rs),
                 sum(any(("left" in p or "touched" in p or "replaced" in p or "farm files" in p) for p in r.problems)
                     for r in rs),
+                sum(any(p.startswith("inputs modified") for p in r.problems) for r in rs),
                 sum(r.peak_rss > RSS_LIMIT for r in rs),
                 sum("differing repeated chunk" in r.problems for r in rs))
         for k, v in zip(head[1:], vals):
@@ -501,7 +558,7 @@ def table(results: list[Result]) -> str:
         peak = max(r.peak_rss for r in rs) / 2**20
         lines.append(f"| {cat} | " + " | ".join(map(str, vals)) + f" | {peak:.0f} | {max(r.seconds for r in rs):.1f} |")
     allpeak = max(r.peak_rss for r in results) / 2**20
-    lines.append("| **all** | " + " | ".join(str(total[k]) for k in head[1:8])
+    lines.append("| **all** | " + " | ".join(str(total[k]) for k in head[1:9])
                  + f" | {allpeak:.0f} | {max(r.seconds for r in results):.1f} |")
     return "\n".join(lines)
 

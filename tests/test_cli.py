@@ -111,7 +111,7 @@ def test_mask_sequence_shorter_than_video(tmp_path, out_dir, tiny_checkpoint):
     mask = write_gray_sequence(tmp_path / "short", mask_images(clip.mask[:4]))
     result = cli(clip.path, "-o", out_dir / "out.mov", "--checkpoint", tiny_checkpoint, "--mask", f"file:{mask}",
                  "--batch-size", 2)
-    # frames 0-3 were matted and written to a temporary before the mask ran out
+    # refused in the preflight: the sequence has fewer frames than the run reads
     assert_clean_failure(result, 2, mask, "has 4 frame(s)", "frame 4", out_dir=out_dir, whole_stderr=False)
 
 

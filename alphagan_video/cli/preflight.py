@@ -89,9 +89,9 @@ def _check_against_input(cfg: PipelineConfig, info, frames: Optional[tuple[int, 
         try:
             have = media.info.frame_count
             if not media.single and needed is not None and have is not None and have < needed:
-                raise MaskSourceError.about(param, value, f"{path} has {have} frame(s) but the run reads "
-                                            f"{needed} frame(s) of {info.path}; supply one at least as long as "
-                                            "the video (or a single image)")
+                raise MaskSourceError.about(param, value, f"{path} has {have} frame(s) but frame {have} is needed "
+                                            f"(the run reads frames 0-{needed - 1} of {info.path}); supply one at "
+                                            "least as long as the video (or a single image)")
         finally:
             media.close()
 

@@ -11,7 +11,7 @@ from alphagan_video.config import OUTPUT_KINDS
 from alphagan_video.errors import ParameterError
 
 # The background parsers need no torch (the command line checks the background before the model loads).
-from alphagan_video.foreground.background import _NAMED_COLOURS, _parse_colour, parse_background  # noqa: E402,F401
+from alphagan_video.foreground.background import parse_background  # noqa: E402
 
 
 def render_output(
