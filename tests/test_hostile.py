@@ -91,6 +91,13 @@ def test_output_onto_a_side_input_is_refused(clip, tmp_path, no_torch):
     done = _script(clip, "-o", tmp_path / "o.mov", "--json-report", ckpt, "--checkpoint", ckpt, *FAST, env=no_torch)
     _refused(done, f"--json-report {ckpt} is the same file as --checkpoint {ckpt}")
     assert mask.read_bytes() == b"mask bytes" and ckpt.read_bytes() == b"weights"
+    from alphagan_video.model.registry import DEFAULT_WEIGHTS_PATH
+
+    if DEFAULT_WEIGHTS_PATH.is_file():  # through a link: a failed check would replace the link, not the weights
+        link = tmp_path / "weights.mov"
+        link.symlink_to(DEFAULT_WEIGHTS_PATH)
+        done = _script(clip, "-o", link, "--overwrite", *FAST, env=no_torch)
+        _refused(done, f"OUTPUT {link} is the same file as the shipped weights")
 
 
 def test_json_report_onto_input_or_output_exits_2(clip, tmp_path, no_torch):
@@ -291,3 +298,13 @@ def test_pipe_device_is_checked_before_the_model(no_torch):
     done = subprocess.run([*COMMAND, "pipe", "--size", "64x48", "--rate", "25", "--device", "meta"],
                           input=b"\0" * 9216, capture_output=True, timeout=60, env=no_torch)
     assert done.returncode == 2 and b"--device 'meta': unknown device" in done.stderr, done.stderr
+
+
+def test_timeline_report_onto_the_edit_exits_2(tmp_path):
+    edit = tmp_path / "cut.otio"
+    edit.write_text("{}")
+    done = _script("timeline", edit, "-o", tmp_path / "mattes", "--json-report", edit, timeout=60)
+    _refused(done, f"--json-report {edit} is the same file as EDIT {edit}")
+    assert edit.read_text() == "{}"
+    done = _script("timeline", edit, "-o", tmp_path / "mattes", "--json-report", tmp_path, timeout=60)
+    _refused(done, "--json-report", "is a folder")

@@ -51,7 +51,11 @@ def run_reads(input_path: Optional[str], cfg: PipelineConfig) -> list[RunPath]:
             name, arg = "", ""  # refused with its own message by the config checks
         if name in MASK_SOURCES_WITH_PATH:
             reads += _expanded("--mask", arg, pattern=_is_pattern(arg))
-    for role, path in (("--checkpoint", cfg.model.checkpoint), ("--prompts", cfg.mask.prompts_json),
+    from alphagan_video.model.registry import DEFAULT_WEIGHTS_PATH
+
+    checkpoint = ("--checkpoint", cfg.model.checkpoint) if cfg.model.checkpoint is not None \
+        else ("the shipped weights", DEFAULT_WEIGHTS_PATH)
+    for role, path in (checkpoint, ("--prompts", cfg.mask.prompts_json),
                        ("--sam-checkpoint", cfg.mask.sam_checkpoint)):
         if path is not None:
             reads.append(RunPath(role, path))
