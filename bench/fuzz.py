@@ -122,8 +122,7 @@ def execute(run: Run, timeout: float, env: dict) -> Result:
     before = set(os.listdir(run.out_dir)) if run.out_dir.is_dir() else set()
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE if run.stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=run_env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=run_env)
     if run.stdin is not None:
         try:
             proc.stdin.write(run.stdin)
@@ -571,6 +570,11 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a run counts as a hang")
     ap.add_argument("--keep", type=Path, default=None, help="build the corpus here and keep it")
     args = ap.parse_args()
+    # The cases get SIGINT's default action even when this script was started with it ignored (a
+    # background shell): exec resets a handled signal, not an ignored one. No ``preexec_fn``: it
+    # runs Python in the forked child of a pool thread, which deadlocked there in PyAV's
+    # thread-local scaler of the main thread (freed in the child, its slice threads gone).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="alphagan-fuzz-"))
     root.mkdir(parents=True, exist_ok=True)

@@ -178,7 +178,7 @@ def test_report_that_cannot_be_written_leaves_neither_file(clip, tmp_path, tiny_
 
 def _interrupt_after(args, wait) -> tuple[int, str]:
     proc = subprocess.Popen([*COMMAND, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            text=True, env=_env())
     try:
         wait(proc)
         assert proc.poll() is None, "the run ended before it could be interrupted"
