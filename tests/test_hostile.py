@@ -308,3 +308,14 @@ def test_timeline_report_onto_the_edit_exits_2(tmp_path):
     assert edit.read_text() == "{}"
     done = _script("timeline", edit, "-o", tmp_path / "mattes", "--json-report", tmp_path, timeout=60)
     _refused(done, "--json-report", "is a folder")
+
+
+def test_timeline_side_files_may_go_into_the_folder_it_creates(tmp_path):
+    """-o DIR is created by the command: a report or timeline inside it is not refused for that."""
+    from alphagan_video.cli.paths import RunPath, check_run_paths
+
+    mattes = tmp_path / "mattes"
+    check_run_paths([RunPath("EDIT", tmp_path / "cut.otio")], None, json_report=mattes / "r.json",
+                    side_files=[RunPath("--timeline-out", mattes / "t.otio")], created_folder=mattes)
+    with pytest.raises(Exception, match="does not exist"):
+        check_run_paths([], None, json_report=tmp_path / "elsewhere" / "r.json", created_folder=mattes)

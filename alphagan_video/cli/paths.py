@@ -66,10 +66,12 @@ def run_reads(input_path: Optional[str], cfg: PipelineConfig) -> list[RunPath]:
 
 
 def check_run_paths(reads: Iterable[RunPath], output_path: Optional[str], *,
-                    json_report: Optional[Path] = None, side_files: Iterable[RunPath] = ()) -> None:
+                    json_report: Optional[Path] = None, side_files: Iterable[RunPath] = (),
+                    created_folder: Optional[Path] = None) -> None:
     """Refuse (OutputError, exit 2) a written path that is a read path or another written path,
     and a ``--json-report`` (or other side file) that cannot be created. Model-free: stats, and
-    one probe file created and removed beside each side file."""
+    one probe file created and removed beside each side file -- except those in
+    ``created_folder``, a folder the command creates itself (timeline's ``-o DIR``)."""
     writes: list[RunPath] = []
     if output_path is not None:
         writes += _expanded("OUTPUT", output_path, pattern=_is_pattern(output_path))
@@ -81,8 +83,10 @@ def check_run_paths(reads: Iterable[RunPath], output_path: Optional[str], *,
     except OutputError as exc:
         exc.mentions = (*exc.mentions, "output.overwrite")  # shown as --overwrite
         raise
+    created = os.path.abspath(created_folder) if created_folder is not None else None
     for item in side:
-        check_writable_file(item)
+        if created is None or os.path.abspath(os.path.dirname(os.fspath(item.path)) or ".") != created:
+            check_writable_file(item)
 
 
 def _write_new_file(path: str, text: str) -> None:

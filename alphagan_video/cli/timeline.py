@@ -58,7 +58,8 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
         from alphagan_video.cli.paths import RunPath, check_run_paths, run_reads
 
         check_run_paths([RunPath("EDIT", edit_path), *run_reads(None, cfg)], None, json_report=json_report,
-                        side_files=[RunPath("--timeline-out", timeline_out)] if timeline_out is not None else [])
+                        side_files=[RunPath("--timeline-out", timeline_out)] if timeline_out is not None else [],
+                        created_folder=out_dir)
     bar = None
     current = [0]
 
