@@ -8,10 +8,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import traceback
 from typing import Callable, Iterator, Optional
-
-import click
 
 from alphagan_video.cli.flags import user_message
 from alphagan_video.errors import AlphaGANVideoError, Terminated, UserInputError
@@ -105,7 +102,11 @@ def _interrupted(exc: BaseException, message: str, debug: bool) -> None:
 
 def _fail(message: str, code: int, debug: bool) -> None:
     if debug:
+        import traceback
+
         traceback.print_exc()
+    import click  # here, not at import: ``alphagan_video.cli`` imports this module first (signals)
+
     click.echo(f"alphagan-video: error: {message}", err=True)
     sys.exit(code)
 
@@ -120,6 +121,8 @@ def _exit_codes(debug: bool, interrupted: str = "interrupted",
     (``Terminated``, message ``terminated...``). ``before_exit`` runs first (e.g. to close a
     progress bar).
     """
+    import click
+
     def fail(message: str, code: int) -> None:
         if before_exit is not None:
             before_exit()
