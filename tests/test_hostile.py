@@ -152,6 +152,7 @@ def test_report_that_cannot_be_written_leaves_neither_file(clip, tmp_path, tiny_
     writing it (injected) fails the run with exit 2 and leaves no OUTPUT and no report."""
     import alphagan_video.cli.paths as paths
 
+    real_write = paths._write_new_file
     out = tmp_path / "out"
     out.mkdir()
 
@@ -165,6 +166,18 @@ def test_report_that_cannot_be_written_leaves_neither_file(clip, tmp_path, tiny_
     assert result.exit_code == 2, result.output
     assert "the disk is full" in result.stderr and "Traceback" not in result.output
     assert listing(out) == []
+
+    def rename_fails(self):
+        from alphagan_video.errors import OutputError
+
+        self.discard()
+        raise OutputError("--json-report: cannot be moved into place (injected)")
+    monkeypatch.setattr(paths, "_write_new_file", real_write)  # the report is staged; its rename fails
+    monkeypatch.setattr(paths.StagedReport, "publish", rename_fails)
+    result = CliRunner().invoke(cli_module.main, [str(clip), "-o", str(out / "o.mov"), "--json-report",
+                                                  str(out / "r.json"), "--checkpoint", tiny_checkpoint, *FAST])
+    assert result.exit_code == 2 and "injected" in result.stderr, result.output
+    assert listing(out) == []  # OUTPUT, published a moment before, was taken back
     monkeypatch.undo()
     result = CliRunner().invoke(cli_module.main, [str(clip), "-o", str(out / "o.mov"), "--json-report",
                                                   str(out / "r.json"), "--checkpoint", tiny_checkpoint, *FAST])

@@ -108,6 +108,16 @@ class _ProgressBar:
             self.bar.close()
 
 
+def _withdraw(output_path: str) -> None:
+    """Remove a just-published single-file OUTPUT (a sequence's frames are left)."""
+    import contextlib
+    import os
+
+    if os.path.isfile(output_path) and not os.path.islink(output_path):
+        with contextlib.suppress(OSError):
+            os.remove(output_path)
+
+
 def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Optional[tuple[int, int]], quiet: bool,
          json_report: Optional[Path], debug: bool, context: Optional[int] = None,
          max_pixels: Optional[int] = None, strict: bool = False) -> None:
@@ -124,7 +134,11 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
                 bar.start()
                 report = matte_video(input_path, output_path, cfg, progress=bar, frame_range=frames,
                                      context=context, before_publish=lambda r: staged.stage(r.to_dict()))
-            staged.publish()
+            try:
+                staged.publish()
+            except UserInputError:  # one rename beside it, after OUTPUT's: take OUTPUT back (neither file)
+                _withdraw(output_path)
+                raise
         finally:
             staged.discard()
         if _standalone():
