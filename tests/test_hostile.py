@@ -332,3 +332,17 @@ def test_timeline_side_files_may_go_into_the_folder_it_creates(tmp_path):
                     side_files=[RunPath("--timeline-out", mattes / "t.otio")], created_folder=mattes)
     with pytest.raises(Exception, match="does not exist"):
         check_run_paths([], None, json_report=tmp_path / "elsewhere" / "r.json", created_folder=mattes)
+
+
+def test_farm_jobs_for_other_machines_may_name_a_gpu_this_one_lacks(clip, tmp_path, no_torch):
+    """``farm plan --device cuda`` describes a job for the farm's workers: not refused here;
+    ``farm local`` runs it here: refused before the model loads."""
+    from alphagan_video.device import driver_cuda_devices
+
+    if driver_cuda_devices():
+        pytest.skip("this machine has a CUDA device")
+    done = _script("farm", "plan", clip, "-o", tmp_path / "f.mov", "--mask", "chroma", "--device", "cuda")
+    assert done.returncode == 0, done.stderr  # (farm plan imports torch to write the job: the real one here)
+    done = _script("farm", "local", clip, "-o", tmp_path / "g.mov", "--mask", "chroma", "--device", "cuda",
+                   env=no_torch)
+    _refused(done, "--device cuda: CUDA is not available")

@@ -55,9 +55,10 @@ def _farm_guard(debug: bool, action) -> object:
 
 
 def _make_job(input_path: str, output_path: str, chunk_size: int, context: Optional[int], opts: dict,
-              side_file: Optional[tuple[str, Path]] = None):
+              side_file: Optional[tuple[str, Path]] = None, runs_here: bool = False):
     """Check everything that needs no model, then write (or reuse) the job file. ``side_file``:
-    (its flag, path) of a file the command writes besides (a template): checked with the rest."""
+    (its flag, path) of a file the command writes besides (a template): checked with the rest.
+    ``runs_here``: the chunks run on this machine (``farm local``), so ``--device`` is checked here."""
     from alphagan_video.cli.paths import RunPath, check_run_paths, run_reads
     from alphagan_video.farm import create_job
     from alphagan_video.farm.job import JOB_SUFFIX
@@ -75,7 +76,8 @@ def _make_job(input_path: str, output_path: str, chunk_size: int, context: Optio
                     + ([RunPath(*side_file)] if side_file is not None else []))
     # The output may exist (a finished job is recognised by create_job); the batch size sets the
     # chunk grid, so it is refused rather than lowered when it does not fit in memory.
-    _preflight(input_path, output_path, cfg, max_pixels=max_pixels, adjustable_batch=False, check_output=False)
+    _preflight(input_path, output_path, cfg, max_pixels=max_pixels, adjustable_batch=False, check_output=False,
+               device_here=runs_here)
     from alphagan_video.io.reader import pixel_budget
 
     with pixel_budget(max_pixels):  # create_job probes the input (frame count, chroma key)
@@ -129,7 +131,7 @@ def farm_local_command(input_path, output_path, chunk_size, context, debug, **op
     from alphagan_video.farm import assemble_job, run_local
 
     def action():
-        job = _make_job(input_path, output_path, chunk_size, context, opts)
+        job = _make_job(input_path, output_path, chunk_size, context, opts, runs_here=True)
         if _already_complete(job):
             return
         results = run_local(job)

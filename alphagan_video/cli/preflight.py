@@ -56,15 +56,18 @@ def _check_band(cfg: PipelineConfig, width: int, height: int) -> None:
                                    f"give at most {max(width, height)} pixels")
 
 
-def _check_against_input(cfg: PipelineConfig, info, frames: Optional[tuple[int, int]]) -> None:
+def _check_against_input(cfg: PipelineConfig, info, frames: Optional[tuple[int, int]], *,
+                         device_here: bool = True) -> None:
     """The model-free checks that need INPUT's probe (``info``) or the environment, made before
-    the model loads: ``--device`` exists here (``device.check_device``), a composite's
+    the model loads: ``--device`` exists here (``device.check_device``; not when ``device_here``
+    is False: a farm job's workers may have the GPU this machine lacks), a composite's
     ``--background`` parses, ``--frames`` starts inside the clip, and masks / plates / trimaps
     have the frame size and (for the frames the run reads) enough frames."""
     from alphagan_video.device import check_device
     from alphagan_video.errors import InputMediaError, MaskSourceError
 
-    check_device(cfg.model.device)
+    if device_here:
+        check_device(cfg.model.device)
     if cfg.output.kind == "composite":
         from alphagan_video.foreground.background import parse_background
 
@@ -133,7 +136,7 @@ def _remove_stale(directory: str, warn: bool) -> None:
 
 def _preflight(input_path: str, output_path: Optional[str], cfg: PipelineConfig, *, max_pixels: Optional[int],
                warn: bool = True, adjustable_batch: bool = True, check_output: bool = True,
-               frames: Optional[tuple[int, int]] = None) -> PipelineConfig:
+               frames: Optional[tuple[int, int]] = None, device_here: bool = True) -> PipelineConfig:
     """Every check that needs no model, before torch is imported (fail in well under a second).
 
     Options, mask spec and side files; INPUT probed (frame 0 decoded, the declared frame size
@@ -156,7 +159,8 @@ def _preflight(input_path: str, output_path: Optional[str], cfg: PipelineConfig,
         name, arg = parse_mask_spec(cfg.mask.source)
         if name in MASK_SOURCES_WITH_PATH:
             _check_side_input(arg, "mask.source", cfg.mask.source, max_pixels)
-    _check_against_input(cfg, info, frames)  # device, background, --frames, side media sizes and lengths
+    # device, background, --frames, side media sizes and lengths
+    _check_against_input(cfg, info, frames, device_here=device_here)
     if output_path is not None:
         _remove_stale(os.path.dirname(os.path.abspath(output_path)), warn)
         if check_output:
