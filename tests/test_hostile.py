@@ -321,6 +321,9 @@ def test_timeline_report_onto_the_edit_exits_2(tmp_path):
     assert edit.read_text() == "{}"
     done = _script("timeline", edit, "-o", tmp_path / "mattes", "--json-report", tmp_path, timeout=60)
     _refused(done, "--json-report", "is a folder")
+    done = _script("timeline", edit, "-o", tmp_path / "mattes", "--device", "meta", timeout=60)
+    _refused(done, "--device 'meta': unknown device")
+    assert sorted(os.listdir(tmp_path)) == ["cut.otio"]
 
 
 def test_timeline_side_files_may_go_into_the_folder_it_creates(tmp_path):

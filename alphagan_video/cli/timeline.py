@@ -60,6 +60,9 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
         check_run_paths([RunPath("EDIT", edit_path), *run_reads(None, cfg)], None, json_report=json_report,
                         side_files=[RunPath("--timeline-out", timeline_out)] if timeline_out is not None else [],
                         created_folder=out_dir)
+        from alphagan_video.device import check_device
+
+        check_device(cfg.model.device)  # before any clip loads the model
     bar = None
     current = [0]
 
