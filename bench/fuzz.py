@@ -242,7 +242,7 @@ def build(root: Path, n: int, seed: int, checkpoint: str) -> list[Run]:
             argv = [mp4, "-o", d / "o.%04d.txt"]
         return Run(f"path{i}", "paths", [*argv, "--checkpoint", checkpoint, *FAST], d, frozenset({2}))
 
-    bad_options = [["--trimap-band", "100000"], ["--trimap-band", "0"], ["--trimap-band", "-5"],
+    bad_options = [["--trimap-band", "100000"], ["--trimap-band", "1e3"], ["--trimap-band", "-5"],
                    ["--batch-size", "0"], ["--batch-size", "-3"], ["--max-pixels", "0"], ["--max-pixels", "abc"],
                    ["--max-pixels", "100"], ["--temporal-strength", "2"], ["--temporal-strength", "nan"],
                    ["--frames", "5-2"], ["--frames", "abc"], ["--mask", "nonsense"], ["--mask", "file:/nonexistent"],
@@ -250,6 +250,8 @@ def build(root: Path, n: int, seed: int, checkpoint: str) -> list[Run]:
                    ["--output-kind", "rgba", "--codec", "h264"], ["--codec", "ffv1"], ["--context", "-2"],
                    ["--mask", "sam"], ["--trimap", "/nonexistent.png"], ["--background", "/nonexistent.png",
                                                                        "--output-kind", "composite"]]
+
+    # (--trimap-band 0 is no bad option: a binary trimap, exit 0.)
 
     def options(i: int) -> Run:
         d = out(f"opt{i}")
