@@ -244,11 +244,17 @@ def scores(pred: np.ndarray, gt: np.ndarray) -> dict:
     return {"sad": sad, "mse": mse, "dtssd": dt}
 
 
+def against_per_frame(ours: np.ndarray, ref: np.ndarray) -> tuple[list[int], list[int]]:
+    """Per frame: (kept, see-through) px of ``ours`` against ``ref``."""
+    kept = ((ours > KEPT_OURS) & (ref < KEPT_PEER)).sum(axis=(1, 2))
+    see = ((ours < SEE_OURS) & (ref > SEE_PEER)).sum(axis=(1, 2))
+    return [int(v) for v in kept], [int(v) for v in see]
+
+
 def against(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     """(kept, see-through) px/frame of ``ours`` against ``ref``."""
-    kept = ((ours > KEPT_OURS) & (ref < KEPT_PEER)).sum(axis=(1, 2)).mean()
-    see = ((ours < SEE_OURS) & (ref > SEE_PEER)).sum(axis=(1, 2)).mean()
-    return float(kept), float(see)
+    kept, see = against_per_frame(ours, ref)
+    return float(np.mean(kept)), float(np.mean(see))
 
 
 def checkerboard(rgb: np.ndarray, alpha: np.ndarray, cell: int = 16) -> np.ndarray:
@@ -311,7 +317,9 @@ def main(argv=None) -> int:
         ours, t_ours = run_ours(clip, work / "out" / clip.name, extra)
         peer, t_peer = run_peer(clip)
         kept, see = against(ours, peer)
+        per_kept, per_see = against_per_frame(ours, peer)
         row = {"clip": clip.name, "frames": len(clip.frames), "kept": kept, "see_through": see,
+               "kept_per_frame": per_kept, "see_through_per_frame": per_see,
                "s_per_frame_ours": t_ours, "s_per_frame_peer": t_peer}
         if clip.gt is not None:
             so, sp = scores(ours, clip.gt), scores(peer, clip.gt)
