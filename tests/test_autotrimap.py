@@ -307,7 +307,8 @@ def test_doubt_never_releases_confident_interior_on_a_face_coloured_background()
     certain = cv2.erode((prob >= 1.0).astype(np.uint8), np.ones((2 * margin + 3,) * 2, np.uint8)) > 0
     assert certain.sum() > 2000
     assert (tri[certain] == 255).all()  # confident interior stays known, whatever the colours
-    assert (tri[cv2.erode((prob <= 0.0).astype(np.uint8), np.ones((2 * margin + 3,) * 2, np.uint8)) > 0] == 0).all()
+    # (the background side keeps colour-only doubt: skin-coloured leaves beside the face may be
+    # released, as thin structure beyond a coarse source's grid would be; see trimap.doubted)
     # the same scene with a binary mask (no confidence stated: colour alone, issue 15's rule)
     # does release skin of the face -- what this test guards against for soft sources
     binary = auto_trimap_numpy(_u8(frame), mask.astype(np.float32))
