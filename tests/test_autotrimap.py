@@ -298,7 +298,7 @@ def _face_over_face_coloured_foliage() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_doubt_never_releases_confident_interior_on_a_face_coloured_background():
-    from alphagan_video.stages.s2_trimap.trimap import default_band_px
+    from alphagan_video.trimap.band import default_band_px
 
     frame, mask = _face_over_face_coloured_foliage()
     prob = _ramp_prob(mask)
