@@ -201,6 +201,9 @@ def main() -> None:
     print(f"plate gain {args.gain} offset {args.offset} wb {wb}, scene {args.plate_scene}; {len(frames)} frames "
           f"{w}x{h}; registered {sum(r['registered'] for r in reg)}/{len(reg)}, residual "
           f"{np.median([r['residual_px'] for r in reg]):.2f} px")
+    for r in reg:
+        print(f"  frame {r['frame']}: colour gain {r.get('colour_gain')} offset {r.get('colour_offset')}, noise sigma "
+              f"{r.get('noise_sigma')}, unexplained {r.get('unexplained_share')}")
     for note in getattr(src, "warnings", []) or []:
         print(f"  source warning: {note}")
     c = scores(masks, gt)
