@@ -8,17 +8,26 @@ the frames (a clean pass). Per frame:
    (OpenCV), as BackgroundMattingV2 does for handheld captures; identity when the shot is
    locked off (the identity already fits) or when too few features agree
    (``last_registration`` tells which, with the residual);
-1. colour distance ``d`` = Euclidean RGB distance between frame and registered plate, 3x3-median
+0b. the plate's exposure and colour are fitted to the frame (``colour_map``: a robust affine
+   colour map on the pixels the plate explains; a separately shot plate is brighter or tinted,
+   and against the unadjusted plate every background pixel differs -- kept background -- while
+   a subject coloured like the brightened background matches it -- see-through skin);
+1. colour distance ``d`` = Euclidean RGB distance between frame and the mapped plate, 3x3-median
    filtered: removes sensor/codec noise without moving edges;
 2. a per-pixel threshold from a noise model of that difference, not from the subject's share of
-   the frame: ``NOISE_K`` x the difference's noise (each image's noise measured on its finest
-   detail, Immerkaer's estimator made robust with a median) plus, for a registered plate, the
-   plate's local gradient times the registration residual (an edge misplaced by r pixels
-   differs by about |grad| x r);
+   the frame: ``NOISE_K`` x the difference's noise (measured: the colour map's residual on flat
+   background; when the map does not explain most of the frame, each image's own noise on its
+   finest detail, Immerkaer's estimator made robust with a median) plus, for a registered plate,
+   the plate's local gradient times the registration residual (an edge misplaced by r pixels
+   differs by about |grad| x r); where the registered plate has no data (the frame's edge), the
+   nearest pixel's value (a subject cut by the frame edge stays whole);
 3. a soft ramp between the low and high thresholds (subject = 1);
 4. morphological opening then closing to remove specks and fill pinholes; holes enclosed by the
    subject that survive (a cheek the colour of the wall behind) become 0.5, "unsure", so the
    automatic trimap leaves them to the matting instead of calling them background.
+
+``warnings``: when more than ``MAX_UNEXPLAINED`` of a frame differs from the mapped plate beyond
+the images' noise on more than ``FEW_FRAMES`` frames (or all), the run warns (strict: exit 2).
 """
 from __future__ import annotations
 
@@ -188,7 +197,7 @@ def unexplained_share(frame: np.ndarray, plate: np.ndarray, usable: np.ndarray, 
 
 def _fill_invalid(soft: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Each pixel without plate data (valid 0) takes the soft value of the nearest pixel with."""
-    from scipy import ndimage
+    import cv2
 
     out = soft.clone()
     for i in range(soft.shape[0]):
@@ -198,9 +207,13 @@ def _fill_invalid(soft: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         if bad.all():
             out[i].zero_()
             continue
-        _, (iy, ix) = ndimage.distance_transform_edt(bad, return_indices=True)
+        # Per-pixel labels: every pixel gets the label of its nearest valid (zero) pixel; the valid
+        # pixels are labelled 1.. in raster order.
+        _, labels = cv2.distanceTransformWithLabels(bad.astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
         m = soft[i, 0].cpu().numpy()
-        out[i, 0] = torch.from_numpy(np.where(bad, m[iy, ix], m)).to(out.device)
+        by_label = np.concatenate([[0.0], m[~bad]]).astype(np.float32)
+        out[i, 0] = torch.from_numpy(np.where(bad, by_label[labels], m)).to(out.device)
     return out
 
 
