@@ -56,7 +56,8 @@ def _scene(name: str, w: int, h: int) -> np.ndarray:
     img = np.asarray(getattr(skd, name)())[..., :3].astype(np.float32) / 255.0
     big_w, big_h = int(w * 1.2), int(h * 1.2)
     s = max(big_w / img.shape[1], big_h / img.shape[0])
-    img = cv2.resize(img, (int(np.ceil(img.shape[1] * s)), int(np.ceil(img.shape[0] * s))), interpolation=cv2.INTER_AREA)
+    size = (int(np.ceil(img.shape[1] * s)), int(np.ceil(img.shape[0] * s)))
+    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
     y0, x0 = (img.shape[0] - big_h) // 2, (img.shape[1] - big_w) // 2
     return np.ascontiguousarray(img[y0 : y0 + big_h, x0 : x0 + big_w])
 
@@ -72,7 +73,8 @@ def _u8(a: np.ndarray) -> np.ndarray:
 
 
 def make_material(work: Path, frames: int, w: int, h: int, gain: float, offset: float, wb: tuple, noise: float,
-                  data: Path, plate_scene: str = "same", seed: int = 27) -> tuple[list[Path], Path, np.ndarray]:
+                  data: Path, plate_scene: str = "same", seed: int = 27,
+                  gamma: float = 1.0) -> tuple[list[Path], Path, np.ndarray]:
     """-> (frame PNG paths, plate PNG path, true alpha (T,H,W))."""
     from bench.temporal_clips import _load_alphamatting
 
@@ -103,7 +105,7 @@ def make_material(work: Path, frames: int, w: int, h: int, gain: float, offset: 
         truths.append(a)
     plate_src = scene if plate_scene == "same" else _scene(plate_scene, w, h)
     plate = _view(plate_src, _homography(rng, w, h, 8.0, 1.5, 3e-5), w, h)
-    plate = plate * (gain * np.asarray(wb, np.float32)) + offset
+    plate = np.clip(plate, 0, 1) ** gamma * (gain * np.asarray(wb, np.float32)) + offset  # gamma: another tone curve
     plate = plate + noise * (0.6 + 0.8 * np.clip(plate, 0, 1)) * rng.standard_normal(plate.shape).astype(np.float32)
     plate_path = work / "plate.png"
     cv2.imwrite(str(plate_path), cv2.cvtColor(_u8(plate), cv2.COLOR_RGB2BGR))
@@ -120,7 +122,8 @@ def scores(pred: np.ndarray, gt: np.ndarray) -> dict:
 
 def checker(h: int, w: int, cell: int = 16) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
-    return np.where(((yy // cell + xx // cell) % 2)[..., None] == 0, 0.85, 0.55).astype(np.float32) * np.ones(3, np.float32)
+    grey = np.where((yy // cell + xx // cell) % 2 == 0, 0.85, 0.55).astype(np.float32)
+    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def save_look(folder: Path, tag: str, name: str, frames: list[Path], alphas: np.ndarray) -> list[Path]:
@@ -161,7 +164,8 @@ def run_product(frames: list[Path], plate: Path, out: Path, extra: list[str]) ->
     report = out / "report.json"
     pattern = str(frames[0].parent / "f_%04d.png")
     cmd = [sys.executable, "-m", "alphagan_video", "run", pattern, "-o", str(out / "m_%04d.png"), "--output-kind",
-           "alpha", "--overwrite", "-q", "--json-report", str(report), "--mask", f"plate:{plate}", *extra]
+           "alpha", "--overwrite", "-q", "--json-report", str(report), "--mask", f"plate:{plate}",
+           *extra]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     tick = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -184,6 +188,7 @@ def main() -> None:
     ap.add_argument("--offset", type=float, default=0.02)
     ap.add_argument("--wb", default="1.04,1.0,0.94", help="per-channel white balance of the plate (R,G,B)")
     ap.add_argument("--noise", type=float, default=0.01)
+    ap.add_argument("--gamma", type=float, default=1.0, help="the plate's tone curve: plate = scene^gamma (x gain)")
     ap.add_argument("--plate-scene", default="same", help="'same' or another skimage photo (a wrong plate)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--work", type=Path, default=Path("/tmp/plate_bench"))
@@ -195,10 +200,11 @@ def main() -> None:
     w, h = (int(v) for v in args.size.lower().split("x"))
     wb = tuple(float(v) for v in args.wb.split(","))
     frames, plate, gt = make_material(args.work, args.frames, w, h, args.gain, args.offset, wb, args.noise,
-                                      args.data, args.plate_scene)
+                                      args.data, args.plate_scene, gamma=args.gamma)
     masks, src = coarse_masks(frames, plate)
     reg = src.registrations
-    print(f"plate gain {args.gain} offset {args.offset} wb {wb}, scene {args.plate_scene}; {len(frames)} frames "
+    print(f"plate gain {args.gain} offset {args.offset} wb {wb} gamma {args.gamma}, scene {args.plate_scene}; "
+          f"{len(frames)} frames "
           f"{w}x{h}; registered {sum(r['registered'] for r in reg)}/{len(reg)}, residual "
           f"{np.median([r['residual_px'] for r in reg]):.2f} px")
     for r in reg:

@@ -124,3 +124,18 @@ def test_warning_when_the_plate_is_another_scene_and_quiet_on_a_matching_plate(t
         assert bool(warnings) == warns, (name, warnings)
     (line,) = warnings
     assert "plate does not explain 5 of 5 frame(s): 0, 1, 2, 3, 4" in line and "\n" not in line
+
+
+def test_a_flat_subject_filling_most_of_the_frame_is_not_taken_for_the_background():
+    """A flat subject is explained exactly by a zero matrix with its colour as the offset; with
+    more than half the frame it would win a median-trimmed fit: a TRIM of 0.3 and only plausible
+    exposure changes let the background (40 %) decide."""
+    rng = np.random.default_rng(3)
+    plate = _texture(rng)
+    frame = plate * 0.85 + 0.01
+    subject = np.zeros((H, W), bool)
+    subject[:, : int(0.6 * W)] = True
+    frame[subject] = [0.8, 0.6, 0.5]
+    frame = frame + rng.normal(0, 0.004, frame.shape)
+    cmap = fit_colour_map(frame.astype(np.float32), (plate + rng.normal(0, 0.004, plate.shape)).astype(np.float32))
+    assert np.abs(np.diag(cmap.matrix) - 0.85).max() < 0.05, cmap.matrix

@@ -11,11 +11,13 @@ the range a background spans), fitted on the pixels where the frame *is* the bac
 
 Which pixels are background is not known in advance (the subject is what is being looked for),
 so the fit is robust: least trimmed squares (Rousseeuw), started from the identity, from the
-plain least-squares fit and from the previous frame's map, improved by C-steps (fit on the half
-of the samples the current map explains best, repeat) and the best start kept; then one
-reweighted step on every sample within ``INLIER_K`` robust sigmas. The background must hold
-most of the frame (LTS' breakdown point is 50 %): beyond that the fit is not determined by the
-background, which ``unexplained`` reports for the run warning.
+plain least-squares fit and from the previous frame's map, improved by C-steps (fit on the
+TRIM share of the samples the current map explains best, repeat) and the best start kept -- among
+plausible maps only (``plausible``: within ``MAX_STOPS`` of exposure; a flat subject is fitted
+exactly by a zero matrix and its colour as the offset); then one
+reweighted step on every sample within ``INLIER_K`` robust sigmas. The background must hold at
+least ``TRIM`` of the frame (the fit's breakdown point): with less, the fit is not determined by
+the background, which the plate source reports as a run warning.
 
 The fit's residual on flat background (low plate gradient, so misregistration does not count)
 is the difference's noise: that, not a tuned constant, sets the subject threshold.
@@ -34,18 +36,23 @@ import numpy as np
 
 #: Samples drawn (a regular grid) for the fit: plenty for 12 parameters, cheap at any resolution.
 FIT_SAMPLES = 40000
-#: Least trimmed squares: the share of samples each C-step fits on (its breakdown point).
-TRIM = 0.5
+#: Least trimmed squares: the share of samples each C-step fits on. The background must hold at
+#: least this share of the frame; the subject may hold the rest, as long as no plausible map
+#: (``plausible``) explains a TRIM share of it better than the plate explains the background.
+TRIM = 0.3
 #: C-steps per start (each never increases the trimmed sum; 6-8 reach a fixed point in practice).
 C_STEPS = 10
 #: Reweighting: a sample is an inlier when its residual norm is below this many robust sigmas
 #: (sqrt of the chi-square(3) 99.9 % point, as ``plate.NOISE_K``).
 INLIER_K = 4.03
+#: Plausible maps change exposure by at most this many stops (singular values of the matrix in
+#: [2^-MAX_STOPS, 2^MAX_STOPS]): auto exposure between a shot and its plate is a stop or two.
+MAX_STOPS = 2.0
 #: Code values at or beyond these bounds are clipped (a bound, not a measurement).
 CLIP_LO, CLIP_HI = 0.02, 0.98
-#: Mean of a chi-square(3) variable below its median (3 F_5(q) / 0.5, q = 2.366): the trimmed
-#: mean square residual norm of pure Gaussian noise, in per-channel variances (TRIM = 0.5).
-LTS_CONSISTENCY = 1.2208
+#: Mean of a chi-square(3) variable below its TRIM quantile q (3 F_5(q) / TRIM; TRIM 0.3: q = 1.4237):
+#: the trimmed mean square residual norm of pure Gaussian noise, in per-channel variances.
+LTS_CONSISTENCY = 0.7829
 
 
 @dataclass(frozen=True)
@@ -92,9 +99,19 @@ def _norms(x: np.ndarray, y: np.ndarray, params: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", r, r)
 
 
+def plausible(matrix: np.ndarray) -> bool:
+    """A camera's exposure/colour change: the matrix's singular values within MAX_STOPS stops of 1.
+    (A flat subject is "explained" exactly by matrix 0 and its colour as the offset.)"""
+    sv = np.linalg.svd(matrix, compute_uv=False)
+    return bool(sv.min() >= 2.0 ** -MAX_STOPS and sv.max() <= 2.0 ** MAX_STOPS)
+
+
 def _c_steps(x: np.ndarray, y: np.ndarray, params: np.ndarray, h: int) -> tuple[np.ndarray, float]:
-    """Least-trimmed-squares concentration steps from ``params`` -> (params, trimmed sum)."""
+    """Least-trimmed-squares concentration steps from ``params`` -> (params, trimmed sum); stops
+    before a step that leaves the plausible maps; an implausible start scores inf."""
     best = float("inf")
+    if not plausible(params[:3].T):
+        return params, best
     for _ in range(C_STEPS):
         sq = _norms(x, y, params)
         keep = np.argpartition(sq, h - 1)[:h]
@@ -102,7 +119,10 @@ def _c_steps(x: np.ndarray, y: np.ndarray, params: np.ndarray, h: int) -> tuple[
         if trimmed >= best * (1 - 1e-9):
             break
         best = trimmed
-        params = _lstsq(x[keep], y[keep])
+        step = _lstsq(x[keep], y[keep])
+        if not plausible(step[:3].T):
+            break
+        params = step
     return params, best
 
 
@@ -150,12 +170,12 @@ def fit_colour_map(frame: np.ndarray, plate: np.ndarray, usable: Optional[np.nda
         starts.append(previous.params)
     params, trimmed = min((_c_steps(x, y, s, h) for s in starts), key=lambda fit: fit[1])
     # Reweighted step: the LTS scale (the trimmed mean square of the residual norms, made
-    # consistent for Gaussian noise: for chi-square(3) cut at its median the mean is 1.2208, per
-    # channel), every sample within INLIER_K of those sigmas, one least-squares fit on those.
+    # consistent for Gaussian noise, LTS_CONSISTENCY), every sample within INLIER_K of those
+    # sigmas, one least-squares fit on those (the efficiency the trimming gave away).
     robust = float(np.sqrt(trimmed / h / LTS_CONSISTENCY))
     norm = np.sqrt(_norms(x, y, params))
     inlier = norm <= INLIER_K * max(robust, 1e-6)
-    if inlier.sum() >= 8:
+    if inlier.sum() >= 8 and plausible(_lstsq(x[inlier], y[inlier])[:3].T):
         params = _lstsq(x[inlier], y[inlier])
     resid = y - x @ params
     pick = inlier & flat if (inlier & flat).sum() >= 32 else inlier
@@ -181,4 +201,4 @@ def explained_plate(frame: np.ndarray, mapped: np.ndarray, plate: np.ndarray) ->
     return out
 
 
-__all__ = ["ColourMap", "explained_plate", "fit_colour_map"]
+__all__ = ["ColourMap", "explained_plate", "fit_colour_map", "plausible"]

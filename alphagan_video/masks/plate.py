@@ -16,8 +16,8 @@ the frames (a clean pass). Per frame:
    filtered: removes sensor/codec noise without moving edges;
 2. a per-pixel threshold from a noise model of that difference, not from the subject's share of
    the frame: ``NOISE_K`` x the difference's noise (measured: the colour map's residual on flat
-   background; when the map does not explain most of the frame, each image's own noise on its
-   finest detail, Immerkaer's estimator made robust with a median) plus, for a registered plate,
+   background; when more than MAX_UNEXPLAINED of the frame is unexplained, each image's own
+   noise on its finest detail, Immerkaer's estimator made robust with a median) plus, for a registered plate,
    the plate's local gradient times the registration residual (an edge misplaced by r pixels
    differs by about |grad| x r); where the registered plate has no data (the frame's edge), the
    nearest pixel's value (a subject cut by the frame edge stays whole);
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from alphagan_video.masks._morph import median3, open_close, scale_kernel
-from alphagan_video.masks.colour_map import ColourMap, explained_plate, fit_colour_map
+from alphagan_video.masks.colour_map import TRIM, ColourMap, explained_plate, fit_colour_map
 from alphagan_video.io.companion import MediaInStep
 from alphagan_video.types import VideoInfo
 
@@ -57,9 +57,10 @@ MIN_INLIERS = 20
 #: Residual floor in pixels for the misregistration term (sub-pixel interpolation error).
 MIN_RESIDUAL = 0.5
 #: Most of a frame the plate may leave unexplained (beyond the noise of the images themselves,
-#: after the colour map) before the plate is doubted: the colour map's robust fit assumes the
-#: background is the larger part of the frame (least trimmed squares breaks down at 50 %).
-MAX_UNEXPLAINED = 0.5
+#: after the colour map) before the plate is doubted: the colour map's robust fit needs the
+#: background to hold at least ``colour_map.TRIM`` of the frame (where least trimmed squares breaks
+#: down); beyond, its map and residual say nothing about the background.
+MAX_UNEXPLAINED = 1.0 - TRIM
 #: A plate that does not explain a frame or two (a subject walking close) is no warning; on more
 #: frames than this (or every frame) it is (as ``stages.coverage.FEW_FRAMES``).
 FEW_FRAMES = 3
@@ -285,7 +286,7 @@ class PlateMaskSource:
             "unexplained_share": round(share, 4)}
         self.registrations.append(self.last_registration)
         # The difference's noise: the colour map's residual on flat background, measured -- unless
-        # the map is not determined by the background (more than half the frame unexplained):
+        # the map is not determined by the background (more than MAX_UNEXPLAINED unexplained):
         # then its residual is not noise, and the images' own noise is used.
         return mapped, r, inside, self.last_registration["noise_sigma"]
 
@@ -313,8 +314,8 @@ class PlateMaskSource:
 
     @property
     def warnings(self) -> list[str]:
-        """One-line run warnings: the plate does not explain most of the frame on more than
-        ``FEW_FRAMES`` frames (or on every frame)."""
+        """One-line run warnings: the plate leaves more than MAX_UNEXPLAINED of the frame
+        unexplained on more than ``FEW_FRAMES`` frames (or on every frame)."""
         seen = {r["frame"]: r for r in self.registrations}
         bad = sorted(f for f, r in seen.items() if r["unexplained_share"] > MAX_UNEXPLAINED)
         if not bad or (len(bad) <= FEW_FRAMES and len(bad) < len(seen)):
@@ -323,8 +324,8 @@ class PlateMaskSource:
         worst = max(seen[f]["unexplained_share"] for f in bad)
         return [f"the plate does not explain {len(bad)} of {len(seen)} frame(s): {shown}; up to {worst:.0%} of a "
                 "frame differs from the registered plate by more than its fitted exposure/colour map and the noise "
-                "allow; is the plate of this shot (same place, same light), and does the subject fill less than half "
-                "the frame?"]
+                f"allow; is the plate of this shot (same place, same light), and does the background fill at least "
+                f"{TRIM:.0%} of the frame?"]
 
     def close(self) -> None:
         self._media.close()
