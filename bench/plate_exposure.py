@@ -74,13 +74,13 @@ def _u8(a: np.ndarray) -> np.ndarray:
 
 def make_material(work: Path, frames: int, w: int, h: int, gain: float, offset: float, wb: tuple, noise: float,
                   data: Path, plate_scene: str = "same", seed: int = 27,
-                  gamma: float = 1.0) -> tuple[list[Path], Path, np.ndarray]:
+                  gamma: float = 1.0, scene_name: str = "chelsea") -> tuple[list[Path], Path, np.ndarray]:
     """-> (frame PNG paths, plate PNG path, true alpha (T,H,W))."""
     from bench.temporal_clips import _load_alphamatting
 
     rng = np.random.default_rng(seed)
     fg, alpha = _load_alphamatting("GT03", data, work / "cache")
-    scene = _scene("chelsea", w, h)
+    scene = _scene(scene_name, w, h)
     (work / "frames").mkdir(parents=True, exist_ok=True)
     paths, truths = [], []
     fh = int(0.92 * h)
@@ -189,6 +189,7 @@ def main() -> None:
     ap.add_argument("--wb", default="1.04,1.0,0.94", help="per-channel white balance of the plate (R,G,B)")
     ap.add_argument("--noise", type=float, default=0.01)
     ap.add_argument("--gamma", type=float, default=1.0, help="the plate's tone curve: plate = scene^gamma (x gain)")
+    ap.add_argument("--scene", default="chelsea", help="the shot's background: a skimage photo (chelsea, rocket, ...)")
     ap.add_argument("--plate-scene", default="same", help="'same' or another skimage photo (a wrong plate)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--work", type=Path, default=Path("/tmp/plate_bench"))
@@ -200,7 +201,8 @@ def main() -> None:
     w, h = (int(v) for v in args.size.lower().split("x"))
     wb = tuple(float(v) for v in args.wb.split(","))
     frames, plate, gt = make_material(args.work, args.frames, w, h, args.gain, args.offset, wb, args.noise,
-                                      args.data, args.plate_scene, gamma=args.gamma)
+                                      args.data, args.plate_scene, gamma=args.gamma,
+                                      scene_name=args.scene)
     masks, src = coarse_masks(frames, plate)
     reg = src.registrations
     print(f"plate gain {args.gain} offset {args.offset} wb {wb} gamma {args.gamma}, scene {args.plate_scene}; "

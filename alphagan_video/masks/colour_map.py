@@ -12,9 +12,10 @@ the range a background spans), fitted on the pixels where the frame *is* the bac
 Which pixels are background is not known in advance (the subject is what is being looked for),
 so the fit is robust: least trimmed squares (Rousseeuw), started from the identity, from the
 plain least-squares fit and from the previous frame's map, improved by C-steps (fit on the
-TRIM share of the samples the current map explains best, repeat) and the best start kept -- among
-plausible maps only (``plausible``: within ``MAX_STOPS`` of exposure; a flat subject is fitted
-exactly by a zero matrix and its colour as the offset); then one
+share of the samples the current map explains best, repeat; ``TRIMS``), among plausible maps
+only (``plausible``: within ``MAX_STOPS`` of exposure; a flat subject is fitted exactly by a zero
+matrix and its colour as the offset); of those fits the one that explains the most samples
+within the images' own noise is kept (``_consensus``, as MSAC scores RANSAC's); then one
 reweighted step on every sample within ``INLIER_K`` robust sigmas. The background must hold at
 least ``TRIM`` of the frame (the fit's breakdown point): with less, the fit is not determined by
 the background, which the plate source reports as a run warning.
@@ -36,10 +37,18 @@ import numpy as np
 
 #: Samples drawn (a regular grid) for the fit: plenty for 12 parameters, cheap at any resolution.
 FIT_SAMPLES = 40000
-#: Least trimmed squares: the share of samples each C-step fits on. The background must hold at
-#: least this share of the frame; the subject may hold the rest, as long as no plausible map
-#: (``plausible``) explains a TRIM share of it better than the plate explains the background.
-TRIM = 0.3
+#: Least trimmed squares: the shares of samples the C-steps fit on, each with the mean of a
+#: chi-square(3) variable below that quantile q (3 F_5(q) / share: the trimmed mean square residual
+#: norm of pure Gaussian noise, in per-channel variances). Each share's fits are candidates, the
+#: one that explains the most samples within the noise is kept (``_consensus``): the median share
+#: resists a flat region (a sky) that a smaller share could be fitted to alone; the smaller share
+#: lets the background be found when the subject holds more than half the frame.
+TRIMS = ((0.5, 1.2208), (0.3, 0.7829))
+#: The background must hold at least this share of the frame (the smallest trim: the fit's
+#: breakdown point).
+TRIM = min(t for t, _ in TRIMS)
+#: Noise floor of the consensus band: 8-bit quantisation of two images (sqrt(2) / (255 sqrt(12))).
+QUANTISATION = 0.0016
 #: C-steps per start (each never increases the trimmed sum; 6-8 reach a fixed point in practice).
 C_STEPS = 10
 #: Reweighting: a sample is an inlier when its residual norm is below this many robust sigmas
@@ -50,9 +59,6 @@ INLIER_K = 4.03
 MAX_STOPS = 2.0
 #: Code values at or beyond these bounds are clipped (a bound, not a measurement).
 CLIP_LO, CLIP_HI = 0.02, 0.98
-#: Mean of a chi-square(3) variable below its TRIM quantile q (3 F_5(q) / TRIM; TRIM 0.3: q = 1.4237):
-#: the trimmed mean square residual norm of pure Gaussian noise, in per-channel variances.
-LTS_CONSISTENCY = 0.7829
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,16 @@ def _c_steps(x: np.ndarray, y: np.ndarray, params: np.ndarray, h: int) -> tuple[
     return params, best
 
 
+def _consensus(x: np.ndarray, y: np.ndarray, params: np.ndarray, noise: tuple[float, float]) -> int:
+    """Samples a map explains within INLIER_K sigmas of the images' own noise (the frame's, and the
+    plate's scaled by the map's mean gain; at least 8-bit quantisation's): which of the trimmed
+    fits to keep. The trimmed sum itself would prefer a map that fits one flat region (a sky, a
+    wall) perfectly and the rest of the background not at all."""
+    gain = float(np.linalg.svd(params[:3].T, compute_uv=False).mean())
+    sigma = max(float(np.hypot(noise[0], gain * noise[1])), QUANTISATION)
+    return int((_norms(x, y, params) <= (INLIER_K * sigma) ** 2).sum())
+
+
 def _samples(frame: np.ndarray, plate: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, ...]:
     """Grid samples of usable, unclipped pixels -> (x (n,4) plate colours + 1, y (n,3), flat (n,) bool)."""
     h, w = usable.shape
@@ -149,13 +165,15 @@ def _gradient(rgb: np.ndarray) -> np.ndarray:
 
 
 def fit_colour_map(frame: np.ndarray, plate: np.ndarray, usable: Optional[np.ndarray] = None,
-                   previous: Optional[ColourMap] = None) -> ColourMap:
+                   previous: Optional[ColourMap] = None, noise: tuple[float, float] = (0.0, 0.0)) -> ColourMap:
     """The affine colour map taking the registered plate to the frame, fitted robustly.
 
     Args:
         frame, plate: (H,W,3) float in [0,1], the plate registered to the frame.
         usable: (H,W) bool, where the plate has data (None = everywhere).
         previous: the last frame's map, one more start (a clip's exposure drifts slowly).
+        noise: (frame, plate) noise sigma per channel, the images' own (``plate.noise_sigma``):
+            the band within which a candidate map counts a sample as explained.
     Returns:
         the map; the identity (sigma 0, inlier share 0) when too few usable samples remain.
     """
@@ -164,15 +182,23 @@ def fit_colour_map(frame: np.ndarray, plate: np.ndarray, usable: Optional[np.nda
     x, y, flat = _samples(frame, plate, usable)
     if len(x) < 64:
         return ColourMap(np.eye(3), np.zeros(3), np.zeros(3), 0.0)
-    h = max(8, int(TRIM * len(x)))
     starts = [np.vstack([np.eye(3), np.zeros((1, 3))]), _lstsq(x, y)]
     if previous is not None:
         starts.append(previous.params)
-    params, trimmed = min((_c_steps(x, y, s, h) for s in starts), key=lambda fit: fit[1])
+    candidates = []
+    for trim, consistency in TRIMS:
+        h = max(8, int(trim * len(x)))
+        for start in starts:
+            params, trimmed = _c_steps(x, y, start, h)
+            if np.isfinite(trimmed):
+                candidates.append((_consensus(x, y, params, noise), params, trimmed / h / consistency))
+    if not candidates:
+        return ColourMap(np.eye(3), np.zeros(3), np.zeros(3), 0.0)
+    _, params, mean_square = max(candidates, key=lambda c: c[0])
     # Reweighted step: the LTS scale (the trimmed mean square of the residual norms, made
-    # consistent for Gaussian noise, LTS_CONSISTENCY), every sample within INLIER_K of those
-    # sigmas, one least-squares fit on those (the efficiency the trimming gave away).
-    robust = float(np.sqrt(trimmed / h / LTS_CONSISTENCY))
+    # consistent for Gaussian noise), every sample within INLIER_K of those sigmas, one
+    # least-squares fit on those (the efficiency the trimming gave away).
+    robust = float(np.sqrt(mean_square))
     norm = np.sqrt(_norms(x, y, params))
     inlier = norm <= INLIER_K * max(robust, 1e-6)
     if inlier.sum() >= 8 and plausible(_lstsq(x[inlier], y[inlier])[:3].T):

@@ -270,9 +270,11 @@ class PlateMaskSource:
             p_np = cv2.warpPerspective(p_np, hom, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             inside = cv2.warpPerspective(inside, hom, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
             inside = cv2.erode(inside, np.ones((5, 5), np.uint8), borderType=cv2.BORDER_REPLICATE)
-        cmap = fit_colour_map(f_np, p_np, inside > 0.5, self._colour)
+        own = (noise_sigma(f_np), noise_sigma(p_np))  # each image's noise, on its finest detail
+        cmap = fit_colour_map(f_np, p_np, inside > 0.5, self._colour, own)
         mapped = explained_plate(f_np, cmap.apply(p_np), p_np)
-        sensor = float(np.sqrt(noise_sigma(f_np) ** 2 + noise_sigma(mapped) ** 2))
+        gain = float(np.linalg.svd(cmap.matrix, compute_uv=False).mean())  # the mapped plate's noise scales with it
+        sensor = float(np.hypot(own[0], gain * own[1]))
         r = residual if registered else None
         share = unexplained_share(f_np, mapped, inside > 0.5, sensor, r)
         explained = share <= MAX_UNEXPLAINED
