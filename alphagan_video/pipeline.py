@@ -224,6 +224,7 @@ def _finish_report(report: RunReport, tally: RunTally, chain: StageChain, window
     report.full_frames = written(chain.coverage.full_frames)
     report.warnings = coverage_warnings(report.empty_frames, report.full_frames, report.frames,
                                         chain.mask_description)
+    report.warnings += list(getattr(chain.mask_source, "warnings", None) or [])  # e.g. a plate that does not fit
     registrations = getattr(chain.mask_source, "registrations", None)
     if registrations:  # plate mode: how the plate was aligned to the frames
         residuals = [r["residual_px"] for r in registrations if r["registered"]]
