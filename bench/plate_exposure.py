@@ -1,4 +1,4 @@
-"""Plate mode against a separately shot, differently exposed handheld plate (issue 27, item 4).
+"""Plate mode against a separately shot, differently exposed handheld plate.
 
 Material (made at run time into ``--work``, nothing committed; the alphamatting photos stay in
 ``--data``): a person-like subject of the dev photos (``GT03``: a doll's face with long orange hair,

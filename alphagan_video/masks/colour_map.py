@@ -1,4 +1,4 @@
-"""The plate's exposure and colour, fitted to each frame (plate mode, issue 27).
+"""The plate's exposure and colour, fitted to each frame (plate mode).
 
 A plate shot separately (a moment apart, handheld, auto exposure, another white balance) is
 brighter or darker and tinted against the shot. Differencing the frame against that plate as
