@@ -59,7 +59,7 @@ def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> Pipel
     from alphagan_video.stages.upload import frames_to_tensor
 
     mask = cfg.mask
-    if cfg.trimap.trimap_path is not None or parse_mask_spec(mask.source)[0] != "chroma":
+    if cfg.trimap.trimap_path is not None or parse_mask_spec(mask.source).name != "chroma":
         return cfg
     if mask.chroma_key is not None and mask.chroma_tolerance is not None:
         return cfg

@@ -73,8 +73,11 @@ def check_refine_config(config: RefineConfig) -> None:
 
 
 def _on_cuda(device: object) -> bool:
-    """Whether ``device`` (a torch.device or its name) is a CUDA device."""
-    return str(device).partition(":")[0] == "cuda"
+    """Whether ``device`` (a torch.device, as a run passes it, or a name such as ``"cuda:1"``
+    from a library caller) is a CUDA device."""
+    import torch
+
+    return (device if isinstance(device, torch.device) else torch.device(str(device))).type == "cuda"
 
 
 def solver_method(solver: str, device: object = "cpu") -> str:
