@@ -29,9 +29,9 @@ def _check_config(cfg: PipelineConfig) -> "Optional[MaskSpec]":
             raise ParameterError.about(param, path, f"{what}; pass an existing file")
     if cfg.trimap.trimap_path is not None:
         return None  # the mask source is not used
-    from alphagan_video.masks.spec import parse_mask_spec  # no torch
+    from alphagan_video.plan import plan_mask  # no torch: the run plan's own mask spec
 
-    spec = parse_mask_spec(cfg.mask.source)
+    spec = plan_mask(cfg)
     if spec.name == "sam" and cfg.mask.sam_checkpoint is not None and not Path(cfg.mask.sam_checkpoint).is_file():
         raise ParameterError.about("mask.sam_checkpoint", cfg.mask.sam_checkpoint,
                                    "not found; pass the official segment-anything checkpoint (.pth)")
@@ -54,11 +54,10 @@ def _check_side_input(path: str, param: str, value, max_pixels: Optional[int]) -
 
 
 def _check_band(cfg: PipelineConfig, width: int, height: int) -> None:
-    """The trimap band fits a width x height frame."""
-    band = cfg.trimap.band_px
-    if band is not None and band > max(width, height):
-        raise ParameterError.about("trimap.band_px", band, f"wider than the {width}x{height} frame; "
-                                   f"give at most {max(width, height)} pixels")
+    """The trimap band fits a width x height frame (``plan.check_band``)."""
+    from alphagan_video.plan import check_band
+
+    check_band(cfg, width, height)
 
 
 def _fit_batch(cfg: PipelineConfig, width: int, height: int, *, adjustable: bool,

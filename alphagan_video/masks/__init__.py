@@ -63,6 +63,14 @@ class MaskSource(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class ReportingSource(Protocol):
+    """A mask source with something to add to the run report's settings (``plate``: how the
+    plate was registered to the frames). ``report()`` after the run -> {setting: value}."""
+
+    def report(self) -> dict: ...
+
+
 Builder = Callable[[MaskConfig, str, VideoInfo, "torch.device"], MaskSource]
 
 
@@ -167,6 +175,7 @@ __all__ = [
     "MASK_SPEC_FORMS",
     "MaskSource",
     "MaskSpec",
+    "ReportingSource",
     "SAM_MODELS",
     "build_mask_source",
     "describe_mask_source",
