@@ -4,6 +4,10 @@ files out (``matte_video``) through the one run loop (``engine.run``):
     decode -> upload -> mask (or user trimaps) -> trimap -> [refine prepare] -> generator
            -> temporal (+ refine solve) -> coverage -> output -> encode (the window's frames)
 
+What the run does with its settings is decided once, before any frame, by the run plan
+(``plan.plan_run``: band, trimap mode, prior scale, refine settings and solver, batch size,
+output planes); the chain is built from it and the report reads it.
+
 This order is declared here only (``build_chain``); the stages (``stages/``) are thin adapters
 over the methods (``masks``, ``trimap``, ``generator``, ``refine``, ``temporal``,
 ``foreground``). The mask, refine-prepare and temporal stages share one ``TemporalSolve``.
@@ -30,7 +34,7 @@ from alphagan_video.errors import InputMediaError
 from alphagan_video.engine import Stage
 from alphagan_video.foreground.compose import parse_background, render_output
 from alphagan_video.generator import prepare_generator
-from alphagan_video.plan import RunPlan, plan_run, trimap_band
+from alphagan_video.plan import RunPlan, plan_run
 from alphagan_video.stages.coverage import CoverageStage, coverage_warnings
 from alphagan_video.stages.generator import GeneratorStage
 from alphagan_video.stages.mask import MaskStage
@@ -295,4 +299,4 @@ def matte_video(
 
 __all__ = ["CUDA_BYTES_PER_PIXEL", "MAX_AUTO_BATCH", "RunReport", "StageChain", "build_chain", "check_config",
            "coverage_warnings", "cuda_batch_size", "frames_to_tensor", "matte_video", "parse_background",
-           "render_output", "trimap_band"]
+           "render_output"]

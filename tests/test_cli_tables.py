@@ -49,7 +49,7 @@ def test_choice_lists_are_the_registries():
     assert tuple(_option(run, "--tiling").type.choices) == TILING_MODES
     assert tuple(_option(run, "--sam-model").type.choices) == SAM_MODELS
     assert MASK_SPEC_FORMS == ("person", "sam", "chroma", "plate:PATH", "file:PATH")
-    assert {form.partition(":")[0] for form in MASK_SPEC_FORMS} == set(MASK_SOURCES)
+    assert {parse_mask_spec(form.replace("PATH", "x")).name for form in MASK_SPEC_FORMS} == set(MASK_SOURCES)
     assert _option(run, "--mask").help == "Coarse mask: person (default) | sam | chroma | plate:PATH | file:PATH."
     assert MaskConfig().source == "person"
 

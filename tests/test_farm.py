@@ -635,7 +635,9 @@ def test_failed_chunk_leaves_no_empty_segments_folder(tmp_path, shot):
     job_file, data = _planned(tmp_path, shot)
     segments = Path(str(job_file)[: -len(".alphagan-job.json")] + ".alphagan-segments")
     segments.rmdir()  # as on a fresh worker that did not plan the job
-    mask_dir = Path(data["config"]["mask"]["source"].partition(":")[2]).parent  # file:DIR/m_%04d.png
+    from alphagan_video.masks.spec import parse_mask_spec
+
+    mask_dir = Path(parse_mask_spec(data["config"]["mask"]["source"]).arg).parent  # file:DIR/m_%04d.png
     mask_dir.rename(mask_dir.with_name("gone"))
     result = cli("farm", "chunk", job_file, "--frames", "0-3")
     assert result.exit_code == 2 and len(error_lines(result)) == 1, result.output
