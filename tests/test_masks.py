@@ -79,6 +79,8 @@ def test_mask_spec_absolute_rewrites_the_path_as_written(tmp_path, monkeypatch):
     assert parse_mask_spec(" Plate:p.png").absolute() == f" Plate:{tmp_path / 'p.png'}"
     assert parse_mask_spec("file:/abs/m_%04d.png").absolute() == "file:/abs/m_%04d.png"
     assert parse_mask_spec("Chroma").absolute() == "Chroma"
+    assert MaskSpec("plate", "p.png").absolute() == f"plate:{tmp_path / 'p.png'}"
+    assert MaskSpec("sam").absolute() == "sam"
     assert MASK_SOURCE_NAMES == tuple(MASK_SOURCES)
 
 

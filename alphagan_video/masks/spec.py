@@ -41,7 +41,9 @@ class MaskSpec:
 
     def absolute(self) -> str:
         """The spec as written with its PATH made absolute (farm tasks run in other directories);
-        a spec without a PATH unchanged."""
+        a spec without a PATH unchanged. A spec built directly (no ``text``) in its plain form."""
+        if not self.text:
+            return f"{self.name}:{os.path.abspath(self.arg)}" if self.takes_path else self.name
         tail = self.text[self.path_at:] if self.path_at >= 0 else ""
         if not (self.takes_path and tail):
             return self.text
