@@ -329,5 +329,17 @@ class PlateMaskSource:
                 f"allow; is the plate of this shot (same place, same light), and does the background fill at least "
                 f"{TRIM:.0%} of the frame?"]
 
+    def report(self) -> dict:
+        """The run report's ``plate_registration`` (how the plate was aligned to the frames); {}
+        before any frame (``masks.ReportingSource``)."""
+        if not self.registrations:
+            return {}
+        residuals = [r["residual_px"] for r in self.registrations if r["registered"]]
+        return {"plate_registration": {
+            "frames": len(self.registrations), "registered": len(residuals),
+            "median_residual_px": float(np.median(residuals)) if residuals else None,
+            "max_residual_px": max(residuals) if residuals else None,
+        }}
+
     def close(self) -> None:
         self._media.close()
