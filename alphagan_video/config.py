@@ -208,11 +208,13 @@ CPU_PRIOR_SCALE = 0.5
 def prior_scale_for(cfg: "PipelineConfig", device_type: str) -> float:
     """The generator's working scale for a run of ``cfg`` on a device of ``device_type``
     ("cpu", "cuda", ...): 1 with the refine off (the generator's alpha is the product), else
-    ``cfg.model.prior_scale``, or when that is None CPU_PRIOR_SCALE on the CPU and 1 elsewhere."""
+    ``cfg.model.prior_scale``, or when that is None CPU_PRIOR_SCALE on the CPU and 1 elsewhere.
+    For a config ``check_config`` has passed (it checks the value; a run asks this once, in its
+    plan, ``plan.plan_run``)."""
     if not cfg.refine.enabled:
         return 1.0
     if cfg.model.prior_scale is not None:
-        return check_prior_scale(cfg.model.prior_scale)
+        return float(cfg.model.prior_scale)
     return CPU_PRIOR_SCALE if device_type == "cpu" else 1.0
 
 

@@ -34,11 +34,16 @@ class UnknownFieldsError(UserInputError):
 
 
 def _absolute_mask_spec(spec: str) -> str:
-    """``plate:PATH`` / ``file:PATH`` with PATH made absolute (farm tasks run in other directories)."""
-    name, sep, arg = spec.partition(":")
-    if sep and name.strip().lower() in ("plate", "file") and arg:
-        return f"{name}:{os.path.abspath(arg)}"
-    return spec
+    """``plate:PATH`` / ``file:PATH`` with PATH made absolute (farm tasks run in other directories),
+    as written otherwise (``masks.spec.MaskSpec.absolute``); a spec that does not parse unchanged
+    (the run refuses it later, naming it)."""
+    from alphagan_video.errors import MaskSourceError
+    from alphagan_video.masks.spec import parse_mask_spec
+
+    try:
+        return parse_mask_spec(spec).absolute()
+    except MaskSourceError:
+        return spec
 
 
 def _absolute_if_file(value: str) -> str:

@@ -4,6 +4,10 @@ files out (``matte_video``) through the one run loop (``engine.run``):
     decode -> upload -> mask (or user trimaps) -> trimap -> [refine prepare] -> generator
            -> temporal (+ refine solve) -> coverage -> output -> encode (the window's frames)
 
+What the run does with its settings is decided once, before any frame, by the run plan
+(``plan.plan_run``: band, trimap mode, prior scale, refine settings and solver, batch size,
+output planes); the chain is built from it and the report reads it.
+
 This order is declared here only (``build_chain``); the stages (``stages/``) are thin adapters
 over the methods (``masks``, ``trimap``, ``generator``, ``refine``, ``temporal``,
 ``foreground``). The mask, refine-prepare and temporal stages share one ``TemporalSolve``.
@@ -21,16 +25,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
 import torch
 
-from alphagan_video.config import PipelineConfig, check_config, prior_scale_for
+from alphagan_video.config import PipelineConfig, check_config
 from alphagan_video.device import cuda_free_memory, resolve_device
 from alphagan_video.engine import ProgressCallback, RunTally, Window, run
 from alphagan_video.errors import InputMediaError
 from alphagan_video.engine import Stage
 from alphagan_video.foreground.compose import parse_background, render_output
 from alphagan_video.generator import prepare_generator
+from alphagan_video.plan import RunPlan, plan_run
 from alphagan_video.stages.coverage import CoverageStage, coverage_warnings
 from alphagan_video.stages.generator import GeneratorStage
 from alphagan_video.stages.mask import MaskStage
@@ -85,40 +89,46 @@ def cuda_batch_size(device: torch.device, height: int, width: int, fraction: flo
     return int(max(1, min(MAX_AUTO_BATCH, (free * fraction) // per_frame)))
 
 
-def trimap_band(cfg: PipelineConfig, info: VideoInfo) -> tuple[int, bool]:
-    """(band width in px, evidence trimaps?) for a run of ``info``'s size. The configured band
-    when there is one -- 0 is a binary trimap, not "automatic" -- else the default band scaled
-    with the resolution, with evidence trimaps unless ``cfg.trimap.auto`` is off."""
-    from alphagan_video.trimap import default_band_px
-
-    if cfg.trimap.band_px is not None:
-        return cfg.trimap.band_px, False
-    return default_band_px(info.height, info.width), cfg.trimap.auto
-
-
 @dataclass
 class StageChain:
     """The stages of one run, built from a config for one stream (``build_chain``); a context
-    manager that closes every stage (mask readers, the refine's worker, torch threads)."""
+    manager that closes every stage (mask readers, the refine's worker, torch threads).
+
+    plan: the run plan the stages were built from (``plan.plan_run``; its batch size measured on
+    CUDA); mask_stage: the mask stage (None with user trimaps), which reports what its source
+    did (``MaskStage.report``)."""
 
     stages: list[Stage]
-    device: torch.device
+    plan: RunPlan
     meta: object  # model.checkpoint.CheckpointMeta: path, variant, norm, sha256
-    batch_size: int
-    band_px: int
-    auto_trimap: bool
     mask_description: str
     coverage: CoverageStage
     output: OutputStage
-    mask_source: object = None
+    mask_stage: Optional[MaskStage] = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.plan.device
+
+    @property
+    def batch_size(self) -> int:
+        return self.plan.batch_size
+
+    @property
+    def band_px(self) -> int:
+        return self.plan.band_px
+
+    @property
+    def auto_trimap(self) -> bool:
+        return self.plan.auto_trimap
 
     @property
     def has_color(self) -> bool:
-        return self.output.kind != "alpha"
+        return self.plan.has_color
 
     @property
     def has_alpha(self) -> bool:
-        return self.output.kind in ("rgba", "alpha")
+        return self.plan.has_alpha
 
     def close(self) -> None:
         for stage in self.stages:
@@ -131,92 +141,84 @@ class StageChain:
         self.close()
 
 
-def _open_mask(cfg: PipelineConfig, info: VideoInfo, device: torch.device):
+def _open_mask(cfg: PipelineConfig, plan: RunPlan, info: VideoInfo):
     """The run's mask input -> (the user-trimap stage or the mask source, its description). Both
     hold files or interpreters until ``close()``."""
-    if cfg.trimap.trimap_path is not None:
+    if plan.mask is None:
         path = cfg.trimap.trimap_path
-        return UserTrimapStage(Path(path), info, device), f"user trimaps from {path}"
+        return UserTrimapStage(Path(path), info, plan.device), f"user trimaps from {path}"
     from alphagan_video.masks import build_mask_source, describe_mask_source
 
-    return build_mask_source(cfg.mask, info, device), describe_mask_source(cfg.mask)
+    return (build_mask_source(cfg.mask, info, plan.device, plan.mask),
+            describe_mask_source(cfg.mask, plan.mask))
 
 
-def _solve_for(cfg: PipelineConfig, device: torch.device, batch_size: int) -> TemporalSolve:
-    """The run's per-frame solve: the temporal settings and, when the refine is on, its effective
-    settings and prepare workers."""
-    # Known-region expansion only trusts a trimap the user gave (RefineConfig.expand_mask_trimaps).
-    refine_cfg = cfg.refine.effective_for(user_trimap=cfg.trimap.trimap_path is not None)
-    # One prepare worker per frame of a batch, at most one per core: the frames of a batch
-    # are prepared side by side while the generator runs.
-    workers = min(batch_size, os.cpu_count() or 1)
-    return TemporalSolve(cfg.temporal, refine_cfg if cfg.refine.enabled else None, device, workers)
-
-
-def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig()) -> StageChain:
-    """Every stage of a run of ``info``'s frames with ``cfg``, in order (see the module docstring).
-    Settings are checked, the device picked and the model loaded here, before any frame."""
-    from alphagan_video.model import load_generator
-    from alphagan_video.refine import solver_method
-
+def _plan_for(cfg: PipelineConfig, info: VideoInfo, output_path, chunked: bool) -> RunPlan:
+    """Settings checked, the device picked and the run planned (``plan_run``): before the model."""
     check_config(cfg)
-    device = resolve_device(cfg.model.device)
-    solver_method(cfg.refine.solver, device)  # a bad choice fails here, refine on or off
+    return plan_run(cfg, info, resolve_device(cfg.model.device), output_path=output_path, chunked=chunked)
+
+
+def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig(), *,
+                output_path: Optional[str | os.PathLike] = None, chunked: bool = False) -> StageChain:
+    """Every stage of a run of ``info``'s frames with ``cfg``, in order (see the module docstring).
+    Settings are checked, the run planned (``plan.plan_run``; ``output_path`` and ``chunked`` as
+    there), the model loaded and the CUDA batch size measured here, before any frame."""
+    from alphagan_video.model import load_generator
+
+    plan = _plan_for(cfg, info, output_path, chunked)
+    device = plan.device
     background = None
     if cfg.output.kind == "composite":
         background = torch.from_numpy(
             parse_background(cfg.output.background, info.height, info.width)).permute(2, 0, 1)[None].to(device)
     model, meta = load_generator(cfg.model.checkpoint, variant=cfg.model.variant)
     model = prepare_generator(model, device, cfg.model.compile)
-    batch_size = cfg.model.batch_size
-    if device.type == "cuda" and cfg.model.auto_batch:
-        batch_size = cuda_batch_size(device, info.height, info.width)
-    band = trimap_band(cfg, info)
-    opened, description = _open_mask(cfg, info, device)
+    if plan.measure_batch:  # free GPU memory is only known with the model loaded
+        plan = plan.with_measured_batch(cuda_batch_size(device, info.height, info.width))
+    opened, description = _open_mask(cfg, plan, info)
     try:
-        solve = _solve_for(cfg, device, batch_size)
+        solve = TemporalSolve(cfg.temporal, plan.refine, device, plan.workers, plan.solver)
     except BaseException:
         opened.close()
         raise
-    source = None if isinstance(opened, UserTrimapStage) else opened
-    mask_stages = [opened] if source is None else [MaskStage(source, solve), TrimapStage(*band)]
+    mask_stage = None if plan.mask is None else MaskStage(opened, solve)
+    mask_stages = [opened] if mask_stage is None else [mask_stage, TrimapStage(plan.band_px, plan.auto_trimap)]
     stages: list[Stage] = [UploadStage(device), *mask_stages]
-    if cfg.refine.enabled:
+    if plan.refine is not None:
         stages.append(RefinePrepareStage(solve))
-    coverage, output = CoverageStage(), OutputStage(cfg.output.kind, background)
+    coverage, output = CoverageStage(), OutputStage(cfg.output.kind, background, plan.device_planes)
     # The generator's alpha is only the solve's prior when the refine is on: then it may run at a
     # reduced working scale (ModelConfig.prior_scale); without the refine it is the product.
-    stages += [GeneratorStage(model, device, cfg.model.tiling, cfg.model.mixed_precision,
-                              prior_scale_for(cfg, device.type)),
+    stages += [GeneratorStage(model, device, cfg.model.tiling, cfg.model.mixed_precision, plan.prior_scale),
                TemporalStage(solve), coverage, output]
-    return StageChain(stages, device, meta, batch_size, band[0], band[1], description, coverage, output, source)
+    return StageChain(stages, plan, meta, description, coverage, output, mask_stage)
 
 
 def _new_report(input_path, output_path, info: VideoInfo, chain: StageChain, cfg: PipelineConfig,
-                frame_range, context, batch_size: int) -> RunReport:
+                frame_range, context) -> RunReport:
     from alphagan_video.io.writer import describe_output
 
-    meta = chain.meta
+    meta, plan = chain.meta, chain.plan
     return RunReport(
         input=str(input_path), output=str(output_path), width=info.width, height=info.height,
-        device=str(chain.device),
+        device=str(plan.device),
         model={"path": str(meta.path), "variant": meta.variant, "norm": meta.norm, "sha256": meta.sha256},
         mask_source=chain.mask_description,
-        output_description=describe_output(output_path, cfg.output, has_color=chain.has_color,
-                                           has_alpha=chain.has_alpha),
-        settings={"batch_size": batch_size, "trimap_band_px": chain.band_px,
-                  "trimap": ("user" if cfg.trimap.trimap_path is not None
-                             else "auto" if chain.auto_trimap else "band"),
+        output_description=describe_output(output_path, cfg.output, has_color=plan.has_color,
+                                           has_alpha=plan.has_alpha),
+        settings={"batch_size": plan.batch_size, "trimap_band_px": plan.band_px, "trimap": plan.trimap,
                   "temporal": cfg.temporal.enabled, "temporal_strength": cfg.temporal.strength,
                   "refine": cfg.refine.enabled, "tiling": cfg.model.tiling,
-                  "generator_scale": prior_scale_for(cfg, chain.device.type), "output_kind": cfg.output.kind,
+                  "generator_scale": plan.prior_scale, "output_kind": cfg.output.kind,
                   "frame_range": list(frame_range) if frame_range else None,
                   "context": context, "overlap": cfg.overlap},
     )
 
 
 def _finish_report(report: RunReport, tally: RunTally, chain: StageChain, window: Window) -> None:
-    """Frames, seconds, coverage and its warnings, plate registration: from the finished run."""
+    """Frames, seconds, coverage and its warnings, what the mask source reports (a plate's
+    registration): from the finished run."""
     report.frames = tally.frames
     report.seconds = dict(tally.seconds)
     written = lambda frames: sorted(f for f in set(frames) if window.holds(f))  # noqa: E731
@@ -224,14 +226,9 @@ def _finish_report(report: RunReport, tally: RunTally, chain: StageChain, window
     report.full_frames = written(chain.coverage.full_frames)
     report.warnings = coverage_warnings(report.empty_frames, report.full_frames, report.frames,
                                         chain.mask_description)
-    registrations = getattr(chain.mask_source, "registrations", None)
-    if registrations:  # plate mode: how the plate was aligned to the frames
-        residuals = [r["residual_px"] for r in registrations if r["registered"]]
-        report.settings["plate_registration"] = {
-            "frames": len(registrations), "registered": len(residuals),
-            "median_residual_px": float(np.median(residuals)) if residuals else None,
-            "max_residual_px": max(residuals) if residuals else None,
-        }
+    if chain.mask_stage is not None:
+        report.settings.update(chain.mask_stage.report())
+        report.warnings += chain.mask_stage.warnings()  # e.g. a plate that does not fit
 
 
 def matte_video(
@@ -271,16 +268,15 @@ def matte_video(
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_input(input_path))
         info = reader.info
-        chain = stack.enter_context(build_chain(info, cfg))
+        # Chunked runs keep the configured batch grid (context alignment above relies on it); on
+        # CUDA the RGB -> 10-bit YCbCr conversion runs on the GPU when the output takes it.
+        chain = stack.enter_context(build_chain(info, cfg, output_path=output_path, chunked=context is not None))
         # Open the writer last: every check that can fail on the input has been made, and the
         # writer refuses an existing OUTPUT before any frame is processed.
         writer = stack.enter_context(open_output(output_path, info, cfg.output, has_color=chain.has_color,
                                                  has_alpha=chain.has_alpha, frame_range=frame_range))
-        # On CUDA the RGB -> 10-bit YCbCr conversion runs on the GPU when the writer can take it.
-        chain.output.device_planes = chain.device.type == "cuda" and writer.accepts_planes(4 if chain.has_alpha else 3)
-        # Chunked runs keep the configured batch grid (context alignment above relies on it).
-        batch_size = cfg.model.batch_size if context is not None else chain.batch_size
-        report = _new_report(input_path, output_path, info, chain, cfg, frame_range, context, batch_size)
+        batch_size = chain.batch_size
+        report = _new_report(input_path, output_path, info, chain, cfg, frame_range, context)
         total = info.frame_count
         if total is not None and frame_range is not None:
             total = max(0, min(total, window.stop) - window.start)
@@ -319,4 +315,4 @@ def _total_seconds(report: RunReport, started: float) -> None:
 
 __all__ = ["CUDA_BYTES_PER_PIXEL", "MAX_AUTO_BATCH", "RunReport", "StageChain", "build_chain", "check_config",
            "coverage_warnings", "cuda_batch_size", "frames_to_tensor", "matte_video", "parse_background",
-           "render_output", "trimap_band"]
+           "render_output"]

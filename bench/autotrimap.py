@@ -20,7 +20,7 @@ SAD here is whole-image: sum |pred - gt| / 255 over every pixel, / 1000 (8-bit p
 ground truth, DIM conventions otherwise). Temporal smoothing is off (single photos).
 
     python bench/autotrimap.py [--data ../shared/data/alphamatting-dev] [--seed 0]
-        [--methods coarse,auto,band,hand] [--save /tmp/autotrimap] [--synthetic N]
+        [--methods coarse,auto,band,hand] [--save /tmp/autotrimap] [--synthetic N] [--soft]
 
 ``--save DIR`` writes, per photo, the coarse mask, the product's trimap, each matte and a
 composite over a checkerboard (PNG) for looking at. The photos themselves never leave ``--data``.
@@ -47,8 +47,12 @@ ADD_DISCS, REMOVE_DISCS = 3, 2
 DISC_RADII = (4, 10)
 
 
-def coarse_mask(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Imitation of a 256-px segmenter's mask for ground truth ``gt`` (H, W) uint8 -> (H, W) uint8 {0, 255}."""
+def coarse_mask(gt: np.ndarray, rng: np.random.Generator, soft: bool = False) -> np.ndarray:
+    """Imitation of a 256-px segmenter's mask for ground truth ``gt`` (H, W) uint8 -> (H, W) uint8 {0, 255}.
+
+    ``soft``: the segmenter's soft probability instead, (H, W) uint16: the 256-px mask (errors
+    included, each as certain as the rest) smoothed with sigma 1 grid px and upsampled bilinear,
+    not thresholded -- what the person source hands the trimap stage (issue 27)."""
     h, w = gt.shape
     scale = GRID / max(h, w)
     sw, sh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
@@ -63,6 +67,10 @@ def coarse_mask(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
                 k = int(rng.integers(len(ys)))
                 radius = int(rng.integers(DISC_RADII[0], DISC_RADII[1] + 1))
                 cv2.circle(small, (int(xs[k]), int(ys[k])), radius, int(value), -1)
+    if soft:
+        smooth = cv2.GaussianBlur(small.astype(np.float32), (5, 5), 1.0, borderType=cv2.BORDER_REPLICATE)
+        up = np.clip(cv2.resize(smooth, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+        return np.rint(up * 65535.0).astype(np.uint16)
     up = cv2.resize(small.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     return np.where(up > 0.5, 255, 0).astype(np.uint8)
 
@@ -135,6 +143,9 @@ def main(argv=None) -> int:
     parser.add_argument("--synthetic", type=int, default=0, metavar="N",
                         help="instead of --data: N synthetic composites of training/synthetic.py (seed "
                              "20261204; 'hand' = their random training trimap), for checks away from the photos")
+    parser.add_argument("--soft", action="store_true",
+                        help="hand the product the coarse mask as a soft probability (16-bit PNG, a segmenter's "
+                             "smoothed 256-px map) instead of a binary mask; 'coarse' scores it thresholded at 0.5")
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     synth_dir = tempfile.TemporaryDirectory() if args.synthetic else None
@@ -147,21 +158,21 @@ def main(argv=None) -> int:
         save.mkdir(parents=True, exist_ok=True)
     rows = []
     print(f"whole-image SAD (/1000), data {f'{args.synthetic} synthetic composites' if synth_dir else args.data}, "
-          f"seed {args.seed}")
+          f"seed {args.seed}{', soft coarse masks' if args.soft else ''}")
     header = "photo  " + "".join(f"{m:>9}" for m in methods) + "   auto/hand  s(auto)"
     print(header)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for sample in samples:
             rgb, gt, _tri = load_sample(sample)
-            coarse = coarse_mask(gt, photo_rng(args.seed, sample.name))
+            coarse = coarse_mask(gt, photo_rng(args.seed, sample.name), soft=args.soft)
             mask_path = tmp / f"{sample.name}_coarse.png"
             cv2.imwrite(str(mask_path), coarse)
             row, times = {}, {}
             for method in methods:
                 tick = time.perf_counter()
                 if method == "coarse":
-                    pred = coarse.astype(np.float64) / 255.0
+                    pred = (coarse > np.iinfo(coarse.dtype).max // 2).astype(np.float64)
                 elif method == "auto":
                     pred, _ = run_product(sample.image, tmp / "auto.png", mask=mask_path)
                 elif method == "band":
@@ -185,7 +196,7 @@ def main(argv=None) -> int:
                 if "auto" in methods:
                     from alphagan_video.trimap import auto_trimap_numpy
 
-                    tri = auto_trimap_numpy(rgb, coarse.astype(np.float32) / 255.0)
+                    tri = auto_trimap_numpy(rgb, coarse.astype(np.float32) / float(np.iinfo(coarse.dtype).max))
                     cv2.imwrite(str(save / f"{sample.name}_auto_trimap.png"), tri)
             rows.append(row)
             ratio = (f"{row['auto'] / row['hand']:10.2f}" if "auto" in row and "hand" in row and row["hand"] > 0

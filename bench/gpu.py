@@ -238,13 +238,12 @@ def sequential_pass(clip: str, out: Optional[Path], cfg, max_frames: int, second
 
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_input(clip))
-        chain = stack.enter_context(build_chain(reader.info, cfg))
+        # The run plan fixes the device planes from the output path (plan.plan_run), as in matte_video.
+        chain = stack.enter_context(build_chain(reader.info, cfg, output_path=out))
         sink: Callable = lambda work: None  # noqa: E731
         if out is not None:
             writer = stack.enter_context(open_output(out, reader.info, cfg.output, has_color=chain.has_color,
                                                      has_alpha=chain.has_alpha))
-            chain.output.device_planes = (chain.device.type == "cuda"
-                                          and writer.accepts_planes(4 if chain.has_alpha else 3))
             sink = lambda work: writer.write(work.output) if len(work.output) else None  # noqa: E731
         sync = synchronizer(chain.device)
         stages = [_synced_stage(stage, sync) for stage in chain.stages]

@@ -467,3 +467,50 @@ def test_namespace_folder_checker_catches_planted_violations():
                                        ("alphagan_video/masks", {"__init__.py", "sam.py"}),
                                        ("alphagan_video/masks/models", {"NOTICE", "m.tflite"})]) == [
         "alphagan_video/temporal"]
+
+
+# ----------------------------------------------------------------------------- (h) one mask spec parser
+
+#: The functions allowed to split a string on ":" (module path relative to the repo, function):
+#: the mask spec's one parser, and the device name (``cuda:1``), which is not a mask spec.
+COLON_SPLITTERS = {("alphagan_video/masks/spec.py", "parse_mask_spec"),
+                   ("alphagan_video/device.py", "resolve_device")}
+_SPLITS = {"partition", "rpartition", "split", "rsplit", "index", "find", "rfind"}
+
+
+def colon_split_offenders(source: str, filename: str, allowed: set[tuple[str, str]] = COLON_SPLITTERS) -> list[str]:
+    """Every ``x.partition(":")`` / ``split(":")`` / ``index(":")`` ... outside the allowed
+    functions: a mask spec (``plate:PATH``) is parsed once, by ``masks.spec.parse_mask_spec``,
+    into a ``MaskSpec`` that everything else takes."""
+    found = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
+            if (isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute) and child.func.attr in _SPLITS
+                    and child.args and isinstance(child.args[0], ast.Constant) and child.args[0].value == ":"
+                    and (filename, function) not in allowed):
+                found.append(f"{filename}:{child.lineno}: .{child.func.attr}(\":\") in {function or '<module>'}")
+            visit(child, name)
+
+    visit(ast.parse(source, filename), "")
+    return found
+
+
+def test_mask_specs_are_parsed_in_one_function():
+    offenders = []
+    for path in _source_files():
+        offenders += colon_split_offenders(path.read_text(encoding="utf-8"), _rel(path))
+    assert not offenders, ("a string split on ':' outside masks.spec.parse_mask_spec (take its MaskSpec):\n"
+                           + "\n".join(offenders))
+
+
+def test_colon_split_checker_catches_planted_violations():
+    planted = ('def _absolute_mask_spec(spec):\n    name, sep, arg = spec.partition(":")\n'
+               'kind = cfg.mask.source.split(":", 1)[0]\n'
+               'def f(s):\n    def g():\n        return s.index(":")\n    return s.partition("/")\n')
+    assert colon_split_offenders(planted, "planted.py") == [
+        'planted.py:2: .partition(":") in _absolute_mask_spec', 'planted.py:3: .split(":") in <module>',
+        'planted.py:6: .index(":") in g']
+    assert colon_split_offenders('def parse_mask_spec(s):\n    return s.partition(":")\n',
+                                 "alphagan_video/masks/spec.py") == []

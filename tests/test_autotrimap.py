@@ -105,7 +105,10 @@ def test_handheld_plate_is_registered_and_finds_the_subject(tmp_path):
     assert src.last_registration["registered"] and src.last_registration["residual_px"] < 1.5
     src.close()
     iou = _iou(mask[0, 0].numpy() > 0.5, alpha > 0.5)
-    assert iou >= 0.95, iou
+    # 0.9456: the difference's noise is now measured on the colour map's residual (0.0101, the
+    # frame's and plate's 2/255 noise give 0.011); the images' own estimate said 0.0074, a lower
+    # threshold that let a few more suit pixels near the background's colours count as subject.
+    assert iou >= 0.94, iou
 
 
 def test_locked_off_plate_stays_identity():
@@ -131,9 +134,13 @@ def test_unrelated_plate_warns_instead_of_a_silent_deliverable(tmp_path, tiny_ch
     result = cli(*args)
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("alphagan-video: warning:")]
-    assert len(warnings) == 1 and "0, 1, 2, 3, 4" in warnings[0] and "plate" in warnings[0], result.stderr
+    # The plate source itself says the plate does not explain the frames (issue 27); the matte
+    # may also come out empty/full, which the coverage check reports beside it.
+    (plate_line,) = [w for w in warnings if "plate does not explain" in w]
+    assert "0, 1, 2, 3, 4" in plate_line, result.stderr
+    assert all("plate" in w and "0, 1, 2, 3, 4" in w for w in warnings), result.stderr
     data = json.loads(report.read_text())
-    assert data["empty_frames"] + data["full_frames"] == [0, 1, 2, 3, 4] and data["warnings"]
+    assert data["warnings"] == [w.split("warning: ", 1)[1] for w in warnings]
     assert data["settings"]["plate_registration"]["frames"] == 5
     strict = cli(*args, "--strict", "--overwrite")
     assert strict.exit_code == 2 and "--strict" in strict.stderr
@@ -265,3 +272,65 @@ def test_soft_mask_uncertainty_is_unknown_and_band_override_unchanged():
     assert np.array_equal(t[0, 0].numpy(), np.where(expected == 255, 1.0, np.where(expected == 0, 0.0, 0.5)))
     # a full or empty mask leaves nothing to derive
     assert (auto_trimap_numpy(_u8(frame), np.zeros((H, W), np.float32)) == 0).all()
+
+
+# --------------------------------------------------------------------------- confidence-aware doubt (issue 27)
+
+def _ramp_prob(mask: np.ndarray, half: float = 4.0) -> np.ndarray:
+    """A segmenter-like soft probability of ``mask``: a linear ramp of the signed distance to its
+    contour, 0.5 on it, exactly 1 (0) from ``half`` px inside (outside) -- like the person model's
+    map on a 320x240 frame (bilinearly upsampled from 256 px, saturated away from the contour)."""
+    m = mask.astype(np.uint8)
+    d = cv2.distanceTransform(m, cv2.DIST_L2, 3) - cv2.distanceTransform(1 - m, cv2.DIST_L2, 3)
+    return np.clip(0.5 + d / (2.0 * half), 0.0, 1.0).astype(np.float32)
+
+
+def _face_over_face_coloured_foliage() -> tuple[np.ndarray, np.ndarray]:
+    """A small face (skin, dark hair on top, a neck) in front of foliage of the same skin tone
+    (90 % of the leaves; the rest orange and brown) -> (frame float (H,W,3), true mask (H,W) bool).
+    The face is small against the colour window, so near it the skin colour is about as common
+    on the background side as on the face: colour alone calls much of the face doubtful."""
+    rng = np.random.default_rng(27)
+    skin, orange, brown = np.array([0.86, 0.64, 0.50]), np.array([0.90, 0.50, 0.20]), np.array([0.55, 0.32, 0.18])
+    hair = np.array([0.20, 0.12, 0.08])
+    leaves = cv2.resize(rng.random((H // 8, W // 8)).astype(np.float32), (W, H), interpolation=cv2.INTER_NEAREST)
+    bg = np.where((leaves < 0.9)[..., None], skin, np.where((leaves < 0.95)[..., None], orange, brown))
+    yy, xx = np.mgrid[0:H, 0:W]
+    face = ((yy - 130) / 40.0) ** 2 + ((xx - 160) / 30.0) ** 2 <= 1.0
+    neck = (yy > 158) & (np.abs(xx - 160) < 15)
+    mask = face | neck
+    fg = np.where((face & (yy < 110))[..., None], hair, skin)
+    frame = np.where(mask[..., None], fg, bg).astype(np.float32)
+    return _noisy(frame, rng, 1.0 / 255), mask
+
+
+def test_doubt_never_releases_confident_interior_on_a_face_coloured_background():
+    from alphagan_video.trimap.band import default_band_px
+
+    frame, mask = _face_over_face_coloured_foliage()
+    prob = _ramp_prob(mask)
+    tri = auto_trimap_numpy(_u8(frame), prob)
+    margin = max(1, default_band_px(H, W) // 4)  # the doubt's mixed-pixel margin
+    certain = cv2.erode((prob >= 1.0).astype(np.uint8), np.ones((2 * margin + 3,) * 2, np.uint8)) > 0
+    assert certain.sum() > 2000
+    assert (tri[certain] == 255).all()  # confident interior stays known, whatever the colours
+    # (the background side keeps colour-only doubt: skin-coloured leaves beside the face may be
+    # released, as thin structure beyond a coarse source's grid would be; see trimap.doubted)
+    # the same scene with a binary mask (no confidence stated: colour alone, issue 15's rule)
+    # does release skin of the face -- what this test guards against for soft sources
+    binary = auto_trimap_numpy(_u8(frame), mask.astype(np.float32))
+    assert (binary[certain] == 128).mean() > 0.2  # 0.32 measured
+
+
+def test_doubt_still_lets_go_of_a_swallowed_patch_the_source_is_only_fairly_sure_of():
+    frame, alpha = _composite(_crop(_background()))
+    coarse = alpha > 0.5
+    yy, xx = np.mgrid[0:H, 0:W]
+    patch = ((yy - 99) ** 2 + (xx - 93) ** 2 <= 12**2) & ~coarse  # the cup beside the head
+    prob = _ramp_prob(coarse | patch)
+    prob[patch] = np.minimum(prob[patch], 0.95)  # the segmenter is fairly, not fully, sure there
+    tri = auto_trimap_numpy(_u8(frame), prob)
+    assert (tri[patch] == 255).mean() < 0.45  # 0.31 measured (a binary mask: below 0.25, see above)
+    # a source that is certain there keeps it: its confidence outweighs any colour evidence
+    sure = auto_trimap_numpy(_u8(frame), _ramp_prob(coarse | patch))
+    assert (sure[patch] == 255).mean() > (tri[patch] == 255).mean() + 0.08  # 0.43 vs 0.31 measured

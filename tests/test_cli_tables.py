@@ -49,7 +49,7 @@ def test_choice_lists_are_the_registries():
     assert tuple(_option(run, "--tiling").type.choices) == TILING_MODES
     assert tuple(_option(run, "--sam-model").type.choices) == SAM_MODELS
     assert MASK_SPEC_FORMS == ("person", "sam", "chroma", "plate:PATH", "file:PATH")
-    assert {form.partition(":")[0] for form in MASK_SPEC_FORMS} == set(MASK_SOURCES)
+    assert {parse_mask_spec(form.replace("PATH", "x")).name for form in MASK_SPEC_FORMS} == set(MASK_SOURCES)
     assert _option(run, "--mask").help == "Coarse mask: person (default) | sam | chroma | plate:PATH | file:PATH."
     assert MaskConfig().source == "person"
 
@@ -75,7 +75,7 @@ def test_masks_and_model_registry_import_without_torch(tmp_path):
     (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('torch was imported')\n")
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
     code = ("import alphagan_video.cli, alphagan_video.masks as m, alphagan_video.model.registry as r; "
-            "print(m.parse_mask_spec('plate:x.png'), sorted(r.GENERATOR_VARIANTS)[0])")
+            "s = m.parse_mask_spec('plate:x.png'); print((s.name, s.arg), sorted(r.GENERATOR_VARIANTS)[0])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "('plate', 'x.png') efficientnet_lite0"

@@ -88,7 +88,7 @@ def test_engine_docstring_example_runs():
 def test_band_zero_is_a_binary_trimap_not_automatic():
     """Bug: ``band_px or default`` turned an explicit 0 into the automatic band."""
     from alphagan_video.config import PipelineConfig, TrimapConfig
-    from alphagan_video.pipeline import trimap_band
+    from alphagan_video.plan import trimap_band
     from alphagan_video.stages.trimap import TrimapStage
     from alphagan_video.types import VideoInfo
 

@@ -635,7 +635,9 @@ def test_failed_chunk_leaves_no_empty_segments_folder(tmp_path, shot):
     job_file, data = _planned(tmp_path, shot)
     segments = Path(str(job_file)[: -len(".alphagan-job.json")] + ".alphagan-segments")
     segments.rmdir()  # as on a fresh worker that did not plan the job
-    mask_dir = Path(data["config"]["mask"]["source"].partition(":")[2]).parent  # file:DIR/m_%04d.png
+    from alphagan_video.masks.spec import parse_mask_spec
+
+    mask_dir = Path(parse_mask_spec(data["config"]["mask"]["source"]).arg).parent  # file:DIR/m_%04d.png
     mask_dir.rename(mask_dir.with_name("gone"))
     result = cli("farm", "chunk", job_file, "--frames", "0-3")
     assert result.exit_code == 2 and len(error_lines(result)) == 1, result.output
@@ -694,3 +696,24 @@ def test_farm_plan_into_a_closed_pipe_exits_2_with_one_line(tmp_path, shot):
     assert proc.returncode == 2, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines == ["alphagan-video: error: stdout was closed by the process reading it (broken pipe)"], err
+
+
+@pytest.mark.parametrize("source, digest", [
+    ("plate:shots/plate.png", "ec448147ce4c69fe9deb387ff13e3382828a69b2db061a5e6c67f0ae9241c9a5"),
+    (" File:m/m_%04d.png", "70e36f0bfb7c9b24040886380250c98e6bfc24914a1f9cceccf47398940e5054"),
+    ("chroma", "f86616d4b6db132f3277b4de395eaca4b2318bdc82f0fc81b149aa38fe38d305"),
+    ("file:/abs/a:b.mov", "f3d8b6a18cd15f908f4be83f2660f4eb49fa716564b61ae836f7bb362c032966"),
+])
+def test_settings_digest_is_the_one_main_wrote(source, digest, monkeypatch):
+    """The typed mask spec (masks.spec) changed how ``mask.source`` is made absolute, not what:
+    the digests below were computed by commit 90833d7 (version pinned to "0", cwd "/"), so job
+    files written before still match their settings and are not redone."""
+    import alphagan_video
+    from alphagan_video.config import MaskConfig, OutputConfig, PipelineConfig, TrimapConfig
+    from alphagan_video.farm.job import settings_digest
+
+    monkeypatch.setattr(alphagan_video, "__version__", "0")
+    monkeypatch.chdir("/")
+    cfg = PipelineConfig(mask=MaskConfig(source=source), trimap=TrimapConfig(band_px=12),
+                         output=OutputConfig(kind="alpha", background="#102030"))
+    assert settings_digest("/nonexistent/in.mp4", cfg, 3) == digest

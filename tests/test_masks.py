@@ -14,7 +14,9 @@ import torch
 from alphagan_video.config import MaskConfig
 from alphagan_video.errors import CheckpointError, MaskSourceError, SubjectLostError
 from alphagan_video.cli import user_message
-from alphagan_video.masks import MASK_SOURCES, MaskSource, build_mask_source, describe_mask_source, parse_mask_spec
+from alphagan_video.masks import (
+    MASK_SOURCE_NAMES, MASK_SOURCES, MaskSource, MaskSpec, build_mask_source, describe_mask_source, parse_mask_spec,
+)
 from alphagan_video.types import VideoInfo
 
 CPU = torch.device("cpu")
@@ -51,11 +53,12 @@ def check_mask(m: torch.Tensor, b: int, h: int, w: int) -> None:
 # --------------------------------------------------------------------------- spec / registry
 def test_parse_spec_and_registry():
     assert set(MASK_SOURCES) == {"person", "sam", "chroma", "plate", "file"}
-    assert parse_mask_spec("person") == ("person", "")
-    assert parse_mask_spec("Chroma") == ("chroma", "")
+    assert parse_mask_spec("person") == MaskSpec("person", "")
+    assert parse_mask_spec(" Chroma ") == MaskSpec("chroma", "")
     # only the first ':' splits: Windows drive letters survive
-    assert parse_mask_spec(r"file:C:\shots\mask.mov") == ("file", r"C:\shots\mask.mov")
-    assert parse_mask_spec("plate:/a:b/plate.png") == ("plate", "/a:b/plate.png")
+    assert parse_mask_spec(r"file:C:\shots\mask.mov") == MaskSpec("file", r"C:\shots\mask.mov")
+    assert parse_mask_spec("plate:/a:b/plate.png") == MaskSpec("plate", "/a:b/plate.png")
+    assert parse_mask_spec("plate:/a:b/plate.png").takes_path and not parse_mask_spec("sam").takes_path
     with pytest.raises(MaskSourceError, match=r"unknown mask source; use one of person, sam, chroma, plate:PATH, file:PATH"):
         parse_mask_spec("rotoscope")
     # The library names the setting; the CLI shows it as the flag the user typed.
@@ -66,6 +69,19 @@ def test_parse_spec_and_registry():
     with pytest.raises(MaskSourceError, match=r"person takes no argument") as info:
         parse_mask_spec("person:x.png")
     assert user_message(info.value) == "--mask 'person:x.png': person takes no argument; use --mask person"
+
+
+def test_mask_spec_absolute_rewrites_the_path_as_written(tmp_path, monkeypatch):
+    """``MaskSpec.absolute`` (the farm job's ``mask.source``): only the PATH changes, the name
+    stays as written, so a job's settings digest is the one main wrote."""
+    monkeypatch.chdir(tmp_path)
+    assert parse_mask_spec("plate:p.png").absolute() == f"plate:{tmp_path / 'p.png'}"
+    assert parse_mask_spec(" Plate:p.png").absolute() == f" Plate:{tmp_path / 'p.png'}"
+    assert parse_mask_spec("file:/abs/m_%04d.png").absolute() == "file:/abs/m_%04d.png"
+    assert parse_mask_spec("Chroma").absolute() == "Chroma"
+    assert MaskSpec("plate", "p.png").absolute() == f"plate:{tmp_path / 'p.png'}"
+    assert MaskSpec("sam").absolute() == "sam"
+    assert MASK_SOURCE_NAMES == tuple(MASK_SOURCES)
 
 
 def test_describe_mask_source():

@@ -128,8 +128,6 @@ def test_generator_stage_uses_its_scale():
     GeneratorStage(model, torch.device("cpu"), "off", False, scale=0.5)(work)
     GeneratorStage(model, torch.device("cpu"), "off", False)(work)
     assert model.sizes == [(360, 480), (720, 960)]
-    with pytest.raises(ParameterError, match=r"model\.prior_scale"):
-        GeneratorStage(model, torch.device("cpu"), "off", False, scale=2.0)
 
 
 def test_prior_scale_by_device_and_refine():

@@ -43,14 +43,14 @@ def run_reads(input_path: Optional[str], cfg: PipelineConfig) -> list[RunPath]:
         reads += _expanded("--trimap", cfg.trimap.trimap_path, pattern=_is_pattern(cfg.trimap.trimap_path))
     else:
         from alphagan_video.errors import UserInputError
-        from alphagan_video.masks import MASK_SOURCES_WITH_PATH, parse_mask_spec
+        from alphagan_video.masks import parse_mask_spec
 
         try:
-            name, arg = parse_mask_spec(cfg.mask.source)
+            spec = parse_mask_spec(cfg.mask.source)
         except UserInputError:
-            name, arg = "", ""  # refused with its own message by the config checks
-        if name in MASK_SOURCES_WITH_PATH:
-            reads += _expanded("--mask", arg, pattern=_is_pattern(arg))
+            spec = None  # refused with its own message by the config checks
+        if spec is not None and spec.takes_path:
+            reads += _expanded("--mask", spec.arg, pattern=_is_pattern(spec.arg))
     from alphagan_video.model.registry import DEFAULT_WEIGHTS_PATH
 
     checkpoint = ("--checkpoint", cfg.model.checkpoint) if cfg.model.checkpoint is not None \

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
@@ -15,22 +15,27 @@ from alphagan_video.config import PipelineConfig, check_config
 from alphagan_video.errors import ParameterError, ResourceLimitError
 from alphagan_video.memory import available_memory, estimate_peak_memory, frames_that_fit
 
+if TYPE_CHECKING:
+    from alphagan_video.masks.spec import MaskSpec
 
-def _check_config(cfg: PipelineConfig) -> None:
-    """Option values that are wrong whatever the input (the library checks them again later)."""
+
+def _check_config(cfg: PipelineConfig) -> "Optional[MaskSpec]":
+    """Option values that are wrong whatever the input (the library checks them again later).
+    Returns the parsed mask spec (None with user trimaps: no mask source runs)."""
     check_config(cfg)
     for param, path in (("model.checkpoint", cfg.model.checkpoint), ("mask.prompts_json", cfg.mask.prompts_json)):
         if path is not None and not Path(path).is_file():
             what = "is not a file" if Path(path).exists() else "not found"
             raise ParameterError.about(param, path, f"{what}; pass an existing file")
     if cfg.trimap.trimap_path is not None:
-        return  # the mask source is not used
-    from alphagan_video.masks import parse_mask_spec  # no torch: the package imports it when a source is built
+        return None  # the mask source is not used
+    from alphagan_video.plan import plan_mask  # no torch: the run plan's own mask spec
 
-    name, _ = parse_mask_spec(cfg.mask.source)
-    if name == "sam" and cfg.mask.sam_checkpoint is not None and not Path(cfg.mask.sam_checkpoint).is_file():
+    spec = plan_mask(cfg)
+    if spec.name == "sam" and cfg.mask.sam_checkpoint is not None and not Path(cfg.mask.sam_checkpoint).is_file():
         raise ParameterError.about("mask.sam_checkpoint", cfg.mask.sam_checkpoint,
                                    "not found; pass the official segment-anything checkpoint (.pth)")
+    return spec
 
 
 def _check_side_input(path: str, param: str, value, max_pixels: Optional[int]) -> None:
@@ -49,20 +54,20 @@ def _check_side_input(path: str, param: str, value, max_pixels: Optional[int]) -
 
 
 def _check_band(cfg: PipelineConfig, width: int, height: int) -> None:
-    """The trimap band fits a width x height frame."""
-    band = cfg.trimap.band_px
-    if band is not None and band > max(width, height):
-        raise ParameterError.about("trimap.band_px", band, f"wider than the {width}x{height} frame; "
-                                   f"give at most {max(width, height)} pixels")
+    """The trimap band fits a width x height frame (``plan.check_band``)."""
+    from alphagan_video.plan import check_band
+
+    check_band(cfg, width, height)
 
 
-def _check_against_input(cfg: PipelineConfig, info, frames: Optional[tuple[int, int]], *,
-                         device_here: bool = True) -> None:
+def _check_against_input(cfg: PipelineConfig, info, frames: Optional[tuple[int, int]],
+                         spec: "Optional[MaskSpec]", *, device_here: bool = True) -> None:
     """The model-free checks that need INPUT's probe (``info``) or the environment, made before
     the model loads: ``--device`` exists here (``device.check_device``; not when ``device_here``
     is False: a farm job's workers may have the GPU this machine lacks), a composite's
     ``--background`` parses, ``--frames`` starts inside the clip, and masks / plates / trimaps
-    have the frame size and (for the frames the run reads) enough frames."""
+    have the frame size and (for the frames the run reads) enough frames. ``spec``: the run's
+    mask spec (``_check_config``; None with user trimaps)."""
     from alphagan_video.device import check_device
     from alphagan_video.errors import InputMediaError, MaskSourceError
 
@@ -78,12 +83,8 @@ def _check_against_input(cfg: PipelineConfig, info, frames: Optional[tuple[int, 
                                     f"{info.path} has {count} frame(s) (0-{count - 1}); give a range inside it")
     side = [(str(cfg.trimap.trimap_path), "trimap.trimap_path", str(cfg.trimap.trimap_path))] \
         if cfg.trimap.trimap_path is not None else []
-    if not side:
-        from alphagan_video.masks import MASK_SOURCES_WITH_PATH, parse_mask_spec
-
-        name, arg = parse_mask_spec(cfg.mask.source)
-        if name in MASK_SOURCES_WITH_PATH:
-            side.append((arg, "mask.source", cfg.mask.source))
+    if not side and spec is not None and spec.takes_path:
+        side.append((spec.arg, "mask.source", spec.text))
     needed = count if frames is None else (None if count is None else min(count, frames[1] + 1))
     from alphagan_video.io.companion import MediaInStep
 
@@ -147,20 +148,16 @@ def _preflight(input_path: str, output_path: Optional[str], cfg: PipelineConfig,
     from alphagan_video.io.reader import open_input
     from alphagan_video.io.writer import check_output as check_output_target
 
-    _check_config(cfg)
+    spec = _check_config(cfg)
     with open_input(input_path, max_pixels=max_pixels) as reader:
         info = reader.info
     _check_band(cfg, info.width, info.height)
     if cfg.trimap.trimap_path is not None:
         _check_side_input(str(cfg.trimap.trimap_path), "trimap.trimap_path", cfg.trimap.trimap_path, max_pixels)
-    else:
-        from alphagan_video.masks import MASK_SOURCES_WITH_PATH, parse_mask_spec
-
-        name, arg = parse_mask_spec(cfg.mask.source)
-        if name in MASK_SOURCES_WITH_PATH:
-            _check_side_input(arg, "mask.source", cfg.mask.source, max_pixels)
+    elif spec is not None and spec.takes_path:
+        _check_side_input(spec.arg, "mask.source", spec.text, max_pixels)
     # device, background, --frames, side media sizes and lengths
-    _check_against_input(cfg, info, frames, device_here=device_here)
+    _check_against_input(cfg, info, frames, spec, device_here=device_here)
     if output_path is not None:
         _remove_stale(os.path.dirname(os.path.abspath(output_path)), warn)
         if check_output:

@@ -148,7 +148,7 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
         if not quiet:
             click.echo(f"wrote {output_path}: {report.frames} frame(s), {report.output_description}, "
                        f"{speed(report.frames, seconds)}", err=True)
-    for warning in report.warnings:  # empty/full mattes (issue 15): never a silent empty deliverable
+    for warning in report.warnings:  # empty/full mattes: never a silent empty deliverable
         click.echo(f"alphagan-video: warning: {flag_words(warning, PARAMETER_FLAGS)}", err=True)
     if strict and report.warnings:
         _fail(f"--strict: {len(report.warnings)} warning(s) above; {output_path} was written", 2, False)

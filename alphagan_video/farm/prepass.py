@@ -54,12 +54,13 @@ def fill_chroma_key(input_path: str | os.PathLike, cfg: PipelineConfig) -> Pipel
     import dataclasses
 
     from alphagan_video.io import open_input
-    from alphagan_video.masks import parse_mask_spec
+    from alphagan_video.plan import plan_mask
     from alphagan_video.masks.chroma import chroma_settings, key_from_rgb
     from alphagan_video.stages.upload import frames_to_tensor
 
     mask = cfg.mask
-    if cfg.trimap.trimap_path is not None or parse_mask_spec(mask.source)[0] != "chroma":
+    spec = plan_mask(cfg)  # None with user trimaps: no mask source runs
+    if spec is None or spec.name != "chroma":
         return cfg
     if mask.chroma_key is not None and mask.chroma_tolerance is not None:
         return cfg

@@ -30,14 +30,17 @@ Sources (``MaskConfig.source``):
     the user's own masks (video, image sequence, or one image used for every frame).
 
 Importing this package does not import torch (the sources import it when they are built), so the
-CLI checks a mask spec with :func:`parse_mask_spec` before anything heavy is loaded.
+CLI checks a mask spec with :func:`parse_mask_spec` (``masks.spec``, the one place a spec string is
+read) before anything heavy is loaded.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, runtime_checkable
 
 from alphagan_video.config import MaskConfig
-from alphagan_video.errors import MaskSourceError
+from alphagan_video.masks.spec import (
+    MASK_SOURCE_NAMES, MASK_SOURCES_WITH_PATH, MASK_SPEC_FORMS, MaskSpec, parse_mask_spec,
+)
 from alphagan_video.types import VideoInfo
 
 if TYPE_CHECKING:
@@ -58,6 +61,18 @@ class MaskSource(Protocol):
     def __call__(self, frames: torch.Tensor, index: list[int]) -> torch.Tensor: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReportingSource(Protocol):
+    """A mask source with something to add to the run report (``plate``: how the plate was
+    registered to the frames, and a warning when it does not explain the frames). After the run:
+    ``report()`` -> {setting: value}; ``warnings`` -> one-line warnings for the user."""
+
+    def report(self) -> dict: ...
+
+    @property
+    def warnings(self) -> list[str]: ...
 
 
 Builder = Callable[[MaskConfig, str, VideoInfo, "torch.device"], MaskSource]
@@ -102,40 +117,19 @@ MASK_SOURCES: dict[str, Builder] = {
     "file": _build_file,
 }
 
-#: The source names, in the order help texts list them.
-MASK_SOURCE_NAMES: tuple[str, ...] = tuple(MASK_SOURCES)
 #: Official segment-anything model types (``MaskConfig.sam_model``), for messages and the CLI.
 SAM_MODELS: tuple[str, ...] = ("vit_b", "vit_l", "vit_h")
-#: Sources whose spec is ``name:PATH``.
-MASK_SOURCES_WITH_PATH: frozenset[str] = frozenset({"plate", "file"})
-#: Every spec form (``person``, ..., ``plate:PATH``, ``file:PATH``), for messages and help texts.
-MASK_SPEC_FORMS: tuple[str, ...] = tuple(f"{n}:PATH" if n in MASK_SOURCES_WITH_PATH else n for n in MASK_SOURCE_NAMES)
 
 
-def parse_mask_spec(spec: str) -> tuple[str, str]:
-    """Split ``name`` or ``name:PATH`` into ``(name, path)`` (path ``""`` when absent).
-
-    Splits on the first ``:`` only, so Windows paths (``file:C:\\masks\\m.mov``) survive.
-
-    Raises:
-        MaskSourceError: about ``mask.source``: unknown name, a PATH missing for plate/file, or
-            a PATH given to a source that takes none.
-    """
-    text = (spec or "").strip()
-    name, sep, arg = text.partition(":")
-    name = name.strip().lower()
-    if name not in MASK_SOURCES:
-        raise MaskSourceError.about("mask.source", repr(spec),
-                                    f"unknown mask source; use one of {', '.join(MASK_SPEC_FORMS)}")
-    if name in MASK_SOURCES_WITH_PATH and not arg:
-        raise MaskSourceError.about("mask.source", repr(spec), f"{name} needs a path; use mask.source {name}:PATH")
-    if name not in MASK_SOURCES_WITH_PATH and sep:
-        raise MaskSourceError.about("mask.source", repr(spec), f"{name} takes no argument; use mask.source {name}")
-    return name, arg
+def _spec_of(cfg: MaskConfig, spec: Optional[MaskSpec]) -> MaskSpec:
+    """The run's parsed spec (its run plan's) or, for a library caller that has none, ``cfg``'s."""
+    return parse_mask_spec(cfg.source) if spec is None else spec
 
 
-def build_mask_source(cfg: MaskConfig, info: VideoInfo, device: torch.device) -> MaskSource:
-    """Build the mask source named by ``cfg.source`` for a video described by ``info``.
+def build_mask_source(cfg: MaskConfig, info: VideoInfo, device: torch.device,
+                      spec: Optional[MaskSpec] = None) -> MaskSource:
+    """Build the mask source named by ``cfg.source`` (parsed: ``spec``, e.g. a run plan's
+    ``RunPlan.mask``; None = parse it here) for a video described by ``info``.
 
     Checks everything that can be checked before decoding (files exist, sizes match, SAM has a
     checkpoint and a prompt) so that a bad option fails at once, not after minutes of work.
@@ -146,13 +140,15 @@ def build_mask_source(cfg: MaskConfig, info: VideoInfo, device: torch.device) ->
     """
     import torch
 
-    name, arg = parse_mask_spec(cfg.source)
-    return MASK_SOURCES[name](cfg, arg, info, torch.device(device))
+    spec = _spec_of(cfg, spec)
+    return MASK_SOURCES[spec.name](cfg, spec.arg, info, torch.device(device))
 
 
-def describe_mask_source(cfg: MaskConfig) -> str:
-    """One human-readable line for logs and reports, e.g. ``sam (vit_b, ckpt.pth, box ...)``."""
-    name, arg = parse_mask_spec(cfg.source)
+def describe_mask_source(cfg: MaskConfig, spec: Optional[MaskSpec] = None) -> str:
+    """One human-readable line for logs and reports, e.g. ``sam (vit_b, ckpt.pth, box ...)``;
+    ``spec`` as in ``build_mask_source``."""
+    spec = _spec_of(cfg, spec)
+    name, arg = spec.name, spec.arg
     if name == "person":
         return "person (MediaPipe selfie segmentation, bundled, via ai-edge-litert)"
     if name == "sam":
@@ -182,6 +178,8 @@ __all__ = [
     "MASK_SOURCE_NAMES",
     "MASK_SPEC_FORMS",
     "MaskSource",
+    "MaskSpec",
+    "ReportingSource",
     "SAM_MODELS",
     "build_mask_source",
     "describe_mask_source",

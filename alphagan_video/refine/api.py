@@ -73,8 +73,11 @@ def check_refine_config(config: RefineConfig) -> None:
 
 
 def _on_cuda(device: object) -> bool:
-    """Whether ``device`` (a torch.device or its name) is a CUDA device."""
-    return str(device).partition(":")[0] == "cuda"
+    """Whether ``device`` (a torch.device, as a run passes it, or a name such as ``"cuda:1"``
+    from a library caller) is a CUDA device."""
+    import torch
+
+    return (device if isinstance(device, torch.device) else torch.device(str(device))).type == "cuda"
 
 
 def solver_method(solver: str, device: object = "cpu") -> str:
@@ -102,7 +105,8 @@ def refine_alpha(
     tol: float = 1e-5,
     max_iter: int = 2000,
     gate_erode: int = 0,
-    device: str = "cpu",
+    device: object = "cpu",
+    method: Optional[str] = None,
 ) -> np.ndarray:
     """Refine an alpha estimate with a matting-Laplacian solve anchored to it.
 
@@ -117,18 +121,22 @@ def refine_alpha(
     radius / eps: the Laplacian's window radius and regulariser.
     tol: CG relative residual; max_iter: CG iteration cap (both unused by the direct solve).
     gate_erode: see ``gate_trimap``; the gate itself is ``config.gate``.
-    device: where the "pcg" method runs (and what "auto" picks, see ``solver_method``).
+    device: where the "pcg" method runs (and what "auto" picks, see ``solver_method``): a
+    torch.device or its name.
+    method: the solve method a run decided once for a config it checked (``plan.RunPlan.solver``),
+    so nothing is checked or decided again per frame; None = check ``config`` and pick here.
     Returns (H, W) float32 in [0, 1]; known trimap pixels are exactly 0 / 1.
     """
-    check_refine_config(config)
+    if method is None:
+        check_refine_config(config)
     _check_inputs(image, trimap, radius, eps)  # image/trimap errors first, before the prior's
     if np.shape(prior) != np.shape(trimap):
         raise UserInputError(f"refine: prior shape {np.shape(prior)} does not match trimap {np.shape(trimap)}")
     prior, weight = fold_prior_term(np.asarray(prior, dtype=np.float64), weight, config.mu, term)
     if config.gate > 0.0 or gate_erode != 0:
         trimap = gate_trimap(trimap, prior, config.gate, gate_erode)
-    problem = prepare_refine(image, trimap, config, radius=radius, eps=eps, device=device)
-    return solve_refine(problem, prior, config, weight=weight, tol=tol, max_iter=max_iter)
+    problem = prepare_refine(image, trimap, config, radius=radius, eps=eps, device=device, method=method)
+    return solve_refine(problem, prior, config, weight=weight, tol=tol, max_iter=max_iter, method=method)
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,7 @@ class RefineProblem:
 
 def prepare_refine(
     image: np.ndarray, trimap: np.ndarray, config: RefineConfig = RefineConfig(), *, factorise: bool = False,
-    radius: int = 1, eps: float = 1e-7, device: str = "cpu",
+    radius: int = 1, eps: float = 1e-7, device: object = "cpu", method: Optional[str] = None,
 ) -> RefineProblem:
     """The prior-independent part of ``refine_alpha``: known-region expansion (``config.expand``),
     the sampling flow (``config.flow``) and the matting Laplacian. image: (H, W, 3) float in
@@ -164,9 +172,10 @@ def prepare_refine(
     when the method is "direct" and ``config.weighting`` is "uniform": then the matrix does not
     depend on the prior, only the right-hand side does, so the factorisation (most of the solve)
     can run while the generator runs too. The "pcg" method prepares the matrix-free system on
-    ``device`` instead (no assembly, no factorisation)."""
-    check_refine_config(config)
-    method = solver_method(config.solver, device)
+    ``device`` instead (no assembly, no factorisation). method: as in ``refine_alpha``."""
+    if method is None:
+        check_refine_config(config)
+        method = solver_method(config.solver, device)
     if method == "pcg":
         build = _matrix_free_builder(radius, eps, device)
     else:
@@ -203,7 +212,7 @@ def prepare_refine(
     return with_factor(RefineProblem(system, flow * eta.ravel()[u], alpha_s.ravel()[u]), mu)
 
 
-def _matrix_free_builder(radius: int, eps: float, device: str):
+def _matrix_free_builder(radius: int, eps: float, device: object):
     from .pcg import matrix_free_system
 
     def build(image: np.ndarray, trimap: np.ndarray):
@@ -238,14 +247,17 @@ def solve_refine(
     term: Optional[PriorTerm] = None,
     tol: float = 1e-5,
     max_iter: int = 2000,
+    method: Optional[str] = None,
 ) -> np.ndarray:
     """The prior-dependent part of ``refine_alpha``: solve a prepared problem with ``prior``
     ((H, W) float in [0, 1]) as the data term of strength ``config.mu``; weight, term, tol,
     max_iter as in ``refine_alpha``. The problem fixes flow, expand and gating; a problem
     prepared matrix-free is solved by PCG, an assembled one by ``config.solver`` ("auto" and
-    "direct": factorisation, "cg": CG; "pcg" needs a matrix-free problem). Returns (H, W)
-    float32 in [0, 1]."""
-    check_refine_config(config)
+    "direct": factorisation, "cg": CG; "pcg" needs a matrix-free problem). method: given (a run's
+    ``plan.RunPlan.solver``), ``config`` was checked once for the run and is not checked again.
+    Returns (H, W) float32 in [0, 1]."""
+    if method is None:
+        check_refine_config(config)
     system = problem.system
     h, w = system.alpha_known.shape
     pr = np.asarray(prior, dtype=np.float64)

@@ -14,7 +14,7 @@ from alphagan_video.config import RefineConfig
 def refine_frames(
     image: torch.Tensor, trimap: torch.Tensor, prior: torch.Tensor, config: RefineConfig,
     temporal: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
-    problems: Optional[list[Future]] = None, device: str = "cpu",
+    problems: Optional[list[Future]] = None, device: object = "cpu", method: Optional[str] = None,
 ) -> torch.Tensor:
     """Matting-Laplacian solve per frame with the generator's alpha as prior (float64; on the CPU,
     or with the "pcg" method matrix-free on ``device``), settings from ``config`` (see
@@ -25,7 +25,9 @@ def refine_frames(
     weight * (a - target)^2 per pixel (the warped previous alpha; weight in the units of
     config.mu, see ``refine.PriorTerm``; ignored when mu is 0).
     problems: optional futures of ``refine.prepare_refine`` per frame (built with the same
-    trimap and config while the generator ran); then only the solve runs here."""
+    trimap and config while the generator ran); then only the solve runs here.
+    device: a torch.device or its name; method: as in ``refine.refine_alpha`` (a run's solve
+    method, decided once: then ``config`` is not checked again frame by frame)."""
     from alphagan_video.refine import PriorTerm, refine_alpha, solve_refine
 
     out = []
@@ -39,10 +41,10 @@ def refine_frames(
         if temporal is not None:
             term = PriorTerm(temporal[0][i, 0].double().cpu().numpy(), temporal[1][i, 0].double().cpu().numpy())
         if problems is not None:
-            refined = solve_refine(problems[i].result(), p, config, term=term)
+            refined = solve_refine(problems[i].result(), p, config, term=term, method=method)
         else:
             refined = refine_alpha(image[i].permute(1, 2, 0).double().cpu().numpy(), tri, p, config, term=term,
-                                   device=device)
+                                   device=device, method=method)
         out.append(torch.as_tensor(refined, dtype=torch.float32)[None, None].to(prior.device))
     return torch.cat(out, 0)
 
@@ -55,14 +57,20 @@ class RefineStep:
     generator; ``solve(frame, image, trimap, alpha, temporal, problem=...)`` finishes one frame.
     Not possible with a confidence gate, which needs the generator's alpha to decide the unknown
     pixels (then the whole solve runs in ``solve``).
+
+    method: the solve method, decided once for the run with ``cfg`` checked (``plan.RunPlan``:
+    ``solver``); None = check ``cfg`` and decide it here. Either way once, not per frame.
     """
 
-    def __init__(self, cfg: RefineConfig, device: torch.device, workers: int = 1):
-        from alphagan_video.refine import check_refine_config
+    def __init__(self, cfg: RefineConfig, device: torch.device, workers: int = 1, method: Optional[str] = None):
+        if method is None:
+            from alphagan_video.refine import check_refine_config, solver_method
 
-        check_refine_config(cfg)
+            check_refine_config(cfg)
+            method = solver_method(cfg.solver, device)
         self.cfg = cfg
         self.device = device
+        self.method = method
         self._pools: list[ThreadPoolExecutor] = []
         self._closing = False  # set by close(): prepares still queued then return at once
         if cfg.gate == 0:
@@ -96,7 +104,7 @@ class RefineStep:
             self._pools[self._worker_of(index[i])].submit(
                 lambda i=i: None if self._closing else prepare_refine(  # float64 copies made here too
                     image[i].permute(1, 2, 0).double().cpu().numpy(), trimap[i, 0].float().cpu().numpy(),
-                    self.cfg, factorise=True, device=str(self.device),
+                    self.cfg, factorise=True, device=self.device, method=self.method,
                 )
             )
             for i in range(image.shape[0])
@@ -139,7 +147,7 @@ class RefineStep:
 
         return clamp_known(refine_frames(
             image, trimap, alpha, self.cfg, temporal=temporal,
-            problems=None if problem is None else [problem], device=str(self.device),
+            problems=None if problem is None else [problem], device=self.device, method=self.method,
         ), trimap)
 
     def close(self) -> None:

@@ -10,19 +10,18 @@ from alphagan_video.engine import Stage, Work
 class GeneratorStage(Stage):
     """``work.image`` + ``work.trimap`` -> ``work.alpha`` (B,1,H,W) float32 [0,1] (known regions
     not yet clamped). tiling: "off" | "on" | "auto" (``generator.tiling.infer_alpha``); scale:
-    working scale in (0, 1] (``generator.scale.infer_alpha_at_scale``; the pipeline passes
-    ``ModelConfig.prior_scale`` when the refine is on, 1 otherwise)."""
+    working scale in (0, 1] (``generator.scale.infer_alpha_at_scale``; a run passes its plan's
+    ``RunPlan.prior_scale``, checked once with the config by ``config.check_config``)."""
 
     name = "model"
 
     def __init__(self, model: torch.nn.Module, device: torch.device, tiling: str, mixed_precision: bool,
                  scale: float = 1.0):
-        from alphagan_video.config import check_prior_scale
-
         self.model = model
         self.tiling = tiling
         self.autocast = autocast_for(device, mixed_precision)
-        self.scale = check_prior_scale(scale)  # working scale (scale.infer_alpha_at_scale)
+        # The working scale (scale.infer_alpha_at_scale): the run plan's, from a checked config.
+        self.scale = float(scale)
 
     def __call__(self, work: Work) -> Work:
         from alphagan_video.generator.scale import infer_alpha_at_scale

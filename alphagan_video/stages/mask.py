@@ -30,5 +30,18 @@ class MaskStage(Stage):
         work.mask = work.soft if self.solve is None else self.solve.stabilize(work.soft, work.image)
         return work
 
+    def report(self) -> dict:
+        """What the source adds to the run report's settings (``masks.ReportingSource``, e.g. a
+        plate's registration); {} for a source with nothing to report."""
+        from alphagan_video.masks import ReportingSource
+
+        return self.source.report() if isinstance(self.source, ReportingSource) else {}
+
+    def warnings(self) -> list[str]:
+        """The source's one-line run warnings (``masks.ReportingSource``); [] for other sources."""
+        from alphagan_video.masks import ReportingSource
+
+        return list(self.source.warnings) if isinstance(self.source, ReportingSource) else []
+
     def close(self) -> None:
         self.source.close()

@@ -17,8 +17,9 @@ class OutputStage(Stage):
     so it runs in its own lane, one batch behind the matting.
 
     background: (1,3,H,W) float [0,1] on the device, for ``composite``.
-    device_planes: convert to 10-bit YCbCr(A) codes on the device (set when the writer takes
-        them and the device is CUDA): only int16 planes cross to the host.
+    device_planes: convert to 10-bit YCbCr(A) codes on the device (the run plan's
+        ``plan.RunPlan.device_planes``: CUDA and an output that takes them): only int16 planes
+        cross to the host.
     """
 
     name = "foreground"

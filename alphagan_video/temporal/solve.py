@@ -30,16 +30,17 @@ class TemporalSolve:
     prepared for frames not solved yet.
 
     temporal: the temporal settings. refine: the effective refine settings, None = refine off.
-    device, workers: the refine's device and its prepare workers (``RefineStep``).
+    device, workers, method: the refine's device, its prepare workers and its solve method
+    (``RefineStep``; a run passes its plan's, ``plan.RunPlan``).
     laps: seconds of ``refine`` and ``temporal`` in ``solve_batch`` (the temporal stage reports
     them as its ``Stage.laps``).
     """
 
     def __init__(self, temporal: TemporalConfig, refine: Optional[RefineConfig] = None,
-                 device: torch.device = torch.device("cpu"), workers: int = 1):
+                 device: torch.device = torch.device("cpu"), workers: int = 1, method: Optional[str] = None):
         self.cfg = temporal
         self.state = TemporalState()
-        self.refine = RefineStep(refine, device, workers) if refine is not None else None
+        self.refine = RefineStep(refine, device, workers, method) if refine is not None else None
         smoothing = temporal.enabled and temporal.strength > 0
         #: The warped previous alpha enters the solve (TemporalConfig.solve_weight).
         self.prior_into_solve = self.refine is not None and smoothing and temporal.solve_weight > 0

@@ -71,6 +71,7 @@ from alphagan_video.io.writer.plan import (
     kind_content,
     plan_output,
     supported_output_suffixes,
+    takes_planes,
 )
 from alphagan_video.io.writer.remux import ConcatReport, RemuxSource, concat_segments
 from alphagan_video.io.writer.targets import ImageTarget, OutputTarget, SequenceTarget, VideoTarget
@@ -105,4 +106,5 @@ __all__ = [
     "read_source_metadata",
     "set_rotation",
     "supported_output_suffixes",
+    "takes_planes",
 ]

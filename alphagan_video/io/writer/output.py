@@ -11,8 +11,8 @@ from alphagan_video.errors import OutputError
 from alphagan_video.io.colour import planes_to_yuv10_frame
 from alphagan_video.io.writer._common import PathLike, _raise_if_environment
 from alphagan_video.io.writer.check import check_target
-from alphagan_video.io.writer.plan import plan_output
-from alphagan_video.io.writer.targets import TARGETS, OutputTarget, VideoTarget
+from alphagan_video.io.writer.plan import plan_output, takes_planes
+from alphagan_video.io.writer.targets import TARGETS, OutputTarget
 from alphagan_video.types import OutputBatch, VideoInfo
 
 
@@ -113,10 +113,8 @@ class OutputWriter:
 
     def accepts_planes(self, channels: int) -> bool:
         """True when ``OutputBatch.planes`` with ``channels`` 10-bit YCbCr(A) planes can fill this
-        output's frames directly (ProRes 4444 / 4444 XQ video: 4 with alpha, 3 without)."""
-        if not isinstance(self._target, VideoTarget) or self.plan.layout == "matte":
-            return False
-        return {"yuva444p10le": 4, "yuv444p10le": 3}.get(self.plan.pix_fmt) == channels
+        output's frames directly (``plan.takes_planes``: ProRes 4444 / 4444 XQ video)."""
+        return takes_planes(self.plan, channels)
 
     def _takes_planes(self, batch: OutputBatch) -> bool:
         return batch.planes is not None and batch.planes.ndim == 4 and self.accepts_planes(batch.planes.shape[1])

@@ -239,6 +239,15 @@ def plan_output(
                       row.premultiplied, row.lossless)
 
 
+def takes_planes(plan: OutputPlan, channels: int) -> bool:
+    """True when an output planned as ``plan`` can take ``OutputBatch.planes`` with ``channels``
+    10-bit YCbCr(A) planes directly (ProRes 4444 / 4444 XQ video: 4 with alpha, 3 without).
+    Known from the plan alone, so a run fixes it before the writer opens (``plan.plan_run``)."""
+    if plan.target != "video" or plan.layout == "matte":
+        return False
+    return {"yuva444p10le": 4, "yuv444p10le": 3}.get(plan.pix_fmt) == channels
+
+
 def describe_output(
     path: PathLike,
     cfg: OutputConfig,
