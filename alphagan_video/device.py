@@ -71,7 +71,7 @@ def check_device(spec: str = "auto") -> None:
         index = 0
         if ":" in spec:
             try:
-                index = int(spec.split(":", 1)[1])
+                index = int(spec[len("cuda:"):])
             except ValueError:
                 raise DeviceError.about("model.device", spec, "expected cuda:N with an integer N") from None
         _version, cuda_build = torch_build()
