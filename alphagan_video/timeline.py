@@ -210,6 +210,35 @@ def plan_clips(timeline, edit_dir: Optional[str | Path], handles: int = 0) -> li
     return plans
 
 
+def clip_output(plan: ClipPlan, out_dir: str | Path, ext: str) -> Path:
+    """The per-clip file ``plan`` is matted into: ``out_dir/<track>_<number>_<name><ext>``."""
+    if not ext.startswith("."):
+        ext = "." + ext
+    return Path(out_dir) / f"{plan.key}_{safe_name(plan.name)}{ext}"
+
+
+def clip_paths(plans: list[ClipPlan], out_dir: str | Path, ext: str) -> tuple[list, list]:
+    """(reads, writes) of the clips as ``io.collisions.RunPath`` lists: every clip's source media
+    the edit names (skipped clips' too: sources are never written), and the file of every clip to
+    be matted. Checked against each other before any clip is matted (``check_clip_paths``)."""
+    from alphagan_video.io.collisions import RunPath
+
+    reads = [RunPath(f"the media of clip {p.name!r}", p.media_path) for p in plans if p.media_path is not None]
+    writes = [RunPath(f"the matte of clip {p.name!r}", clip_output(p, out_dir, ext))
+              for p in plans if p.skip_reason is None]
+    return reads, writes
+
+
+def check_clip_paths(plans: list[ClipPlan], out_dir: str | Path, ext: str, reads=(), writes=()) -> None:
+    """OutputError (exit 2) when a clip's matte would be written onto a source clip of the edit
+    (same path, symlink or hard link; overwrite or not) or onto another clip's matte or one of
+    ``writes`` (the new timeline); ``reads``: other files the run reads (the edit)."""
+    from alphagan_video.io.collisions import check_no_collisions
+
+    clip_reads, clip_writes = clip_paths(plans, out_dir, ext)
+    check_no_collisions([*reads, *clip_reads], [*clip_writes, *writes])
+
+
 def file_frame_range(plan: ClipPlan, media_start: float, file_rate: Fraction) -> tuple[int, int]:
     """Media-time range of ``plan`` -> inclusive 0-based frame indices in the file, clamped at 0."""
     scale = float(file_rate) / plan.rate
@@ -322,6 +351,10 @@ def matte_timeline(
     timeline = read_edit(edit_path, edl_rate=edl_rate)
     plans = plan_clips(timeline, edit_path.resolve().parent, handles)
     timeline_path = Path(timeline_path) if timeline_path is not None else out_dir / f"{edit_path.stem}.alphagan.otio"
+    from alphagan_video.io.collisions import RunPath
+
+    check_clip_paths(plans, out_dir, ext, reads=[RunPath("the edit", edit_path)],
+                     writes=[RunPath("the new timeline", timeline_path)])  # before any clip is matted
     if timeline_path.exists() and not cfg.output.overwrite:
         raise OutputError.naming(f"{timeline_path} exists; pass output.overwrite to replace it", "output.overwrite")
     try:
@@ -344,7 +377,7 @@ def matte_timeline(
         if plan.skip_reason is None:
             number += 1
             clip_progress = None if progress is None else functools.partial(progress, number, todo)
-            output = out_dir / f"{plan.key}_{safe_name(plan.name)}{ext}"
+            output = clip_output(plan, out_dir, ext)
             _matte_clip(plan, output, clip_cfg, result, new_clip, clip_progress)
         _note_clip(plan, result, new_clip, handles, cfg.output.kind)
     _write_timeline(new_timeline, timeline_path, out_dir)

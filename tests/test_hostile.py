@@ -349,3 +349,73 @@ def test_farm_jobs_for_other_machines_may_name_a_gpu_this_one_lacks(clip, tmp_pa
     done = _script("farm", "local", clip, "-o", tmp_path / "g.mov", "--mask", "chroma", "--device", "cuda",
                    env=no_torch)
     _refused(done, "--device cuda: CUDA is not available")
+
+
+# ----------------------------------------------------------------------------- timeline: clip mattes
+
+def _cut(tmp_path: Path, *clips: tuple) -> Path:
+    """``tmp_path/cut.otio``: one video track of (name, media path) clips, 3 frames each."""
+    otio = pytest.importorskip("opentimelineio", reason="the otio extra (opentimelineio) is not installed")
+    rt, tr = otio.opentime.RationalTime, otio.opentime.TimeRange
+    timeline = otio.schema.Timeline(name="cut")
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for name, media in clips:
+        track.append(otio.schema.Clip(name=name, media_reference=otio.schema.ExternalReference(
+            target_url=Path(media).as_uri()), source_range=tr(rt(0, 24), rt(3, 24))))
+    timeline.tracks.append(track)
+    otio.adapters.write_to_file(timeline, str(tmp_path / "cut.otio"))
+    return tmp_path / "cut.otio"
+
+
+def test_timeline_clip_mattes_never_onto_the_sources_or_each_other(clip, tmp_path, no_torch):
+    """A clip's matte (DIR/<track>_<clip>_<name>.mov) that is a source clip of the edit -- by name,
+    symlink or hard link -- or another clip's matte or the new timeline: exit 2 before any clip
+    is matted (before torch), --overwrite or not; no source is modified, nothing is written."""
+    mattes = tmp_path / "mattes"
+    mattes.mkdir()
+    source = clip.read_bytes()
+    victim = mattes / "00_001_B.mov"
+    victim.write_bytes(source)  # B's source media has the name B's matte would get
+    cut = _cut(tmp_path, ("A", clip), ("B", victim))
+    for extra in ((), ("--overwrite",)):
+        done = _script("timeline", cut, "-o", mattes, *extra, *FAST, env=no_torch)
+        _refused(done, f"the matte of clip 'B' {victim} is the same file as the media of clip 'B' {victim}, "
+                       "which this run reads", "--overwrite never replaces an input")
+    victim.unlink()
+    (mattes / "00_001_B.mov").symlink_to(clip)  # through a symlink: A's (and B's) source
+    cut = _cut(tmp_path, ("A", clip), ("B", clip))
+    done = _script("timeline", cut, "-o", mattes, "--overwrite", *FAST, env=no_torch)
+    _refused(done, f"the matte of clip 'B' {victim} is the same file as the media of clip 'A' {clip}")
+    (mattes / "00_001_B.mov").unlink()
+    other = tmp_path / "in" / "other.mp4"
+    other.write_bytes(source)
+    (mattes / "00_000_A.mov").write_bytes(b"old matte")
+    os.link(mattes / "00_000_A.mov", mattes / "00_001_B.mov")  # two clips, one file
+    cut = _cut(tmp_path, ("A", clip), ("B", other))
+    done = _script("timeline", cut, "-o", mattes, "--overwrite", *FAST, env=no_torch)
+    _refused(done, f"the matte of clip 'B' {mattes / '00_001_B.mov'} is the same file as the matte of clip 'A'",
+             "give them different names")
+    done = _script("timeline", cut, "-o", tmp_path / "new", "--timeline-out", tmp_path / "new" / "00_000_A.mov",
+                   *FAST, env=no_torch)
+    _refused(done, f"the matte of clip 'A' {tmp_path / 'new' / '00_000_A.mov'} is the same file as --timeline-out")
+    assert clip.read_bytes() == source and other.read_bytes() == source
+    assert listing(mattes) == ["00_000_A.mov", "00_001_B.mov"] and not (tmp_path / "new").exists()
+    assert sorted(os.listdir(tmp_path)) == ["cut.otio", "in", "mattes"]
+
+
+def test_matte_timeline_checks_every_clip_before_the_first(clip, tmp_path, monkeypatch):
+    """The library refuses it too (OutputError) before any clip is matted."""
+    import alphagan_video.pipeline as pipeline
+    from alphagan_video.errors import OutputError
+    from alphagan_video.timeline import matte_timeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("a clip was matted")
+    monkeypatch.setattr(pipeline, "matte_video", never)
+    mattes = tmp_path / "mattes"
+    mattes.mkdir()
+    victim = mattes / "00_001_B.mov"
+    victim.write_bytes(clip.read_bytes())
+    with pytest.raises(OutputError, match="the matte of clip 'B' .* is the same file as the media of clip 'B'"):
+        matte_timeline(_cut(tmp_path, ("A", clip), ("B", victim)), mattes)
+    assert victim.read_bytes() == clip.read_bytes() and listing(mattes) == ["00_001_B.mov"]

@@ -57,9 +57,11 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
     with _exit_codes(debug):  # the report and timeline: not onto the edit or each other, creatable
         from alphagan_video.cli.paths import RunPath, check_run_paths, run_reads
 
-        check_run_paths([RunPath("EDIT", edit_path), *run_reads(None, cfg)], None, json_report=json_report,
-                        side_files=[RunPath("--timeline-out", timeline_out)] if timeline_out is not None else [],
-                        created_folder=out_dir)
+        clip_reads, clip_writes = _clip_paths(edit_path, out_dir, ext, handles, edl_rate)
+        new_timeline = RunPath("--timeline-out", timeline_out) if timeline_out is not None \
+            else RunPath("the new timeline", out_dir / f"{edit_path.stem}.alphagan.otio")
+        check_run_paths([RunPath("EDIT", edit_path), *run_reads(None, cfg), *clip_reads], None,
+                        json_report=json_report, side_files=[new_timeline, *clip_writes], created_folder=out_dir)
         from alphagan_video.device import check_device
 
         check_device(cfg.model.device)  # before any clip loads the model
@@ -104,3 +106,17 @@ def timeline_command(edit_path, out_dir, handles, timeline_out, ext, edl_rate, q
     if not quiet:
         click.echo(f"wrote {report.timeline}: {len(report.processed)} clip(s) matted, {len(report.skipped)} skipped",
                    err=True)
+
+
+def _clip_paths(edit_path: Path, out_dir: Path, ext: str, handles: int, edl_rate: Optional[float]) -> tuple:
+    """The source media of the edit's clips and the mattes the command would write for them
+    (``timeline.clip_paths``), for the preflight; ([], []) when the edit cannot be read or
+    planned: ``matte_timeline`` refuses it with its own message."""
+    from alphagan_video.errors import UserInputError
+    from alphagan_video.timeline import clip_paths, plan_clips, read_edit
+
+    try:
+        plans = plan_clips(read_edit(edit_path, edl_rate=edl_rate), edit_path.resolve().parent, handles)
+    except UserInputError:
+        return [], []
+    return clip_paths(plans, out_dir, ext)
