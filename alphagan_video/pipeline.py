@@ -238,7 +238,7 @@ def matte_video(
     progress: Optional[ProgressCallback] = None,
     frame_range: Optional[tuple[int, int]] = None,
     context: Optional[int] = None,
-    before_publish: Optional[Callable[[RunReport], None]] = None,
+    before_publish: Optional[Callable[[RunReport], Optional[Callable[[], None]]]] = None,
 ) -> RunReport:
     """Matte INPUT into OUTPUT. See ``PipelineConfig`` for every setting.
 
@@ -253,8 +253,8 @@ def matte_video(
             Only frames first..last are written, with their original timestamps.
         before_publish: called with the finished report (``seconds["total"]`` included) once
             OUTPUT is complete in its temporary, just before it is moved into place: side files
-            (the CLI's JSON report) staged there are published together with OUTPUT, and an
-            exception from it fails the run with no OUTPUT.
+            (the CLI's JSON report) staged there are published together with OUTPUT: it may return
+            their renames, run once OUTPUT is in place; an exception fails the run with no OUTPUT.
     Raises:
         UserInputError (and subclasses) for bad input/options; other AlphaGANVideoError for
         internal failures. On any failure no file is left at ``output_path``.
@@ -299,9 +299,9 @@ def matte_video(
                 f"(first: frame {repaired[0]}); they were written one nominal frame duration after the previous frame "
                 "(remux the input to fix its timestamps)")
         if before_publish is not None:
-            def publishing() -> None:
+            def publishing() -> Optional[Callable[[], None]]:
                 _total_seconds(report, started)
-                before_publish(report)
+                return before_publish(report)
             writer.before_publish = publishing
     if "total" not in report.seconds:
         _total_seconds(report, started)

@@ -187,6 +187,43 @@ def test_report_that_cannot_be_written_leaves_neither_file(clip, tmp_path, tiny_
     assert report["frames"] == 6 and report["seconds"]["total"] > 0
 
 
+def test_report_rename_failure_takes_back_only_this_runs_frames(clip, tmp_path, tiny_checkpoint, monkeypatch):
+    """Item 3 for an image-sequence OUTPUT: the report's rename fails (injected) after the frames
+    were moved into place: exit 2 and none of this run's frames stay -- the frames of another
+    chunk (``--frames``) that were there before do."""
+    import alphagan_video.cli.paths as paths
+
+    out = tmp_path / "out"
+    out.mkdir()
+    seq = str(out / "f_%04d.png")
+    args = ["--checkpoint", tiny_checkpoint, "--output-kind", "alpha", *FAST]
+    result = CliRunner().invoke(cli_module.main, [str(clip), "-o", seq, "--frames", "0-2", *args])
+    assert result.exit_code == 0, result.output
+    before = {name: (out / name).read_bytes() for name in listing(out)}
+    assert sorted(before) == ["f_0000.png", "f_0001.png", "f_0002.png"]
+
+    def rename_fails(self):
+        from alphagan_video.errors import OutputError
+
+        self.discard()
+        raise OutputError("--json-report: cannot be moved into place (injected)")
+    monkeypatch.setattr(paths.StagedReport, "publish", rename_fails)
+    for frames in ("3-5", "0-5"):  # another chunk of the pattern needs --overwrite
+        result = CliRunner().invoke(cli_module.main, [str(clip), "-o", seq, "--frames", frames, "--overwrite",
+                                                      "--json-report", str(out / "r.json"), *args])
+        assert result.exit_code == 2 and "injected" in result.stderr, result.output
+        survivors = {name: (out / name).read_bytes() for name in listing(out)}
+        if frames == "3-5":  # the other chunk's frames are kept, byte for byte
+            assert survivors == before
+        else:  # a run that replaced frames 0-2 takes back what it wrote; nothing of it stays
+            assert survivors == {}
+    monkeypatch.undo()
+    result = CliRunner().invoke(cli_module.main, [str(clip), "-o", seq, "--json-report", str(out / "r.json"),
+                                                  *args])
+    assert result.exit_code == 0, result.output
+    assert listing(out) == [f"f_{i:04d}.png" for i in range(6)] + ["r.json"]
+
+
 # ----------------------------------------------------------------------------- 11. early Ctrl-C
 
 def _interrupt_after(args, wait) -> tuple[int, str]:

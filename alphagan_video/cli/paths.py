@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from alphagan_video.config import PipelineConfig
 from alphagan_video.errors import OutputError
@@ -101,17 +101,19 @@ def _write_new_file(path: str, text: str) -> None:
 class StagedReport:
     """A JSON side file written into a temporary beside it (``_atomic.StagedFile``) while OUTPUT
     is still a temporary too (``stage``: ``matte_video``'s ``before_publish``), then renamed into
-    place right after OUTPUT (``publish``); ``discard`` removes the temporary. A report that
-    cannot be written fails the run before OUTPUT is published: neither file is left."""
+    place right after OUTPUT (``publish``, returned by ``stage``: the writer runs it and, if it
+    fails, takes back the files the run just published -- a sequence's own frames included);
+    ``discard`` removes the temporary. A report that cannot be written leaves neither."""
 
     def __init__(self, path: Optional[Path]) -> None:
         from alphagan_video._atomic import StagedFile
 
         self.staged = StagedFile(path, ".json") if path is not None else None
 
-    def stage(self, data: dict) -> None:
+    def stage(self, data: dict) -> Optional[Callable[[], None]]:
+        """Write the report into its temporary; return its ``publish`` (None: no report)."""
         if self.staged is None:
-            return
+            return None
         text = json.dumps(data, indent=2, default=str) + "\n"
         try:
             _write_new_file(self.staged.tmp, text)
@@ -122,6 +124,7 @@ class StagedReport:
             raise_if_environment(exc, self.staged.path if self.staged else "--json-report")
             raise OutputError(f"--json-report {self.staged.path if self.staged else ''}: cannot be written "
                               f"({exc.strerror or exc})") from None
+        return self.publish
 
     def publish(self) -> None:
         if self.staged is not None and self.staged.tmp is not None:

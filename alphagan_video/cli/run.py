@@ -108,16 +108,6 @@ class _ProgressBar:
             self.bar.close()
 
 
-def _withdraw(output_path: str) -> None:
-    """Remove a just-published single-file OUTPUT (a sequence's frames are left)."""
-    import contextlib
-    import os
-
-    if os.path.isfile(output_path) and not os.path.islink(output_path):
-        with contextlib.suppress(OSError):
-            os.remove(output_path)
-
-
 def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Optional[tuple[int, int]], quiet: bool,
          json_report: Optional[Path], debug: bool, context: Optional[int] = None,
          max_pixels: Optional[int] = None, strict: bool = False) -> None:
@@ -127,18 +117,14 @@ def _run(input_path: str, output_path: str, cfg: PipelineConfig, *, frames: Opti
         from alphagan_video.pipeline import matte_video  # torch: imported inside the exit-code mapping
 
         # The report is written into a temporary while OUTPUT is still one, and renamed into
-        # place right after it: a report that cannot be written leaves neither file.
+        # place right after it by the writer, which takes OUTPUT (a sequence: this run's frames)
+        # back when that fails: a report that cannot be written leaves neither.
         staged = StagedReport(json_report)
         try:
             with pixel_budget(max_pixels):
                 bar.start()
                 report = matte_video(input_path, output_path, cfg, progress=bar, frame_range=frames,
                                      context=context, before_publish=lambda r: staged.stage(r.to_dict()))
-            try:
-                staged.publish()
-            except UserInputError:  # one rename beside it, after OUTPUT's: take OUTPUT back (neither file)
-                _withdraw(output_path)
-                raise
         finally:
             staged.discard()
         if _standalone():

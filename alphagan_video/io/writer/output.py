@@ -78,7 +78,7 @@ class OutputWriter:
         self.frames_written = 0
         self._closed = False
         #: Called when the output is complete but not yet in place (see ``close``); None: nothing.
-        self.before_publish: Optional[Callable[[], None]] = None
+        self.before_publish: Optional[Callable[[], Optional[Callable[[], None]]]] = None
         check_target(self.path, self.plan, self.info, self.cfg)
         self._target: OutputTarget = TARGETS[self.plan.target](path, self.plan, info, cfg, frame_range)
         try:
@@ -154,7 +154,9 @@ class OutputWriter:
 
         ``before_publish`` (when set) runs after the last frame is encoded and before OUTPUT is
         moved into place: side files staged there are published with OUTPUT, and an exception
-        from it fails the write (no OUTPUT)."""
+        from it fails the write (no OUTPUT). What it returns (when not None) runs right after
+        OUTPUT is in place (the side files' renames); if that fails, the files this run just
+        put in place (a sequence: only its own frames) are taken back and the write fails."""
         if self._closed:
             return
         try:

@@ -5,6 +5,7 @@ Each target writes into temporaries beside OUTPUT and moves them into place in `
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from fractions import Fraction
@@ -46,6 +47,13 @@ def publish_staged(staged: StagedFile, overwrite: bool, what: str) -> None:
         raise OutputError(f"output appeared while {what}: {staged.path}; not overwriting") from None
 
 
+def _take_back(paths: list[str]) -> None:
+    """Remove files this run has just moved into place (a run that fails leaves none of them)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
 class OutputTarget:
     """Base of the targets: ``path``, ``plan``, ``info``, ``cfg`` and the frame range."""
 
@@ -56,12 +64,24 @@ class OutputTarget:
         self.timecode: Optional[str] = None
         #: Called by ``finish`` once the output is complete in its temporary, just before it is
         #: moved into place (``OutputWriter.before_publish``): side files staged then are
-        #: published together with OUTPUT; an exception from it fails the write.
-        self.before_publish: Optional[Callable[[], None]] = None
+        #: published together with OUTPUT; an exception from it fails the write. It may return
+        #: the side files' publication, run right after OUTPUT is in place (``_then``).
+        self.before_publish: Optional[Callable[[], Optional[Callable[[], None]]]] = None
 
-    def _about_to_publish(self) -> None:
-        if self.before_publish is not None:
-            self.before_publish()
+    def _about_to_publish(self) -> Optional[Callable[[], None]]:
+        return self.before_publish() if self.before_publish is not None else None
+
+    @staticmethod
+    def _then(after: Optional[Callable[[], None]], published: list[str]) -> None:
+        """Run ``after`` once this run's files ``published`` are in place; when it fails (a side
+        file that cannot be renamed), take those files back -- only them -- and re-raise."""
+        if after is None:
+            return
+        try:
+            after()
+        except BaseException:
+            _take_back(published)
+            raise
 
     def open(self) -> None:
         raise NotImplementedError
@@ -147,8 +167,9 @@ class ImageTarget(_ImageEncoding):
         self._encode_to(self._staged.tmp, color, alpha)
 
     def finish(self) -> None:
-        self._about_to_publish()
+        after = self._about_to_publish()
         publish_staged(self._staged, self.cfg.overwrite, "writing")
+        self._then(after, [self.path])
 
     def cleanup(self) -> None:
         if self._staged is not None:
@@ -184,10 +205,17 @@ class SequenceTarget(_ImageEncoding):
     def finish(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         written = set(self._files)
-        self._about_to_publish()
-        for name in self._files:
-            os.replace(os.path.join(self._tmp_dir, name), os.path.join(directory, name))
+        after = self._about_to_publish()
+        moved: list[str] = []
+        try:  # a failure half-way takes back the frames this run moved (never the others)
+            for name in self._files:
+                os.replace(os.path.join(self._tmp_dir, name), os.path.join(directory, name))
+                moved.append(os.path.join(directory, name))
+        except BaseException:
+            _take_back(moved)
+            raise
         self._files = []
+        self._then(after, moved)
         os.rmdir(self._tmp_dir)
         self._tmp_dir = None
         if self.cfg.overwrite and self.frame_range is None:
@@ -362,8 +390,9 @@ class VideoTarget(OutputTarget):
         except (av.FFmpegError, OSError) as e:
             _raise_if_environment(e, self.path)
             raise EncoderError(f"finishing {self.path}: {_reason(e)}") from None
-        self._about_to_publish()
+        after = self._about_to_publish()
         publish_staged(self._staged, self.cfg.overwrite, "writing")
+        self._then(after, [self.path])
 
     def cleanup(self) -> None:
         if self._audio is not None:
