@@ -39,12 +39,32 @@ the truth. Seconds per frame: the whole run (model load included) / frames, each
     python bench/peer.py [--clips GT03_chelsea,GT09_coffee,astronaut,sample] [--frames 8]
         [--size 640x480] [--save /tmp/peer_bench] [--data ../shared/data/alphamatting-dev]
         [-- OPTIONS FOR alphagan-video run]
+
+``--speed`` (issue 29) times instead of scoring: one clip, one run each, back to back in one
+invocation, each in its own child process (its peak RSS is the child's ``ru_maxrss``):
+
+``ours``  ``alphagan-video CLIP -o out.mov --json-report r.json`` -- the default end to end,
+          ProRes 4444 written, model load included (plus options after ``--``);
+``peer``  RVM MobileNetV3 in onnxruntime with 2 intra-op threads: PyAV decode, inference, one
+          alpha PNG per frame written (decode, model load and writing included; the child
+          imports neither torch nor ``alphagan_video``).
+
+The clip: ``--clip PATH`` (its first ``--frames`` frames), else the bundled sample clip
+(480x270) scaled to ``--size`` (default 1280x720), ``--frames`` (default 24) frames, H.264,
+made at run time. Printed: the CPU's model name, the load average at start and end, s/frame of
+both and the ratio ours/peer, both peak RSS, and ours per stage from the report's ``seconds``
+(per frame; the stages overlap, so they add up to more than the total).
+
+    python bench/peer.py --speed [--clip PATH] [--frames 24] [--size 1280x720] [--work DIR]
+        [-- OPTIONS FOR alphagan-video run]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -95,12 +115,15 @@ class RVM:
     INPUTS = ("src", "r1i", "r2i", "r3i", "r4i", "downsample_ratio")
     OUTPUTS = ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")
 
-    def __init__(self, path: Optional[Path] = None):
+    def __init__(self, path: Optional[Path] = None, threads: Optional[int] = None):
         import onnxruntime as ort
 
         self.path = Path(path) if path else rvm_model_path()
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
         self.sess = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         names_in = tuple(i.name for i in self.sess.get_inputs())
         names_out = tuple(o.name for o in self.sess.get_outputs())
@@ -285,22 +308,231 @@ def save_pictures(save: Path, label: str, clip: Clip, ours: np.ndarray, peer: np
     return written
 
 
+# --------------------------------------------------------------------------- --speed (issue 29)
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere) and the cores usable."""
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 0
+    return f"{name or platform.processor() or 'unknown CPU'}, {cores} cores usable"
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def make_speed_clip(dst: Path, frames: int, size: tuple[int, int], src: Path = SAMPLE_CLIP) -> Path:
+    """The bundled person clip scaled to ``size`` (WxH), ``frames`` frames (played back and forth
+    when the source is shorter), H.264 yuv420p at the source's rate."""
+    import av
+
+    with av.open(str(src)) as inp:
+        stream = inp.streams.video[0]
+        rate = stream.average_rate or 24
+        source = [f.to_ndarray(format="rgb24") for f in inp.decode(stream)]
+    if not source:
+        raise SystemExit(f"no frames in {src}")
+    cycle = source + source[-2:0:-1] if len(source) > 1 else source
+    w, h = size
+    with av.open(str(dst), "w") as out:
+        vs = out.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"crf": "18"}
+        for k in range(frames):
+            rgb = cv2.resize(cycle[k % len(cycle)], (w, h), interpolation=cv2.INTER_CUBIC)
+            for packet in vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    return dst
+
+
+def probe(path: Path) -> tuple[int, int, int]:
+    """(width, height, frames decodable) of a video."""
+    import av
+
+    n, w, h = 0, 0, 0
+    with av.open(str(path)) as inp:
+        stream = inp.streams.video[0]
+        w, h = stream.codec_context.width, stream.codec_context.height
+        for _ in inp.demux(stream):
+            n += 1
+    return w, h, n
+
+
+def _child(cmd: list[str], env: dict, log: Path) -> tuple[float, float, int]:
+    """Run ``cmd`` to the end -> (wall seconds, peak RSS GB of the child, return code); stderr to ``log``."""
+    with open(log, "w") as err:
+        tick = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=err, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - tick
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss * 1024 / 1e9, proc.returncode  # ru_maxrss is KiB on Linux
+
+
+def peer_child(clip: Path, out: Path, frames: int, threads: int) -> int:
+    """The peer as a user would run it: decode (PyAV), RVM, one 8-bit alpha PNG per frame. Prints a
+    JSON line with its own frame count and seconds (model load included)."""
+    import av
+
+    tick = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    rvm = RVM(threads=threads)
+    n = 0
+    with av.open(str(clip)) as inp:
+        stream = inp.streams.video[0]
+        for frame in inp.decode(stream):
+            alpha = rvm(frame.to_ndarray(format="rgb24"))
+            cv2.imwrite(str(out / f"peer_{n:04d}.png"), np.rint(alpha * 255.0).astype(np.uint8))
+            n += 1
+            if frames and n >= frames:
+                break
+    print(json.dumps({"frames": n, "seconds": time.perf_counter() - tick}))
+    return 0
+
+
+def ours_command() -> list[str]:
+    script = Path(sys.executable).with_name("alphagan-video")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "alphagan_video"]
+
+
+def speed(args, extra: list[str]) -> int:
+    w, h = (int(v) for v in (args.size or "1280x720").lower().split("x"))
+    frames = args.frames or 24
+    tmp = tempfile.TemporaryDirectory() if not args.work else None
+    work = Path(args.work or tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.clip:
+        clip = Path(args.clip)
+        cw, ch, avail = probe(clip)
+        frames = min(frames, avail)
+        made = "given"
+    else:
+        clip = make_speed_clip(work / f"speed_{w}x{h}_{frames}.mp4", frames, (w, h))
+        cw, ch, frames = w, h, frames
+        made = f"the bundled {SAMPLE_CLIP.name} scaled up, H.264"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    cpu = cpu_name()
+    load_start = load_average()
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"CPU: {cpu}")
+    print(f"clip: {clip} ({cw}x{ch}, {frames} frames; {made})")
+    print(f"load average at start: {load_start}", flush=True)
+
+    out_mov, report = work / "ours.mov", work / "ours_report.json"
+    cmd_ours = [*ours_command(), str(clip), "-o", str(out_mov), "--overwrite", "-q", "--json-report", str(report),
+                "--frames", f"0-{frames - 1}", *extra]
+    cmd_peer = [sys.executable, str(Path(__file__).resolve()), "--peer-child", str(clip), str(work / "peer_alpha"),
+                "--frames", str(frames), "--threads", str(args.threads)]
+    print(f"ours: {shlex.join(cmd_ours)}")
+    print(f"peer: RVM MobileNetV3 ONNX ({rvm_model_path().name}), onnxruntime CPU, {args.threads} intra-op threads, "
+          f"PyAV decode + alpha PNGs", flush=True)
+
+    wall_ours, rss_ours, rc = _child(cmd_ours, env, work / "ours.log")
+    if rc not in (0, 2):
+        print((work / "ours.log").read_text()[-3000:])
+        raise SystemExit(f"ours failed ({rc}): {shlex.join(cmd_ours)}")
+    rep = json.loads(report.read_text())
+    secs = rep.get("seconds", {})
+    n_ours = int(rep.get("frames") or frames)
+    for line in (work / "ours.log").read_text().splitlines():
+        if "warning" in line.lower():
+            print(f"  ours: {line.strip()}")
+    print(f"ours wrote: {rep.get('output_description') or out_mov.name} ({out_mov.stat().st_size / 1e6:.1f} MB)")
+    print(f"ours done: {wall_ours:.1f} s wall, load average now {load_average()}", flush=True)
+
+    wall_peer, rss_peer, rc = _child(cmd_peer, env, work / "peer.log")
+    log = (work / "peer.log").read_text()
+    if rc != 0:
+        print(log[-3000:])
+        raise SystemExit(f"peer failed ({rc})")
+    peer_rep = json.loads([ln for ln in log.splitlines() if ln.startswith("{")][-1])
+    n_peer = int(peer_rep["frames"])
+    load_end = load_average()
+
+    ours_in, peer_in = secs.get("total", wall_ours) / n_ours, peer_rep["seconds"] / n_peer
+    ours_wall, peer_wall = wall_ours / n_ours, wall_peer / n_peer
+    print()
+    print(f"{'':22} {'ours':>8} {'peer':>8} {'ours/peer':>10}")
+    print(f"{'frames':22} {n_ours:8d} {n_peer:8d}")
+    print(f"{'s/frame, process wall':22} {ours_wall:8.3f} {peer_wall:8.3f} {ours_wall / peer_wall:10.1f}")
+    print(f"{'s/frame, in-process':22} {ours_in:8.3f} {peer_in:8.3f} {ours_in / peer_in:10.1f}")
+    print(f"{'peak RSS, GB':22} {rss_ours:8.2f} {rss_peer:8.2f} {rss_ours / rss_peer:10.1f}")
+    print("(process wall: child start to exit, interpreter and imports included; in-process: ours' report "
+          "seconds.total, the peer's own clock from model load on)")
+    print(f"load average: start {load_start}, end {load_end}")
+    print()
+    print(f"ours per stage (--json-report seconds / {n_ours} frames; stages overlap, so they add up to more "
+          f"than the total):")
+    print(f"{'stage':14} {'s/frame':>8} {'of total':>9}")
+    total = secs.get("total", 0.0)
+    for name, v in sorted(((k, v) for k, v in secs.items() if k != "total"), key=lambda kv: -kv[1]):
+        print(f"{name:14} {v / n_ours:8.3f} {v / total if total else 0:9.0%}")
+    print(f"{'total':14} {total / n_ours:8.3f} {1:9.0%}")
+    result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": cpu, "clip": str(clip),
+              "size": f"{cw}x{ch}", "frames": n_ours, "load_start": load_start, "load_end": load_end,
+              "command_ours": cmd_ours, "s_per_frame_wall": {"ours": ours_wall, "peer": peer_wall},
+              "s_per_frame_in_process": {"ours": ours_in, "peer": peer_in},
+              "peak_rss_gb": {"ours": rss_ours, "peer": rss_peer},
+              "ours_seconds_per_frame": {k: v / n_ours for k, v in secs.items()}}
+    save = Path(args.save)
+    save.mkdir(parents=True, exist_ok=True)
+    (save / f"speed_{args.label}.json").write_text(json.dumps(result, indent=1))
+    print(f"\nspeed_{args.label}.json in {save}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1:]
+    if argv[:1] == ["--peer-child"]:
+        child = argparse.ArgumentParser()
+        child.add_argument("clip")
+        child.add_argument("out")
+        child.add_argument("--frames", type=int, default=0)
+        child.add_argument("--threads", type=int, default=2)
+        a = child.parse_args(argv[1:])
+        return peer_child(Path(a.clip), Path(a.out), a.frames, a.threads)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", default=",".join(ALL_CLIPS))
-    parser.add_argument("--frames", type=int, default=8, help="frames per clip (the sample clip: its first N)")
-    parser.add_argument("--size", default="640x480", help="WxH of the ground-truth clips")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames per clip (the sample clip: its first N); default 8, with --speed 24")
+    parser.add_argument("--size", default=None,
+                        help="WxH of the ground-truth clips (default 640x480); with --speed, of the built clip "
+                             "(default 1280x720)")
+    parser.add_argument("--speed", action="store_true",
+                        help="time ours (ProRes 4444 written) against the peer on one clip instead of scoring")
+    parser.add_argument("--clip", default="", help="with --speed: this video instead of the built one")
+    parser.add_argument("--threads", type=int, default=2, help="with --speed: the peer's onnxruntime intra-op threads")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--save", default="/tmp/peer_bench")
     parser.add_argument("--label", default="run", help="name part of the saved PNGs (e.g. before / after)")
     parser.add_argument("--work", default="", help="folder for clips and outputs (default: a temporary one)")
     args = parser.parse_args(argv)
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    if args.speed:
+        return speed(args, extra)
+    args.frames = 8 if args.frames is None else args.frames
+    w, h = (int(v) for v in (args.size or "640x480").lower().split("x"))
     names = [c.strip() for c in args.clips.split(",") if c.strip()]
     save = Path(args.save)
     save.mkdir(parents=True, exist_ok=True)
