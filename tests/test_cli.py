@@ -418,8 +418,12 @@ def test_installed_console_script(tmp_path, out_dir, tiny_checkpoint):
     )
     try:
         deadline = time.monotonic() + 60
-        while not listing(tmp_path / "sig") and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # wait until the writer's temporary exists: frames are being written
+        def writing() -> bool:  # the writer's temporary exists: frames are being written (the
+            # preflight's writability probe, created and removed at once, does not count)
+            return any(name.startswith(".out.tmp-") for name in listing(tmp_path / "sig"))
+
+        while not writing() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert proc.poll() is None, "the run ended before it could be interrupted"
         assert listing(tmp_path / "sig")[0].startswith(".out.tmp-")
         proc.send_signal(signal.SIGINT)
