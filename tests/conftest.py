@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the test machine has 2 shared cores
 
 import pytest
 
 from tests.media import Clip, make_video
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -36,3 +39,13 @@ def clip_factory(tmp_path):
         return make_video(str(tmp_path / name), **kwargs)
 
     return factory
+
+
+@pytest.fixture(scope="module")
+def no_torch(tmp_path_factory) -> dict:
+    """An environment in which importing torch fails (a stub ``torch`` package first on the path):
+    a console-script run that exits 2 there was refused before torch was imported."""
+    d = tmp_path_factory.mktemp("notorch")
+    (d / "torch").mkdir()
+    (d / "torch" / "__init__.py").write_text("raise ImportError('torch was imported')\n")
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{d}{os.pathsep}{REPO}")

@@ -58,15 +58,6 @@ def _script(*args, **kwargs) -> subprocess.CompletedProcess:
                           text=True, timeout=kwargs.pop("timeout", 120), env=kwargs.pop("env", _env()), **kwargs)
 
 
-@pytest.fixture(scope="module")
-def no_torch(tmp_path_factory) -> dict:
-    """An environment in which importing torch fails: a run that exits 2 there checked before torch."""
-    d = tmp_path_factory.mktemp("notorch")
-    (d / "torch").mkdir()
-    (d / "torch" / "__init__.py").write_text("raise ImportError('torch was imported')\n")
-    return _env(PYTHONPATH=f"{d}{os.pathsep}{REPO}")
-
-
 # ----------------------------------------------------------------------------- 1. exit 1 on bad input
 
 def test_audio_stream_without_codec_exits_2_before_the_model(tmp_path, media, out_dir, no_torch):

@@ -37,15 +37,6 @@ def _script(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
                           env=env or _env())
 
 
-@pytest.fixture(scope="module")
-def no_torch(tmp_path_factory) -> dict:
-    """An environment in which importing torch fails: a run that exits 2 there checked before torch."""
-    d = tmp_path_factory.mktemp("notorch")
-    (d / "torch").mkdir()
-    (d / "torch" / "__init__.py").write_text("raise ImportError('torch was imported')\n")
-    return _env(PYTHONPATH=f"{d}{os.pathsep}{REPO}")
-
-
 @pytest.fixture
 def clip(tmp_path) -> Path:
     d = tmp_path / "in"
