@@ -115,14 +115,6 @@ class StageChain:
         return self.plan.batch_size
 
     @property
-    def band_px(self) -> int:
-        return self.plan.band_px
-
-    @property
-    def auto_trimap(self) -> bool:
-        return self.plan.auto_trimap
-
-    @property
     def has_color(self) -> bool:
         return self.plan.has_color
 
