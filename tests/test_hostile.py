@@ -259,6 +259,7 @@ def test_early_ctrl_c_exits_130_with_one_line(clip, tmp_path, tiny_checkpoint, w
 # ----------------------------------------------------------------------------- fail fast
 
 def _plate_or_mask(tmp_path, name, **kwargs) -> str:
+    (tmp_path / "in").mkdir(exist_ok=True)
     return make_mp4(str(tmp_path / "in" / name), **kwargs)
 
 
@@ -301,6 +302,45 @@ def test_model_free_refusals_come_before_torch(clip, tmp_path, no_torch, args, n
     done = _script(clip, "-o", out / "o.mov", *args, *fast, env=no_torch)
     _refused(done, needle.format(**paths))
     assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("input_ext,needle", [
+    ("mp4", "short.mkv has 3 frame(s) but frame 3 is needed (the run reads frames 0-5 of"),
+    ("mkv", "short.mkv has 3 frame(s) but frame 3 is needed (the run reads frames 0-3 or more of"),
+])
+def test_matroska_side_media_too_short_is_refused_before_torch(tmp_path, no_torch, input_ext, needle):
+    """Matroska headers state no frame count: the preflight counts the side file's packets (and,
+    when INPUT is Matroska too, INPUT's up to one past the side file's length) instead of
+    leaving the refusal to the decode, after the model loaded."""
+    clip = _plate_or_mask(tmp_path, f"clip.{input_ext}")
+    short = _plate_or_mask(tmp_path, "short.mkv", frames=3)
+    for args in (["--mask", f"file:{short}", "--no-refine", "-q"], ["--trimap", short, "--no-refine", "-q"]):
+        done = _script(clip, "-o", tmp_path / "o.mov", *args, env=no_torch)
+        _refused(done, needle)
+        assert not (tmp_path / "o.mov").exists()
+
+
+def test_frames_past_a_matroska_input_are_refused_before_torch(tmp_path, no_torch):
+    clip = _plate_or_mask(tmp_path, "clip.mkv")
+    done = _script(clip, "-o", tmp_path / "o.mov", "--frames", "100-200", *FAST, env=no_torch)
+    _refused(done, "--frames 100-200:", "clip.mkv has 6 frame(s) (0-5)")
+
+
+def test_matroska_side_media_long_enough_passes_the_preflight(tmp_path):
+    """The counting refuses only what is short: equal lengths, both Matroska, are accepted."""
+    from alphagan_video.cli.preflight import _check_against_input
+    from alphagan_video.config import MaskConfig, PipelineConfig
+    from alphagan_video.io.reader import open_input
+    from alphagan_video.masks.spec import parse_mask_spec
+
+    clip = _plate_or_mask(tmp_path, "clip.mkv")
+    mask = _plate_or_mask(tmp_path, "mask.mkv")
+    cfg = PipelineConfig(mask=MaskConfig(source=f"file:{mask}"))
+    with open_input(clip) as reader:
+        info = reader.info
+    assert info.frame_count is None  # the case under test: no count in the header
+    _check_against_input(cfg, info, None, parse_mask_spec(cfg.mask.source), device_here=False)
+    _check_against_input(cfg, info, (2, 5), parse_mask_spec(cfg.mask.source), device_here=False)
 
 
 def test_output_through_a_missing_folder_is_refused_first(clip, tmp_path, no_torch):

@@ -78,6 +78,13 @@ def _check_against_input(cfg: PipelineConfig, info, frames: Optional[tuple[int, 
 
         parse_background(cfg.output.background, 1, 1)
     count = info.frame_count if info.kind != "image" else 1
+    if frames is not None and count is None and info.kind == "video":  # no count in the header
+        from alphagan_video.io.reader import open_input
+
+        with open_input(info.path) as reader:
+            start_exists = reader.count_frames(frames[0] + 1)
+        if start_exists is not None and start_exists <= frames[0]:
+            count = start_exists  # all of INPUT's frames were counted: refused below
     if frames is not None and count is not None and frames[0] >= count:
         raise InputMediaError.about("frames", f"{frames[0]}-{frames[1]}",
                                     f"{info.path} has {count} frame(s) (0-{count - 1}); give a range inside it")
@@ -91,13 +98,38 @@ def _check_against_input(cfg: PipelineConfig, info, frames: Optional[tuple[int, 
     for path, param, value in side:
         media = MediaInStep(path, value, info, param=param)  # refuses another frame size
         try:
+            # A header without a frame count (Matroska) is counted by demuxing, no decode:
+            # the side file up to what the run needs, then, when INPUT's own header has no
+            # count either, INPUT up to one frame past the side file's length.
             have = media.info.frame_count
+            if not media.single and have is None:
+                have = media.count_frames(needed)
+            reads = f"0-{needed - 1}" if needed is not None else None
+            if not media.single and needed is None and have is not None and info.kind == "video":
+                needed, exact = _frames_read(info, frames, have + 1)  # have + 1 at most: enough to refuse
+                reads = None if needed is None else f"0-{needed - 1}" + ("" if exact else " or more")
             if not media.single and needed is not None and have is not None and have < needed:
                 raise MaskSourceError.about(param, value, f"{path} has {have} frame(s) but frame {have} is needed "
-                                            f"(the run reads frames 0-{needed - 1} of {info.path}); supply one at "
+                                            f"(the run reads frames {reads} of {info.path}); supply one at "
                                             "least as long as the video (or a single image)")
         finally:
             media.close()
+
+
+def _frames_read(info, frames: Optional[tuple[int, int]], limit: int) -> tuple[Optional[int], bool]:
+    """How many leading frames of INPUT (whose header states no count) the run reads, counting
+    INPUT's packets no further than ``limit``; ``frames``: the run's ``--frames`` range. Returns
+    (that count or None when INPUT cannot be demuxed, whether it is exact: False when counting
+    stopped at ``limit`` and the run may read more)."""
+    from alphagan_video.io.reader import open_input
+
+    with open_input(info.path) as reader:
+        count = reader.count_frames(limit)
+    if count is None:
+        return None, False
+    if frames is not None and frames[1] + 1 <= count:
+        return frames[1] + 1, True
+    return count, count < limit
 
 
 def _fit_batch(cfg: PipelineConfig, width: int, height: int, *, adjustable: bool,

@@ -90,6 +90,11 @@ class MediaInStep:
             self._buf.append((i, rgb.astype(np.float32) / scale))
             self._seen = max(self._seen, i + 1)
 
+    def count_frames(self, limit: Optional[int] = None) -> Optional[int]:
+        """The medium's frame count (``InputReader.count_frames``: demuxed when the header has
+        none, at most ``limit``)."""
+        return self._reader.count_frames(limit)
+
     def frames(self, index: list[int]) -> np.ndarray:
         """(B,H,W,3) float32 in [0,1] for the given frame indices (in increasing order)."""
         if self.single:

@@ -320,6 +320,32 @@ class InputReader:
         finally:
             c.close()
 
+    def count_frames(self, limit: Optional[int] = None) -> Optional[int]:
+        """Frames of a video whose header states no count (``info.frame_count`` None: Matroska,
+        WebM, raw streams), counted as the video stream's packets by demuxing, without decoding:
+        for video, one packet is one frame. Counting stops at ``limit`` (the count is then
+        ``limit``: at least that many), so a caller that needs N frames reads no more than N
+        packets. ``info.frame_count`` when the header states it; None when the file cannot be
+        demuxed (the decode then finds out) or is not a video file."""
+        if self.info.frame_count is not None or self.info.kind != "video":
+            return self.info.frame_count
+        count = 0
+        try:
+            c = _open(self.path, self.max_pixels)
+        except Exception:  # the probe opened it: whatever fails now, the decode reports
+            return None
+        try:
+            for packet in c.demux(c.streams.video[0]):
+                if packet.size:  # the demuxer's final flush packet is empty
+                    count += 1
+                    if limit is not None and count >= limit:
+                        break
+        except (av.FFmpegError, OSError):
+            return None  # a damaged tail: the decode reports it with the frame index
+        finally:
+            c.close()
+        return count
+
     def _budget_hint(self, c: av.container.InputContainer) -> str:
         """When the size could not be read without decoding, a failed decode may be the budget."""
         ctx = c.streams.video[0].codec_context if c.streams.video else None
