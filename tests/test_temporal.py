@@ -317,18 +317,37 @@ def test_large_alpha_changes_are_not_blended_on_a_static_picture():
     assert (out_small[1][unknown] - 0.2).abs().mean() < 0.03  # mostly the previous frame's value
 
 
-def _smooth_by_frame(cfg, image, alpha, trimap, change=None, state=None):
+def _smooth_by_frame(cfg, image, alpha, trimap, change=None, state=None, on_unknown=False):
     """AlphaSmoother frame by frame; ``change(i, a, prior)`` may replace a frame's alpha between
-    the prior and the blend (what the pipeline's refine does). -> (alphas, priors, smoother)."""
+    the prior and the blend (what the pipeline's refine does); ``on_unknown``: the prior is
+    given the trimap (computed on its unknown pixels only). -> (alphas, priors, smoother)."""
     smoother = temporal.AlphaSmoother(cfg, state or TemporalState())
     out, priors = [], []
     for i in range(alpha.shape[0]):
         img = image[i : i + 1]
-        prior = smoother.prior(img)
+        prior = smoother.prior(img, trimap[i : i + 1] if on_unknown else None)
         priors.append(prior)
         a = alpha[i : i + 1] if change is None else change(i, alpha[i : i + 1], prior)
         out.append(smoother.blend(img, a, prior, trimap[i : i + 1]))
     return torch.cat(out), priors, smoother
+
+
+@pytest.mark.parametrize("speed,bg_speed", [(0.0, 0), (1.5, 2)])
+def test_prior_on_the_unknown_pixels_is_the_whole_frame_prior_there(speed, bg_speed):
+    """Given the trimap, the prior is computed on the unknown pixels only: bit-identical there
+    (warped alpha and weight) to the whole-frame prior, weight 0 elsewhere, same blended output."""
+    image, gt, noisy, trimap = _scene(6, speed=speed, bg_speed=bg_speed)
+    whole, whole_priors, _ = _smooth_by_frame(CFG, image, noisy, trimap)
+    band, band_priors, _ = _smooth_by_frame(CFG, image, noisy, trimap, on_unknown=True)
+    assert torch.equal(whole, band)
+    for i, (a, b) in enumerate(zip(whole_priors[1:], band_priors[1:]), start=1):
+        unknown = trimap[i : i + 1] == 0.5
+        assert unknown.any() and (~unknown).any()
+        assert torch.equal(a.warped[unknown], b.warped[unknown])
+        assert torch.equal(a.weight[unknown], b.weight[unknown])
+        assert torch.equal(a.solve_weight(noisy[i : i + 1])[unknown], b.solve_weight(noisy[i : i + 1])[unknown])
+        assert float(a.weight[unknown].max()) > 0  # the prior is really used on this scene
+        assert not b.weight[~unknown].any()
 
 
 def test_prior_comes_before_the_blend_and_carries_the_previous_alpha():

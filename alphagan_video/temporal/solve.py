@@ -78,7 +78,7 @@ class TemporalSolve:
         for i in range(alpha.shape[0]):
             tick = time.perf_counter()
             frame, tri = image[i : i + 1], trimap[i : i + 1]
-            prior = smoother.prior(frame)
+            prior = smoother.prior(frame, tri)
             tick = self._lap("temporal", tick)
             refined = self._refine(index[i], frame, tri, alpha[i : i + 1], prior, problems[i])
             tick = self._lap("refine", tick)
