@@ -19,6 +19,22 @@ solver columns time only what differs. Sections:
 3. one dev photo (``--hd-photo``) with its trimap and generator alpha upscaled to 1920x1080:
    the issue's "not slower than today's solve at 1080p" check.
 
+``--profile`` (issue 29) instead times the product's refine per stage on video-like material, in
+CPU seconds of this process (``time.process_time``: on a CPU shared with other work, wall time
+measures the neighbours, CPU time the code), minimum over ``--repeats``: one dev photo
+(``--hd-photo``) placed at frame height in a 854x480 / 1280x720 / 1920x1080 frame (sides: its
+own edge columns reflected), a person-mask trimap of the product's band width
+(``trimap.default_band_px``) around its alpha plus its soft pixels, a blurred alpha as the
+generator's prior -- for timing only, nothing is scored or tuned on it -- and a second frame
+moved by (3, 1.5) px whose temporal term is the first frame's solution moved the same way
+(weight ``TemporalConfig.solve_weight`` where it agrees with the prior within 0.2, as the
+smoother's alpha gate does). Stages: the RefineStep's tensor -> float64 copies, sampling flow,
+Laplacian assembly, factorisation, solve without and with the temporal term; then the
+matrix-free PCG (float64 and float32) cold (from the data-term target) and warm (from the
+moved previous solution), iterations and max |alpha - direct| on the unknown pixels.
+For a before / after table run a copy of this file from outside the repository with
+``PYTHONPATH`` set to each checkout, alternately.
+
 Runs on one thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)) unless --threads is given:
 
     python bench/refine_solvers.py --data ../shared/data/alphamatting-dev [--synthetic 6] [--device cpu]
@@ -52,8 +68,8 @@ if str(ROOT) not in sys.path:
 from alphagan_video.config import RefineConfig  # noqa: E402
 from alphagan_video.metrics import score_all, to_uint8  # noqa: E402
 from alphagan_video.refine import (  # noqa: E402
-    RefineProblem, combine_priors, expand_known, matting_system, sampling_flow, solve_refine, with_factor,
-    trimap_regions,
+    RefineProblem, combine_priors, expand_known, matting_system, prepare_refine, sampling_flow, solve_refine,
+    with_factor, trimap_regions,
 )
 from alphagan_video.refine.pcg import DEFAULT_RTOL, matrix_free_system, solve_pcg  # noqa: E402
 
@@ -197,6 +213,93 @@ def hd_section(priors, name: str, device: str) -> None:
           f"{it}{'' if ok else ' (cap)'} | {diff:.1e} |")
 
 
+def video_frame(data: str, name: str, width: int, height: int, shift: float = 0.0):
+    """(image (H, W, 3) float64 8-bit steps, trimap (H, W) {0, 0.5, 1}, prior (H, W) float64)
+    of dev photo ``name`` at frame height in a width x height frame, moved by (shift, shift/2)
+    px; see ``--profile``. Timing material only."""
+    from alphagan_video.trimap.band import default_band_px
+
+    img = cv2.cvtColor(cv2.imread(f"{data}/image/{name}.png"), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    gt = cv2.imread(f"{data}/alpha/{name}.png", cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+    nw = int(round(img.shape[1] * height / img.shape[0]))
+    img = cv2.resize(img, (nw, height), interpolation=cv2.INTER_AREA)
+    gt = cv2.resize(gt, (nw, height), interpolation=cv2.INTER_AREA)
+    move = np.float32([[1, 0, (width - nw) // 2 + shift], [0, 1, shift / 2]])
+    frame = cv2.warpAffine(img, move, (width, height), borderMode=cv2.BORDER_REFLECT)
+    alpha = cv2.warpAffine(gt, move, (width, height), borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    band = default_band_px(height, width)
+    mask = (alpha > 0.5).astype(np.uint8)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (band + 1, band + 1))
+    edge = cv2.dilate(mask, disc) - cv2.erode(mask, disc)
+    soft = cv2.dilate(((alpha > 0.02) & (alpha < 0.98)).astype(np.uint8), np.ones((3, 3), np.uint8))
+    tri = mask.astype(np.float64)
+    tri[(edge > 0) | (soft > 0)] = 0.5
+    prior = np.clip(cv2.GaussianBlur(alpha.astype(np.float64), (0, 0), 2.0), 0, 1)
+    return np.round(np.clip(frame, 0, 1) * 255).astype(np.float64) / 255, tri, prior
+
+
+def profile_section(data: str, name: str, repeats: int, pcg_too: bool) -> None:
+    from alphagan_video.config import TemporalConfig
+    from alphagan_video.refine import PriorTerm, fold_prior_term
+
+    cfg = PRODUCT.effective_for(user_trimap=False)  # a video run's trimap comes from the mask
+    shift = 3.0
+    print(f"\n## refine per frame, CPU s (process_time, min of {repeats}); {name} at frame height, "
+          f"mask-trimap config (expand {cfg.expand}, flow {cfg.flow}, mu {cfg.mu})")
+    stages = ("copies", "flow", "laplacian", "factor", "solve", "solve temporal")
+    print("| frame | unknowns | " + " | ".join(stages) + " | prepare + temporal solve |")
+    print("|---|---:|" + "---:|" * (len(stages) + 1))
+    for width, height in ((854, 480), (1280, 720), (1920, 1080)):
+        img_a, tri_a, prior_a = video_frame(data, name, width, height)
+        image, tri, prior = video_frame(data, name, width, height, shift)
+        sol_a = solve_refine(prepare_refine(img_a, tri_a, cfg, factorise=True), prior_a, cfg)
+        move = np.float32([[1, 0, shift], [0, 1, shift / 2]])
+        warped = cv2.warpAffine(sol_a, move, (width, height), borderMode=cv2.BORDER_REFLECT).astype(np.float64)
+        weight = TemporalConfig().solve_weight * (np.abs(warped - prior) < 0.2)
+        term = PriorTerm(warped, weight)
+        best: dict[str, float] = {}
+
+        def timed(key, fn, *args, **kwargs):
+            t0 = time.process_time()
+            out = fn(*args, **kwargs)
+            best[key] = min(best.get(key, np.inf), time.process_time() - t0)
+            return out
+
+        frame_t = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]
+        for _ in range(repeats):
+            timed("copies", lambda: frame_t[0].permute(1, 2, 0).double().cpu().numpy())
+            unknown = trimap_regions(tri)[2]
+            alpha_s, eta = timed("flow", sampling_flow, image, tri, only=unknown)
+            system = timed("laplacian", matting_system, image, tri)
+            u = system.unknown_index
+            problem = timed("factor", with_factor,
+                            RefineProblem(system, cfg.flow * eta.ravel()[u], alpha_s.ravel()[u]), cfg.mu)
+            direct = timed("solve", solve_refine, problem, prior, cfg)
+            direct_t = timed("solve temporal", solve_refine, problem, prior, cfg, term=term)
+        total = best["flow"] + best["laplacian"] + best["factor"] + best["solve temporal"] + best["copies"]
+        print(f"| {width}x{height} | {u.size} | " + " | ".join(f"{best[k]:.3f}" for k in stages)
+              + f" | {total:.3f} |", flush=True)
+        if not pcg_too:
+            continue
+        fg, _bg, unknown = trimap_regions(tri)
+        pr, wt = fold_prior_term(prior, None, cfg.mu, term)
+        d, target = combine_priors(cfg.mu * wt.ravel()[u], np.clip(pr.ravel()[u], 0, 1),
+                                   problem.flow_weight, problem.flow_alpha)
+        exact = direct_t.ravel()[u]
+        for dtype in (torch.float64, torch.float32):
+            t0 = time.process_time()
+            mf = matrix_free_system(image, fg, unknown, dtype=dtype)
+            t_op = time.process_time() - t0
+            for start, x0 in (("cold", None), ("warm", warped.ravel()[u])):
+                t0 = time.process_time()
+                res = solve_pcg(mf.operator, d, target, x0=x0, rtol=DEFAULT_RTOL, max_iter=600)
+                t_pcg = time.process_time() - t0
+                err = float(np.abs(np.clip(res.x.double().numpy(), 0, 1) - exact).max())
+                print(f"  pcg {str(dtype)[6:]} {start}: operator {t_op:.3f} s + solve {t_pcg:.3f} s, "
+                      f"{res.iterations} iterations{'' if res.converged else ' (cap, not converged)'}, "
+                      f"max |alpha - direct| {err:.1e}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "alphamatting-dev"))
@@ -206,8 +309,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="where PCG runs (cpu | cuda)")
     ap.add_argument("--no-float32", action="store_true", help="skip the float32 PCG column")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--profile", action="store_true", help="per-stage CPU seconds of a video frame (issue 29)")
+    ap.add_argument("--repeats", type=int, default=3, help="--profile: repeats per stage (the minimum counts)")
+    ap.add_argument("--no-pcg", action="store_true", help="--profile: skip the matrix-free PCG rows")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.profile:
+        profile_section(args.data, args.hd_photo, args.repeats, not args.no_pcg)
+        return
 
     from training.evaluate import make_generator
 

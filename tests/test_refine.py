@@ -452,13 +452,15 @@ def test_prepared_solve_equals_refine_alpha(factor_mu):
     problem = prepare_refine(image, trimap, cfg(flow=0.1, expand=9, mu=1e-3), factorise=factor_mu is not None)
     assert (problem.factor is not None) == (factor_mu is not None)
     np.testing.assert_allclose(solve_refine(problem, prior, cfg(mu=1e-3)), expected, atol=1e-6)
-    # A factor made for another mu, or per-pixel weights, must not be used (same answer as inline).
+    # A factor made for another mu, or per-pixel weights, must not be used as the exact inverse:
+    # it only preconditions CG (to sparse._PCG_RTOL, accuracy target 1e-3 max), so the answer
+    # is the inline one to well within that target, not to the last bit.
     weight = np.linspace(0.5, 2.0, prior.size).reshape(prior.shape)
     np.testing.assert_allclose(solve_refine(problem, prior, cfg(mu=2e-3)),
-                               refine_alpha(image, trimap, prior, cfg(mu=2e-3, flow=0.1, expand=9)), atol=1e-6)
+                               refine_alpha(image, trimap, prior, cfg(mu=2e-3, flow=0.1, expand=9)), atol=1e-4)
     np.testing.assert_allclose(solve_refine(problem, prior, cfg(mu=1e-3), weight=weight),
                                refine_alpha(image, trimap, prior, cfg(mu=1e-3, flow=0.1, expand=9), weight=weight),
-                               atol=1e-6)
+                               atol=1e-4)
     # Through the pipeline's batch function with futures, as FrameMatter passes them.
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
     img32 = image.astype(np.float32).astype(np.float64)
@@ -541,3 +543,94 @@ def test_solver_method_per_device():
     with pytest.raises(ParameterError, match="refine.solver 'lu': must be one of") as err:
         solver_method("lu", "cpu")
     assert err.value.param == "refine.solver"
+
+
+def _moving_edge(shift: int, h: int = 36, w: int = 48, seed: int = 3):
+    """``_soft_edge``'s kind of scene (textured F and B, a soft edge with variation along it), the
+    edge ``shift`` px to the right: two frames of a subject that moves. Same F / B texture."""
+    rng = np.random.default_rng(seed)
+    x = np.arange(w, dtype=float)
+    alpha = np.clip((x - 16 - shift) / 10.0, 0, 1)[None, :].repeat(h, 0)
+    alpha[:, 21 + shift] = np.linspace(0.15, 0.95, h)
+    fg = np.array([0.85, 0.35, 0.2]) + rng.uniform(-0.1, 0.1, size=(h, w, 3))
+    bg = np.array([0.15, 0.45, 0.75]) + rng.uniform(-0.1, 0.1, size=(h, w, 3))
+    image = np.round(np.clip(alpha[..., None] * fg + (1 - alpha[..., None]) * bg, 0, 1) * 255) / 255
+    trimap = np.where(x < 13 + shift, 0.0, np.where(x > 29 + shift, 1.0, 0.5))[None, :].repeat(h, 0)
+    return image, trimap, alpha
+
+
+def _temporal_system(problem, prior, term, config):
+    """(A, b, target) of ``solve_refine``'s system for a prepared problem with a temporal term,
+    built the way it builds them (fold the term, combine with the sampling flow)."""
+    import scipy.sparse as sp
+
+    from alphagan_video.refine import combine_priors, fold_prior_term
+
+    u = problem.system.unknown_index
+    pr, wt = fold_prior_term(prior, None, config.mu, term)
+    w_u = np.ones(u.size) if wt is None else wt.ravel()[u]  # no term: the uniform weight 1
+    d, target = combine_priors(config.mu * w_u, np.clip(pr.ravel()[u], 0, 1),
+                               problem.flow_weight, problem.flow_alpha)
+    A = (problem.system.L_uu + sp.diags(d)).tocsr()
+    return A, problem.system.rhs_known + d * target, d, target
+
+
+def test_warm_and_cold_started_temporal_solves_agree():
+    """The video path: the float32 factorisation made in advance (uniform prior) preconditions CG
+    for a frame with the temporal term, warm-started from the folded target (the moved previous
+    solution where the term is trusted). Started cold instead (0.5 everywhere) it must land on
+    the same alpha: 1e-3 max on the unknown pixels (the refine's accuracy target, 1/4 of an
+    8-bit step), and both on the float64 direct solve of the same system."""
+    import scipy.sparse.linalg as spla
+
+    from alphagan_video.refine import PriorTerm, prepare_refine, solve_refine
+    from alphagan_video.refine.sparse import solve_assembled
+
+    config = RefineConfig(expand=0)  # the product's mu 3e-5 and sampling flow, a mask trimap's expand
+    image_a, trimap_a, alpha_a = _moving_edge(0)
+    image_b, trimap_b, alpha_b = _moving_edge(2)
+    prior_a = np.clip(alpha_a + 0.15 * np.cos(np.arange(alpha_a.size).reshape(alpha_a.shape)), 0, 1)
+    prior_b = np.clip(alpha_b + 0.15 * np.cos(np.arange(alpha_b.size).reshape(alpha_b.shape)), 0, 1)
+    previous = solve_refine(prepare_refine(image_a, trimap_a, config), prior_a, config)
+    warped = np.roll(previous.astype(np.float64), 2, axis=1)  # motion-compensated: the edge moved 2 px
+    term = PriorTerm(warped, np.full(warped.shape, 0.01))
+    problem = prepare_refine(image_b, trimap_b, config, factorise=True)
+    assert problem.factor is not None and problem.factor._lu32 is not None  # float32 factorisation
+
+    A, b, d, target = _temporal_system(problem, prior_b, term, config)
+    assert not np.array_equal(d, problem.factor_mu + problem.flow_weight)  # the preconditioned path
+    u = problem.system.unknown_index
+    exact = np.clip(spla.spsolve(A.tocsc(), b), 0, 1)
+    warm = solve_refine(problem, prior_b, config, term=term).ravel()[u]
+    cold_start = np.full(u.size, 0.5)
+    assert np.abs(cold_start - target).max() > 0.3  # the two starts really differ
+    cold = np.clip(solve_assembled(problem.system, d, target, cold_start, 1e-5, 2000, "direct", problem.factor,
+                                   problem.factor_mu + problem.flow_weight), 0, 1)
+    assert np.abs(warm - cold).max() <= 1e-3
+    assert np.abs(warm - exact).max() <= 1e-3
+    assert np.abs(cold - exact).max() <= 1e-3
+
+
+def test_float32_factorisation_agrees_with_the_float64_direct_solve():
+    """The float32 factorisation the prepare makes serves the frame's own solve (mixed precision,
+    iterative refinement) and, as a preconditioner, a solve with another diagonal: both within
+    1e-3 max alpha of the float64 direct solve at the product's (weak) mu, where float32 pivots
+    are at their smallest."""
+    import scipy.sparse.linalg as spla
+
+    from alphagan_video.refine import PriorTerm, prepare_refine, solve_refine
+
+    config = RefineConfig(expand=0)
+    image, trimap, alpha = _moving_edge(1)
+    prior = np.clip(alpha + 0.2 * np.sin(np.arange(alpha.size).reshape(alpha.shape)), 0, 1)
+    problem = prepare_refine(image, trimap, config, factorise=True)
+    assert problem.factor._lu32 is not None and problem.factor._lu64 is None
+    u = problem.system.unknown_index
+    rng = np.random.default_rng(0)
+    for term in (None, PriorTerm(np.clip(alpha + rng.normal(0, 0.05, alpha.shape), 0, 1),
+                                 rng.uniform(0, 0.01, alpha.shape))):
+        A, b, _d, _t = _temporal_system(problem, prior, term, config)
+        exact = np.clip(spla.spsolve(A.tocsc(), b), 0, 1)
+        got = solve_refine(problem, prior, config, term=term).ravel()[u]
+        assert np.abs(got - exact).max() <= 1e-3
+    assert problem.factor._lu64 is None  # float32 was enough: no float64 fallback was made

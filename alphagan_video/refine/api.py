@@ -87,6 +87,15 @@ def solver_method(solver: str, device: object = "cpu") -> str:
     device: a torch.device or its name."""
     if solver not in SOLVERS:
         raise ParameterError.about("refine.solver", repr(solver), f"must be one of {', '.join(SOLVERS)}")
+    # "auto" on the CPU is "direct" at every frame size: per frame of the product's video
+    # config (``bench/refine_solvers.py --profile``, CPU seconds, one thread, a person-like band
+    # of 36k / 75k / 159k unknowns at 480p / 720p / 1080p, temporal term on) Laplacian +
+    # factorisation + solve took 0.31 / 0.83 / 2.0 s; the matrix-free PCG 0.82-0.92 / 2.3-2.6 /
+    # 5.7-9.7 s in float64 (158-301 iterations; a warm start from the moved previous alpha
+    # saved 10-35 % of them), 0.53 / 1.6-1.7 / > 10 s in float32 (at 1080p not converged in 600
+    # iterations), and both miss the 1e-3 max accuracy target at pcg.DEFAULT_RTOL (1.1e-3 -
+    # 1.4e-2 off the direct solve). The direct solve wins at every size: 2.6-4.8x against
+    # float64 PCG, 1.7x against float32 PCG at 480p (which misses the target anyway).
     if solver == "pcg" or (solver == "auto" and _on_cuda(device)):
         return "pcg"
     return "cg" if solver == "cg" else "direct"

@@ -362,6 +362,8 @@ def default_dtype(device: Union[str, torch.device]) -> torch.dtype:
     """float64 on every device. float32 products lose too much to cancellation in near-flat
     windows (Delta_k^-1 up to n / eps = 9e7): with the product's weak prior (smallest
     eigenvalue ~ RefineConfig.mu = 3e-5 against |L| ~ 9) PCG stagnates or diverges on the dev photos
-    (bench/refine_solvers.py prints the float32 column)."""
+    (bench/refine_solvers.py prints the float32 column). With a video frame's temporal term it
+    converges, but 1.1e-3 - 4.4e-3 max off the direct solve at DEFAULT_RTOL, over the 1e-3 target
+    (``bench/refine_solvers.py --profile``)."""
     return torch.float64
 
