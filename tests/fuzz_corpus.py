@@ -27,6 +27,8 @@ import av
 import cv2
 import numpy as np
 
+from alphagan_video.io.writer import deterministic_x264_options
+
 W, H = 64, 48
 GREEN = (30, 200, 40)
 
@@ -41,11 +43,11 @@ def _frame(i: int, width: int = W, height: int = H) -> np.ndarray:
 
 
 def make_mp4(path: str, frames: int = 6, width: int = W, height: int = H, audio: bool = True) -> str:
-    """H.264 (single-threaded, deterministic) + AAC mono 48 kHz."""
+    """H.264 (single-threaded, AVX-512 off: deterministic, see io/writer/x264.py) + AAC mono 48 kHz."""
     c = av.open(path, "w")
     v = c.add_stream("libx264", rate=24)
     v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-    v.options = {"crf": "18", "threads": "1"}
+    v.options = {"crf": "18", "threads": "1", **deterministic_x264_options()}
     a = None
     if audio:
         a = c.add_stream("aac", rate=48000)

@@ -26,6 +26,8 @@ import av
 import cv2
 import numpy as np
 
+from alphagan_video.io.writer import deterministic_x264_options
+
 SQUARE_COLOUR = (230, 40, 200)
 VFR_DURATIONS = (3000, 3750, 1500)  # ticks of 1/90000: 30 fps, 24 fps, 60 fps frames
 
@@ -102,8 +104,10 @@ def make_video(
     vs.time_base = tb
     vs.codec_context.time_base = tb
     opts = dict(options or {})
-    if codec == "libx264" and "qp" not in opts:
-        opts.setdefault("crf", "8")
+    if codec == "libx264":
+        if "qp" not in opts:
+            opts.setdefault("crf", "8")
+        opts = {**deterministic_x264_options(), **opts}  # the same clip every time (io/writer/x264.py)
     if codec == "libx265":
         opts.setdefault("x265-params", "log-level=error:lossless=1")
     if codec == "prores_ks":
@@ -282,6 +286,7 @@ def make_truncated_faststart_video(directory: str) -> str:
     c = av.open(path, "w", options={"movflags": "faststart"})
     s = c.add_stream("libx264", rate=24)
     s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    s.options = deterministic_x264_options()
     rng = np.random.default_rng(1)
     for i in range(24):  # noise: every frame has real payload
         f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))

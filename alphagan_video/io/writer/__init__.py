@@ -75,6 +75,7 @@ from alphagan_video.io.writer.plan import (
 )
 from alphagan_video.io.writer.remux import ConcatReport, RemuxSource, concat_segments
 from alphagan_video.io.writer.targets import ImageTarget, OutputTarget, SequenceTarget, VideoTarget
+from alphagan_video.io.writer.x264 import deterministic_x264_options
 
 __all__ = [
     "AudioCopier",
@@ -97,6 +98,7 @@ __all__ = [
     "codecs_for",
     "concat_segments",
     "describe_output",
+    "deterministic_x264_options",
     "existing_sequence_files",
     "kind_content",
     "offset_timecode",

@@ -36,6 +36,7 @@ from alphagan_video.io.writer._common import (
 from alphagan_video.io.writer.audio import NO_AUDIO, AudioCopier
 from alphagan_video.io.writer.metadata import apply_source_metadata, read_source_metadata, set_rotation
 from alphagan_video.io.writer.plan import OutputPlan
+from alphagan_video.io.writer.x264 import deterministic_x264_options
 from alphagan_video.types import VideoInfo
 
 
@@ -290,8 +291,11 @@ class VideoTarget(OutputTarget):
         cc.time_base = info.time_base
         if plan.profile:
             s.profile = plan.profile
-        if plan.options:
-            s.options = dict(plan.options)
+        options = dict(plan.options)
+        if plan.encoder == "libx264":
+            options.update(deterministic_x264_options())  # see io/writer/x264.py: AVX-512 off
+        if options:
+            s.options = options
         if plan.pix_fmt.startswith("yuv"):
             # libx264 writes only the codec-context tags, prores_ks only the frame tags: set both.
             cc.color_primaries = BT709
