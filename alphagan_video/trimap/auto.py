@@ -103,16 +103,16 @@ def _fit_centres(rgb: np.ndarray, clusters: int) -> np.ndarray:
 
 
 def _nearest_centre(colours: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """(N,3) float32 colours -> (N,) int64 index of the nearest of ``centres`` (k,3) (squared
+    """(N,3) float32 colours -> (N,) int32 index of the nearest of ``centres`` (k,3) (squared
     Euclidean distance; OpenCV's batchDistance, several times faster than numpy's argmin over
     the rows of an (N, k) distance matrix)."""
     import cv2
 
     x = np.ascontiguousarray(colours, dtype=np.float32)
     if len(x) == 0:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.int32)
     _, index = cv2.batchDistance(x, centres, cv2.CV_32F, normType=cv2.NORM_L2SQR, K=1)
-    return index.ravel().astype(np.int64)
+    return index.ravel().astype(np.int32, copy=False)
 
 
 def _quantise_colours(rgb: np.ndarray, clusters: int) -> np.ndarray:
@@ -159,12 +159,15 @@ class _LocalHistograms:
     def reader(self, y: np.ndarray, x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Read-back of pixels (absolute coordinates) of clusters ``labels`` (N,) out of ``k``: flat
         indices (4, N) of (cell, cluster) in the rectangle's tables and bilinear weights (4, N)."""
-        ny, nx = -(-self.h // self.cell), -(-self.w // self.cell)
-        y_lo, y_hi, wy = _read_back(y, self.cell, ny)
-        x_lo, x_hi, wx = _read_back(x, self.cell, nx)
-        rows = [(y_lo - self.y0) * self.cells_x, (y_hi - self.y0) * self.cells_x]
-        cols = [x_lo - self.x0, x_hi - self.x0]
-        index = np.stack([rows[0] + cols[0], rows[0] + cols[1], rows[1] + cols[0], rows[1] + cols[1]]) * k + labels
+        # the read-back of a row (column) is the same for every pixel in it: per row and column once
+        y_lo, y_hi, wy = _read_back(np.arange(self.h), self.cell, -(-self.h // self.cell))
+        x_lo, x_hi, wx = _read_back(np.arange(self.w), self.cell, -(-self.w // self.cell))
+        step = self.cells_x * k
+        row_lo, row_hi = ((y_lo - self.y0) * step).astype(np.int32)[y], ((y_hi - self.y0) * step).astype(np.int32)[y]
+        col_lo = ((x_lo - self.x0) * k).astype(np.int32)[x] + labels
+        col_hi = ((x_hi - self.x0) * k).astype(np.int32)[x] + labels
+        index = np.stack([row_lo + col_lo, row_lo + col_hi, row_hi + col_lo, row_hi + col_hi])
+        wy, wx = wy[y], wx[x]
         weight = np.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx])
         return index, weight
 
@@ -283,10 +286,10 @@ def _colour_doubt(rgb: np.ndarray, fg: np.ndarray, prior_fg: Optional[np.ndarray
     row_bin = ((np.arange(y0, y1) // cell - cy0) * (hist.cells_x * 2 * k))[:, None]
     col_bin = ((np.arange(x0, x1) // cell - cx0) * (2 * k))[None, :]
     size = hist.cells_y * hist.cells_x * 2 * k
-    counts0 = np.bincount((row_bin + col_bin + labels + k * ~fg[y0:y1, x0:x1]).ravel(), minlength=size)
-    z_label = labels[zy - y0, zx - x0]
-    z_fg = fg[zy, zx]
-    z_bins = (hist.cell_of(zy, zx) * 2 + ~z_fg) * k + z_label
+    bins = row_bin + col_bin + labels + k * ~fg[y0:y1, x0:x1]
+    counts0 = np.bincount(bins.ravel(), minlength=size)
+    in_zone = zone[y0:y1, x0:x1]  # all of the zone: row-major, as zy, zx
+    z_label, z_bins, z_fg = labels[in_zone], bins[in_zone], fg[zone]
     read = hist.reader(zy, zx, z_label, k)
     counts = counts0
     eps = 1e-3
@@ -302,7 +305,7 @@ def _colour_doubt(rgb: np.ndarray, fg: np.ndarray, prior_fg: Optional[np.ndarray
             counts = counts0 - np.bincount(z_bins[unsure_colour], minlength=size)
     # posterior odds = the mask's prior odds x the last round's colour likelihood ratio; with a
     # binary mask (no prior) this is ``unsure_colour`` itself (colour alone)
-    out[zy, zx] = unsure_colour if prior_fg is None else _below_keep_odds(z_fg, own, other, prior_fg[zy, zx])
+    out[zone] = unsure_colour if prior_fg is None else _below_keep_odds(z_fg, own, other, prior_fg[zone])
     return out
 
 
