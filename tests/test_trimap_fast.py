@@ -120,6 +120,18 @@ def test_cell_grid_stays_close_to_the_definition(soft):
     assert (fast != ref).mean() <= 0.005, (fast != ref).mean()  # 0.14 % and 0.13 % measured
 
 
+@pytest.mark.parametrize("soft", [False, True])
+def test_sampled_histograms_stay_close_to_the_definition(soft):
+    """1280x720: cells of 4 px, histograms counted from every 2nd pixel each way. At most 0.5 %
+    of the labels differ from the exact per-pixel windows on every pixel (0.02 % measured)."""
+    rgb, prob = _scene(1280, 720, seed=7, soft=soft)
+    cell = auto._cell_grid(auto._odd(auto.WINDOW_FRACTION * 1280))[0]
+    assert cell == 4 and auto._sample_stride(cell) == 2
+    fast, ref = auto_trimap_numpy(rgb, prob), _reference_trimap(rgb, prob)
+    assert _doubt_acts(ref, prob)
+    assert (fast != ref).mean() <= 0.005, (fast != ref).mean()
+
+
 def test_zone_only_read_back_equals_the_dense_posterior():
     """``_colour_doubt`` (cluster labels in the rectangle the zone's windows reach, likelihoods
     at zone pixels, rounds by removing doubtful samples) equals the dense route -- module's
@@ -142,7 +154,7 @@ def test_zone_only_read_back_equals_the_dense_posterior():
     assert cell > 1 and (cy1 - cy0) * (cx1 - cx0) < 0.6 * (-(-h // cell)) * (-(-w // cell))
     prior = auto._mask_prior(big_p, fg)
     assert prior is not None
-    fast = auto._colour_doubt(big, fg, prior, zone, window)
+    fast = auto._colour_doubt(big, fg, prior, zone, window, stride=1)
     labels = auto._quantise_colours(big, auto.COLOUR_CLUSTERS)
     fg_w, bg_w = fg, ~fg
     for _ in range(auto.DOUBT_ROUNDS):
