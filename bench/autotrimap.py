@@ -24,6 +24,12 @@ ground truth, DIM conventions otherwise). Temporal smoothing is off (single phot
 
 ``--save DIR`` writes, per photo, the coarse mask, the product's trimap, each matte and a
 composite over a checkerboard (PNG) for looking at. The photos themselves never leave ``--data``.
+
+``--speed 1280x720,1920x1080`` (issue 29) times the trimap alone instead: per photo and size, the
+photo and its soft coarse mask resized to the frame size, ``trimap.auto_trimap`` timed as the
+trimap stage calls it (float tensors, the soft mask as the probability and its 0.5 threshold as
+the stabilised contour; minimum wall-clock of ``--repeats`` runs); printed per size: mean and max
+s/frame.
 """
 from __future__ import annotations
 
@@ -131,6 +137,37 @@ def make_synthetic(root: Path, n: int) -> Path:
     return root
 
 
+def speed(args) -> int:
+    """``--speed``: seconds per frame of the evidence trimap alone (see the module doc)."""
+    import torch
+
+    from alphagan_video.trimap import auto_trimap
+    from training.evaluate import list_samples, load_sample
+
+    samples = list_samples(args.data)
+    if args.only:
+        samples = [s for s in samples if s.name in set(args.only.split(","))]
+    print(f"auto_trimap seconds per frame (min of {args.repeats}), data {args.data}, soft coarse masks")
+    for size in args.speed.split(","):
+        w, h = (int(v) for v in size.lower().split("x"))
+        times = []
+        for sample in samples:
+            rgb, gt, _tri = load_sample(sample)
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+            gt = cv2.resize(gt, (w, h), interpolation=cv2.INTER_LINEAR)
+            prob = coarse_mask(gt, photo_rng(args.seed, sample.name), soft=True).astype(np.float32) / 65535.0
+            image = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+            soft = torch.from_numpy(prob)[None, None]
+            best = float("inf")
+            for _ in range(max(1, args.repeats)):
+                tick = time.perf_counter()
+                auto_trimap(image, soft, None, binary=(soft > 0.5).float())
+                best = min(best, time.perf_counter() - tick)
+            times.append(best)
+        print(f"{w}x{h}: mean {np.mean(times):.4f} s/frame, max {np.max(times):.4f} ({len(times)} photos)", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     from training.evaluate import list_samples, load_sample
 
@@ -146,7 +183,12 @@ def main(argv=None) -> int:
     parser.add_argument("--soft", action="store_true",
                         help="hand the product the coarse mask as a soft probability (16-bit PNG, a segmenter's "
                              "smoothed 256-px map) instead of a binary mask; 'coarse' scores it thresholded at 0.5")
+    parser.add_argument("--speed", default="", metavar="WxH,...",
+                        help="time the evidence trimap at these frame sizes instead of scoring")
+    parser.add_argument("--repeats", type=int, default=5, help="with --speed: runs per photo and size (minimum)")
     args = parser.parse_args(argv)
+    if args.speed:
+        return speed(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     synth_dir = tempfile.TemporaryDirectory() if args.synthetic else None
     samples = list_samples(make_synthetic(Path(synth_dir.name), args.synthetic) if synth_dir else args.data)
