@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from alphagan_video.errors import MaskSourceError
+from alphagan_video.masks.faces import anchor_faces as _anchor_faces
 from alphagan_video.types import VideoInfo
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -92,6 +93,9 @@ class PersonMaskSource:
         num_threads: interpreter threads (default: ``torch.get_num_threads()``).
         smooth_sigma: Gaussian sigma, in model-input pixels, applied to the probability map
             before upsampling; softens the model's blocky low-resolution edges (0 = off).
+        face_anchors: look for faces (``masks.faces``, BlazeFace) in the person's region and set
+            the probability to 1 over each face's inner part where the segmenter agrees a person
+            is there, so that the trimap keeps faces opaque. No face found: the mask is unchanged.
 
     ``__call__(frames, index)``: frames (B,3,H,W) float32 [0,1] -> (B,1,H,W) float32 [0,1]
     probability that the pixel belongs to a person.
@@ -104,6 +108,7 @@ class PersonMaskSource:
         model_path: Optional[Path] = None,
         num_threads: Optional[int] = None,
         smooth_sigma: float = 1.0,
+        face_anchors: bool = True,
     ) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -131,6 +136,14 @@ class PersonMaskSource:
         self._out_index = self._interp.get_output_details()[0]["index"]
         self._batch = 1
         self._kernel = _gaussian_kernel(smooth_sigma) if smooth_sigma > 0 else None  # applied on the CPU
+        self._faces = None
+        if face_anchors:
+            from alphagan_video.masks.faces import FaceDetector
+
+            self._faces = FaceDetector(num_threads=threads)
+        #: frames seen and faces anchored so far (a run can report how often the anchor acted)
+        self.frames_seen = 0
+        self.faces_anchored = 0
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -180,12 +193,22 @@ class PersonMaskSource:
             )
         else:
             out = F.interpolate(p.to(self.device), size=(h, w), mode="bilinear", align_corners=False)
+        if self._faces is not None:
+            # upright frames and masks, so the detector sees heads the right way up
+            x_dev = x.to(out.device)
+            for i in range(out.shape[0]):
+                faces = self._faces.detect_person_faces(x_dev[i], out[i, 0])
+                if faces:
+                    self.faces_anchored += _anchor_faces(out[i, 0], faces)
+        self.frames_seen += out.shape[0]
         if self._k:
             out = torch.rot90(out, -self._k, dims=(2, 3))
         return out.contiguous()
 
     def close(self) -> None:
         self._interp = None  # type: ignore[assignment]
+        if self._faces is not None:
+            self._faces.close()
 
 
 __all__ = ["PersonMaskSource", "choose_person_model", "GENERAL_MODEL", "LANDSCAPE_MODEL", "LANDSCAPE_MIN_ASPECT"]
