@@ -104,7 +104,7 @@ def test_detector_finds_the_astronauts_face():
     prob[:, 300:812] = 0.9  # the square region is then the photo itself
     h = det.detect_person_faces(torch.from_numpy(wider).permute(2, 0, 1), prob)
     assert person_roi(prob) == (0, 300, 512)
-    assert len(h) == 1 and h[0].score == f.score
+    assert len(h) == 1 and h[0].score == pytest.approx(f.score, abs=1e-6)
     np.testing.assert_allclose(h[0].keypoints - [300, 0], f.keypoints, atol=1e-3)
     det.close()
 
