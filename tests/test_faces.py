@@ -196,3 +196,37 @@ def test_person_source_without_a_face_is_unchanged():
     src = PersonMaskSource(info_for(w, h), CPU)
     assert torch.equal(src(frame, [0]), plain)
     assert src.faces_anchored == 0
+
+
+def test_roi_pass_is_finer_inside_its_window_and_changes_nothing_outside():
+    h, w = 360, 640
+    size = 200  # a small person in a wide frame: the first pass sees it at 144/360 of its pixels
+    photo = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+    frame = np.full((h, w, 3), (90, 110, 140), np.uint8)
+    y0, x0 = h - size, 300
+    frame[y0:, x0 : x0 + size] = photo
+    t = to_tensor(frame)
+    plain = PersonMaskSource(info_for(w, h), CPU, face_anchors=False, roi_pass=False)(t, [0])[0, 0]
+    fine = PersonMaskSource(info_for(w, h), CPU, face_anchors=False)(t, [0])[0, 0]
+    changed = (fine != plain).numpy()
+    assert changed.any()
+    # the window (person box x 1.25) lies around the photo; far from it nothing changes
+    ys, xs = np.nonzero(changed)
+    assert xs.min() >= x0 - 0.25 * size and xs.max() <= x0 + 1.25 * size and ys.min() >= y0 - 0.25 * size
+    # sharper: fewer unsure pixels (0.1 < p < 0.9) at the same or higher confidence on the body
+    def unsure(m):
+        return int(((m > 0.1) & (m < 0.9)).sum())
+
+    assert unsure(fine) < unsure(plain)
+    body = np.zeros((h, w), bool)
+    s = size / 512
+    body[y0 + int(120 * s) : y0 + int(450 * s), x0 + int(200 * s) : x0 + int(330 * s)] = True
+    assert float(fine.numpy()[body].mean()) >= float(plain.numpy()[body].mean()) - 0.02
+    # a person filling the frame: no second pass (nothing finer to see); nobody: none either
+    full = to_tensor(cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA))
+    a = PersonMaskSource(info_for(256, 256), CPU, face_anchors=False)(full, [0])
+    b = PersonMaskSource(info_for(256, 256), CPU, face_anchors=False, roi_pass=False)(full, [0])
+    assert torch.equal(a, b)
+    empty = torch.full((1, 3, h, w), 0.5)
+    assert torch.equal(PersonMaskSource(info_for(w, h), CPU, face_anchors=False)(empty, [0]),
+                       PersonMaskSource(info_for(w, h), CPU, face_anchors=False, roi_pass=False)(empty, [0]))

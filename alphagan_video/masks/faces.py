@@ -262,6 +262,25 @@ class FaceDetector:
         self._interp = None  # type: ignore[assignment]
 
 
+def person_box(prob: "torch.Tensor", size: Optional[tuple[int, int]] = None
+               ) -> Optional[tuple[float, float, float, float]]:
+    """Bounding box (y0, x0, y1, x1), float frame pixels, of prob > 0.5; None when empty.
+
+    prob: (h,w) probability at the frame's size or the segmenter's; size: the frame's (H, W)
+    (default: prob's)."""
+    import torch
+
+    ph, pw = prob.shape
+    h, w = size if size is not None else (ph, pw)
+    fg = prob > 0.5
+    rows = torch.nonzero(fg.any(dim=1)).flatten()
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(fg.any(dim=0)).flatten()
+    sy, sx = h / ph, w / pw
+    return int(rows[0]) * sy, int(cols[0]) * sx, (int(rows[-1]) + 1) * sy, (int(cols[-1]) + 1) * sx
+
+
 def person_roi(prob: "torch.Tensor", size: Optional[tuple[int, int]] = None) -> Optional[tuple[int, int, int]]:
     """Where to look for the person's face: (y0, x0, side) of a square window of the frame, or
     None when the segmenter finds nobody (no pixel above 0.5).
@@ -274,18 +293,11 @@ def person_roi(prob: "torch.Tensor", size: Optional[tuple[int, int]] = None) -> 
     subjects (its pose and face-mesh graphs crop a region of interest); here it enlarges a
     waist-up person's face ~1.8x in a 16:9 frame.
     """
-    import torch
-
-    ph, pw = prob.shape
-    h, w = size if size is not None else (ph, pw)
-    fg = prob > 0.5
-    rows = torch.nonzero(fg.any(dim=1)).flatten()
-    if rows.numel() == 0:
+    box = person_box(prob, size)
+    if box is None:
         return None
-    cols = torch.nonzero(fg.any(dim=0)).flatten()
-    sy, sx = h / ph, w / pw
-    by0, by1 = int(rows[0]) * sy, (int(rows[-1]) + 1) * sy
-    bx0, bx1 = int(cols[0]) * sx, (int(cols[-1]) + 1) * sx
+    h, w = size if size is not None else tuple(prob.shape)
+    by0, bx0, by1, bx1 = box
     side = int(round(min(max(by1 - by0, bx1 - bx0), h, w)))
     x0 = min(max(0, int(round((bx0 + bx1 - side) / 2))), w - side)
     y0 = min(max(0, int(round(by0))), h - side)

@@ -37,6 +37,12 @@ LANDSCAPE_MODEL = MODEL_DIR / "selfie_segmentation_landscape.tflite"  # input [1
 #: to the model that stretches it least: 16:9 and wider -> landscape, 4:3 and narrower -> general.
 LANDSCAPE_MIN_ASPECT = 4.0 / 3.0
 
+#: The second pass's window: the person's box enlarged this many times (MediaPipe's pose graph
+#: enlarges its region of interest 1.25x before landmarking), made square for the square model.
+ROI_SCALE = 1.25
+#: No second pass when the window covers at least this share of the frame (no finer view).
+ROI_MAX_SHARE = 0.8
+
 #: Most frames handed to one interpreter invocation (bounds the batched input tensor).
 _MAX_CHUNK = 8
 
@@ -96,6 +102,9 @@ class PersonMaskSource:
         face_anchors: look for faces (``masks.faces``, BlazeFace) in the person's region and set
             the probability to 1 over each face's inner part where the segmenter agrees a person
             is there, so that the trimap keeps faces opaque. No face found: the mask is unchanged.
+        roi_pass: run the general (square) model a second time on a square window around the
+            person (the box of probability > 0.5, enlarged ``ROI_SCALE`` times) and use its
+            finer map inside the window (see ``_roi_pass``).
 
     ``__call__(frames, index)``: frames (B,3,H,W) float32 [0,1] -> (B,1,H,W) float32 [0,1]
     probability that the pixel belongs to a person.
@@ -109,6 +118,7 @@ class PersonMaskSource:
         num_threads: Optional[int] = None,
         smooth_sigma: float = 1.0,
         face_anchors: bool = True,
+        roi_pass: bool = True,
     ) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -136,6 +146,11 @@ class PersonMaskSource:
         self._out_index = self._interp.get_output_details()[0]["index"]
         self._batch = 1
         self._kernel = _gaussian_kernel(smooth_sigma) if smooth_sigma > 0 else None  # applied on the CPU
+        self._roi = None
+        if roi_pass:
+            with _quiet_native_stderr():
+                self._roi = Interpreter(model_path=str(GENERAL_MODEL), num_threads=threads)
+                self._roi.allocate_tensors()
         self._faces = None
         if face_anchors:
             from alphagan_video.masks.faces import FaceDetector
@@ -193,6 +208,10 @@ class PersonMaskSource:
             )
         else:
             out = F.interpolate(p.to(self.device), size=(h, w), mode="bilinear", align_corners=False)
+        if self._roi is not None:
+            x_dev = x.to(out.device)
+            for i in range(out.shape[0]):
+                self._roi_pass(x_dev[i], p[i, 0], out[i, 0])
         if self._faces is not None:
             # upright frames and masks, so the detector sees heads the right way up
             x_dev = x.to(out.device)
@@ -206,8 +225,40 @@ class PersonMaskSource:
             out = torch.rot90(out, -self._k, dims=(2, 3))
         return out.contiguous()
 
+    def _roi_pass(self, frame: torch.Tensor, p_small: torch.Tensor, out: torch.Tensor) -> None:
+        """Second, finer pass over the person: frame (3,H,W) [0,1], p_small the first pass's map
+        at model resolution, out (H,W) the upsampled map, changed in place inside the window."""
+        from alphagan_video.masks.faces import person_box
+
+        h, w = out.shape
+        box = person_box(p_small, (h, w))
+        if box is None:
+            return
+        by0, bx0, by1, bx1 = box
+        side = ROI_SCALE * max(by1 - by0, bx1 - bx0)
+        cy, cx = (by0 + by1) / 2.0, (bx0 + bx1) / 2.0
+        y0, y1 = max(0, int(round(cy - side / 2))), min(h, int(round(cy + side / 2)))
+        x0, x1 = max(0, int(round(cx - side / 2))), min(w, int(round(cx + side / 2)))
+        if (y1 - y0) * (x1 - x0) >= ROI_MAX_SHARE * h * w or y1 - y0 < 8 or x1 - x0 < 8:
+            return  # the window is (nearly) the frame: nothing finer to gain
+        inp = self._roi.get_input_details()[0]
+        ih, iw = int(inp["shape"][1]), int(inp["shape"][2])
+        crop = frame[None, :, y0:y1, x0:x1].float()
+        small = F.interpolate(crop, size=(ih, iw), mode="area").clamp_(0.0, 1.0)
+        self._roi.set_tensor(inp["index"], small.permute(0, 2, 3, 1).contiguous().cpu().numpy())
+        self._roi.invoke()
+        q = torch.from_numpy(self._roi.get_tensor(self._roi.get_output_details()[0]["index"])[..., 0].copy())[:, None]
+        if self._kernel is not None:
+            r = self._kernel.numel() // 2
+            q = F.pad(q, (r, r, r, r), mode="replicate")
+            q = F.conv2d(q, self._kernel.view(1, 1, 1, -1))
+            q = F.conv2d(q, self._kernel.view(1, 1, -1, 1))
+        q_np = cv2.resize(q[0, 0].clamp_(0.0, 1.0).numpy(), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        out[y0:y1, x0:x1] = torch.from_numpy(q_np).to(out.device)
+
     def close(self) -> None:
         self._interp = None  # type: ignore[assignment]
+        self._roi = None
         if self._faces is not None:
             self._faces.close()
 
