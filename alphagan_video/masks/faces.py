@@ -149,6 +149,22 @@ def weighted_nms(scores: np.ndarray, boxes: np.ndarray, kps: np.ndarray,
     return out
 
 
+def shrink(crop: "torch.Tensor", height: int, width: int) -> np.ndarray:
+    """(3,h,w) float image (a view into a frame; any device) -> (height, width, 3) float32 numpy,
+    area-averaged. On the CPU, cv2 shrinks each channel plane of the view in place (no
+    channels-last copy of the window: ~2x faster than F.interpolate at 720p); elsewhere the
+    frame's device shrinks it before the copy to the host."""
+    import cv2
+    import torch.nn.functional as F
+
+    crop = crop.float()
+    if crop.device.type == "cpu":
+        return np.stack([cv2.resize(c, (width, height), interpolation=cv2.INTER_AREA) for c in crop.numpy()],
+                        axis=-1)
+    small = F.interpolate(crop[None], size=(height, width), mode="area")
+    return small[0].permute(1, 2, 0).cpu().numpy()
+
+
 def letterbox(rgb: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, float, float, float]:
     """(H,W,3) float32 RGB in [0,1] -> ((size,size,3) float32 in [-1,1], scale, pad_x, pad_y).
 
@@ -233,22 +249,9 @@ class FaceDetector:
         roi = person_roi(prob, tuple(frame.shape[-2:]))
         if roi is None:
             return []
-        import cv2
-        import torch.nn.functional as F
-
         y0, x0, side = roi
-        # The window is square, so letterboxing it is a plain resize to the model input. On the
-        # CPU, cv2 shrinks each channel plane in place (no channels-last copy of the window;
-        # ~2x faster than F.interpolate at 720p); elsewhere the frame's device shrinks it before
-        # the copy to numpy. Both average areas, as ``detect``'s letterbox does.
-        crop = frame[:, y0 : y0 + side, x0 : x0 + side].float()
-        if crop.device.type == "cpu":
-            planes = crop.numpy()
-            small_np = np.stack([cv2.resize(c, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
-                                 for c in planes], axis=-1)
-        else:
-            small = F.interpolate(crop[None], size=(INPUT_SIZE, INPUT_SIZE), mode="area")
-            small_np = small[0].permute(1, 2, 0).cpu().numpy()
+        # the window is square, so letterboxing it is a plain resize to the model input
+        small_np = shrink(frame[:, y0 : y0 + side, x0 : x0 + side], INPUT_SIZE, INPUT_SIZE)
         k = side / INPUT_SIZE
         out = []
         for f in self.detect(small_np):

@@ -228,7 +228,7 @@ class PersonMaskSource:
     def _roi_pass(self, frame: torch.Tensor, p_small: torch.Tensor, out: torch.Tensor) -> None:
         """Second, finer pass over the person: frame (3,H,W) [0,1], p_small the first pass's map
         at model resolution, out (H,W) the upsampled map, changed in place inside the window."""
-        from alphagan_video.masks.faces import person_box
+        from alphagan_video.masks.faces import person_box, shrink
 
         h, w = out.shape
         box = person_box(p_small, (h, w))
@@ -243,9 +243,8 @@ class PersonMaskSource:
             return  # the window is (nearly) the frame: nothing finer to gain
         inp = self._roi.get_input_details()[0]
         ih, iw = int(inp["shape"][1]), int(inp["shape"][2])
-        crop = frame[None, :, y0:y1, x0:x1].float()
-        small = F.interpolate(crop, size=(ih, iw), mode="area").clamp_(0.0, 1.0)
-        self._roi.set_tensor(inp["index"], small.permute(0, 2, 3, 1).contiguous().cpu().numpy())
+        small = np.clip(shrink(frame[:, y0:y1, x0:x1], ih, iw), 0.0, 1.0)
+        self._roi.set_tensor(inp["index"], np.ascontiguousarray(small[None], dtype=np.float32))
         self._roi.invoke()
         q = torch.from_numpy(self._roi.get_tensor(self._roi.get_output_details()[0]["index"])[..., 0].copy())[:, None]
         if self._kernel is not None:
