@@ -218,6 +218,11 @@ def test_roi_pass_is_finer_inside_its_window_and_changes_nothing_outside():
         return int(((m > 0.1) & (m < 0.9)).sum())
 
     assert unsure(fine) < unsure(plain)
+    # where the first pass was sure of the person, the second pass never lowers it
+    sure = plain >= 0.9
+    assert sure.any() and torch.all(fine[sure] >= plain[sure])
+    # ... elsewhere in the window it does decide (lower as well as higher)
+    assert bool((fine < plain).any()) and bool((fine > plain).any())
     body = np.zeros((h, w), bool)
     s = size / 512
     body[y0 + int(120 * s) : y0 + int(450 * s), x0 + int(200 * s) : x0 + int(330 * s)] = True
