@@ -18,7 +18,8 @@ Sources (``MaskConfig.source``):
 
 ``person`` (default)
     MediaPipe selfie segmentation (``.tflite`` vendored in ``models/``, Apache-2.0) run with
-    ``ai-edge-litert``; works offline right after installation.
+    ``ai-edge-litert``; works offline right after installation. A second pass looks closer at
+    the person, and faces found by MediaPipe's BlazeFace (``masks.faces``) are made certain.
 ``sam``
     segment-anything with a user-supplied checkpoint, prompted on the first frame (box / points)
     or per frame from a prompts JSON, propagated with the previous mask's box and logits.
@@ -150,7 +151,8 @@ def describe_mask_source(cfg: MaskConfig, spec: Optional[MaskSpec] = None) -> st
     spec = _spec_of(cfg, spec)
     name, arg = spec.name, spec.arg
     if name == "person":
-        return "person (MediaPipe selfie segmentation, bundled, via ai-edge-litert)"
+        return ("person (MediaPipe selfie segmentation, second pass on the person, BlazeFace face anchors; "
+                "bundled, via ai-edge-litert)")
     if name == "sam":
         prompts = []
         if cfg.box is not None:
