@@ -334,3 +334,26 @@ def test_doubt_still_lets_go_of_a_swallowed_patch_the_source_is_only_fairly_sure
     # a source that is certain there keeps it: its confidence outweighs any colour evidence
     sure = auto_trimap_numpy(_u8(frame), _ramp_prob(coarse | patch))
     assert (sure[patch] == 255).mean() > (tri[patch] == 255).mean() + 0.08  # 0.43 vs 0.31 measured
+
+
+def test_a_contour_mask_that_disagrees_with_a_sure_source_leaves_both_unknown():
+    """The stabilised contour mask (``binary``) can lag the source: a face that has just appeared
+    is sure foreground in the source's probability but background in the held-back mask. Where
+    they disagree with the source sure, the pixel is unknown on either side, never certain of the
+    side the source is sure is wrong; where they agree nothing changes."""
+    from alphagan_video.trimap.auto import auto_trimap_numpy
+
+    h, w = 120, 160
+    rgb = np.full((h, w, 3), (40, 90, 160), np.uint8)  # flat colours: no colour doubt anywhere
+    rgb[30:90, 20:70] = rgb[40:80, 100:140] = (220, 170, 130)
+    prob = np.zeros((h, w), np.float32)
+    prob[30:90, 20:70] = 1.0   # a subject both agree on
+    prob[40:80, 100:140] = 1.0  # sure foreground the held-back mask still calls background
+    binary = prob > 0.5
+    binary[40:80, 100:140] = False
+    binary[5:15, 5:15] = True  # and the other way: held-back foreground the source is sure is gone
+    tri = auto_trimap_numpy(rgb, prob, band_px=6, binary=binary)
+    plain = auto_trimap_numpy(rgb, prob, band_px=6, binary=prob > 0.5)
+    assert (tri[45:75, 105:135] == 128).all() and (tri[7:13, 7:13] == 128).all()
+    assert (plain[45:75, 105:135] == 255).all() and (plain[7:13, 7:13] == 0).all()
+    assert (tri[40:80, 20:70] == plain[40:80, 20:70]).all()

@@ -460,6 +460,11 @@ def auto_trimap_numpy(rgb: np.ndarray, prob: np.ndarray, band_px: Optional[int] 
     # 2. the mask's own uncertain zone
     p = prob.astype(np.float32, copy=False)
     unknown |= (p > 1.0 - CONFIDENT) & (p < CONFIDENT)
+    # ... and where the source is sure of one side but the contour's mask (``binary``: held back
+    # over time by the stabiliser's hysteresis, e.g. over a face that has just appeared) says the
+    # other: the two disagree, so neither is known (a face anchor would otherwise become certain
+    # background). Without ``binary`` the two never disagree.
+    unknown |= (~fg & (p >= CONFIDENT)) | (fg & (p <= 1.0 - CONFIDENT))
     # 4. let go of wrong certainty near the contour
     window = _odd(WINDOW_FRACTION * max(h, w))
     zone = np.maximum(dist_in, dist_out) <= window // 2  # one of the two is 0
