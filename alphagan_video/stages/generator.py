@@ -5,6 +5,7 @@ import torch
 
 from alphagan_video.device import autocast_for
 from alphagan_video.engine import Stage, Work
+from alphagan_video.generator.tiling import frames_per_call_for
 
 
 class GeneratorStage(Stage):
@@ -20,6 +21,8 @@ class GeneratorStage(Stage):
         self.model = model
         self.tiling = tiling
         self.autocast = autocast_for(device, mixed_precision)
+        # One frame per forward on the CPU: same alphas, half the activations of a pair.
+        self.frames_per_call = frames_per_call_for(device)
         # The working scale (scale.infer_alpha_at_scale): the run plan's, from a checked config.
         self.scale = float(scale)
 
@@ -27,5 +30,5 @@ class GeneratorStage(Stage):
         from alphagan_video.generator.scale import infer_alpha_at_scale
 
         work.alpha = infer_alpha_at_scale(self.model, work.image, work.trimap, self.scale, tiling=self.tiling,
-                                          autocast=self.autocast)
+                                          autocast=self.autocast, frames_per_call=self.frames_per_call)
         return work
