@@ -180,7 +180,10 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig(), *,
     stages: list[Stage] = [UploadStage(device), *mask_stages]
     if plan.refine is not None:
         stages.append(RefinePrepareStage(solve))
-    coverage, output = CoverageStage(), OutputStage(cfg.output.kind, background, plan.device_planes)
+    # The temporal stage releases the float image while the work queues for the render lane; the
+    # output stage rebuilds it from the decoded frames the same way the upload stage made it.
+    coverage, output = CoverageStage(), OutputStage(cfg.output.kind, background, plan.device_planes,
+                                                    image_of=lambda batch: frames_to_tensor(batch, device))
     # The generator's alpha is only the solve's prior when the refine is on: then it may run at a
     # reduced working scale (ModelConfig.prior_scale); without the refine it is the product.
     # The generator's forward leaves the refine's prepare workers their cores (generator.threads).
