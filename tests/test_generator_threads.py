@@ -69,6 +69,9 @@ def test_forward_threads_none_changes_nothing_and_rejects_zero():
     before = torch.get_num_threads()
     with forward_threads(None):
         assert torch.get_num_threads() == before
+    # Never above the process's own limit (OMP_NUM_THREADS=1, torch.set_num_threads(1)).
+    with forward_threads(before + 1):
+        assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match=r"threads must be >= 1 or None, got 0"):
         with forward_threads(0):
             pass

@@ -42,9 +42,10 @@ def _omp_set_num_threads() -> Optional[Callable[[int], None]]:
 
 
 def generator_threads(device: torch.device, refine_workers: int) -> Optional[int]:
-    """OpenMP threads of the generator's forward for a run: on the CPU, the cores the refine's
-    prepare workers leave (``refine_workers``: 0 with the refine off), at least 1; None (leave
-    torch's setting) on other devices."""
+    """Most OpenMP threads of the generator's forward for a run: on the CPU, the cores the
+    refine's prepare workers leave (``refine_workers``: 0 with the refine off), at least 1; None
+    (leave torch's setting) on other devices. ``forward_threads`` never raises a thread's team
+    above the process's own setting."""
     if device.type != "cpu":
         return None
     return max(1, (os.cpu_count() or 1) - max(0, int(refine_workers)))
@@ -52,9 +53,11 @@ def generator_threads(device: torch.device, refine_workers: int) -> Optional[int
 
 @contextlib.contextmanager
 def forward_threads(threads: Optional[int]) -> Iterator[None]:
-    """Inside the block, torch's CPU work in the *calling* thread runs on ``threads`` OpenMP
-    threads (other threads keep theirs); restored on exit. None, the number the thread already
-    has, or a torch without a reachable OpenMP runtime: nothing changes.
+    """Inside the block, torch's CPU work in the *calling* thread runs on at most ``threads``
+    OpenMP threads (other threads keep theirs); restored on exit. It only ever lowers the
+    thread's team: a process limited to fewer threads (``OMP_NUM_THREADS``,
+    ``torch.set_num_threads``) keeps its limit. None, a number not below the thread's own, or a
+    torch without a reachable OpenMP runtime: nothing changes.
 
     Raises:
         ValueError: ``threads`` < 1.
@@ -63,7 +66,7 @@ def forward_threads(threads: Optional[int]) -> Iterator[None]:
         raise ValueError(f"forward_threads: threads must be >= 1 or None, got {threads!r}")
     setter = _omp_set_num_threads()
     before = torch.get_num_threads()  # this thread's team size (omp_get_max_threads)
-    if setter is None or threads is None or int(threads) == before:
+    if setter is None or threads is None or int(threads) >= before:
         yield
         return
     setter(int(threads))
