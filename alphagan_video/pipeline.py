@@ -34,6 +34,7 @@ from alphagan_video.errors import InputMediaError
 from alphagan_video.engine import Stage
 from alphagan_video.foreground.compose import parse_background, render_output
 from alphagan_video.generator import prepare_generator
+from alphagan_video.generator.threads import generator_threads
 from alphagan_video.plan import RunPlan, plan_run
 from alphagan_video.stages.coverage import CoverageStage, coverage_warnings
 from alphagan_video.stages.generator import GeneratorStage
@@ -179,10 +180,16 @@ def build_chain(info: VideoInfo, cfg: PipelineConfig = PipelineConfig(), *,
     stages: list[Stage] = [UploadStage(device), *mask_stages]
     if plan.refine is not None:
         stages.append(RefinePrepareStage(solve))
-    coverage, output = CoverageStage(), OutputStage(cfg.output.kind, background, plan.device_planes)
+    # The temporal stage releases the float image while the work queues for the render lane; the
+    # output stage rebuilds it from the decoded frames the same way the upload stage made it.
+    coverage, output = CoverageStage(), OutputStage(cfg.output.kind, background, plan.device_planes,
+                                                    image_of=lambda batch: frames_to_tensor(batch, device))
     # The generator's alpha is only the solve's prior when the refine is on: then it may run at a
     # reduced working scale (ModelConfig.prior_scale); without the refine it is the product.
-    stages += [GeneratorStage(model, device, cfg.model.tiling, cfg.model.mixed_precision, plan.prior_scale),
+    # The generator's forward leaves the refine's prepare workers their cores (generator.threads).
+    threads = generator_threads(device, plan.workers if plan.refine is not None else 0)
+    stages += [GeneratorStage(model, device, cfg.model.tiling, cfg.model.mixed_precision, plan.prior_scale,
+                              threads),
                TemporalStage(solve), coverage, output]
     return StageChain(stages, plan, meta, description, coverage, output, mask_stage)
 

@@ -145,7 +145,34 @@ def test_the_temporal_stage_lets_go_of_what_no_later_stage_reads():
     finally:
         solve.close()
     assert solve.pending == 0 and out.soft is None and out.mask is None
-    assert out.alpha.shape == (2, 1, 8, 8) and out.image is not None  # what the output stages read
+    # The float image and the trimap wait for the render lane no more: the output stage rebuilds
+    # the image from the decoded frames (test_the_output_stage_rebuilds_a_released_image).
+    assert out.image is None and out.trimap is None
+    assert out.alpha.shape == (2, 1, 8, 8) and out.batch is not None  # what the output stage reads
+
+
+@pytest.mark.parametrize("kind", ["rgba", "composite"])
+def test_the_output_stage_rebuilds_a_released_image(kind):
+    """Work whose float image was released while queued renders exactly what it renders with the
+    upload stage's image (the same frames_to_tensor of the same decoded frames)."""
+    from alphagan_video.stages.output import OutputStage
+    from alphagan_video.stages.upload import frames_to_tensor
+
+    rng = np.random.default_rng(0)
+    batch = FrameBatch(rgb=rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8), pts=[0, 1], index=[0, 1],
+                       time_base=Fraction(1, 25))
+    alpha = torch.from_numpy(rng.random((2, 1, 8, 8), dtype=np.float32))
+    alpha[..., :2, :] = 0.0
+    alpha[..., 6:, :] = 1.0
+    background = torch.full((1, 3, 8, 8), 0.25) if kind == "composite" else None
+    cpu = torch.device("cpu")
+    stage = OutputStage(kind, background, image_of=lambda b: frames_to_tensor(b, cpu))
+    kept = stage(Work(batch=batch, image=frames_to_tensor(batch, cpu), alpha=alpha.clone())).output
+    rebuilt = stage(Work(batch=batch, image=None, alpha=alpha.clone())).output
+    assert np.array_equal(kept.color, rebuilt.color)
+    assert (kept.alpha is None and rebuilt.alpha is None) or np.array_equal(kept.alpha, rebuilt.alpha)
+    with pytest.raises(ValueError, match="needs work.image, or image_of"):
+        OutputStage(kind, background)(Work(batch=batch, image=None, alpha=alpha.clone()))
 
 
 @pytest.mark.parametrize("workers,batch_size", [(1, 1), (2, 2), (2, 3)])

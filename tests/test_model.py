@@ -405,3 +405,52 @@ def test_cpu_precision_policy_bf16_only_where_native_and_never_with_no_amp():
                 out = model(torch.rand(1, 3, 32, 32), torch.full((1, 1, 32, 32), 0.5))
             assert out.dtype in (torch.bfloat16, torch.float32)
             assert 0.0 <= float(out.float().min()) and float(out.float().max()) <= 1.0
+
+
+# ------------------------------------------------------------------ the ResNet blocks without torchvision
+
+
+def test_the_model_package_does_not_import_torchvision():
+    """Importing torchvision.models costs ~170 MB of resident memory for four small definitions;
+    the generator defines its ResNet blocks itself (model/generator.py). Static: no module of the
+    model package imports torchvision."""
+    import ast
+    from pathlib import Path
+
+    import alphagan_video.model as package
+
+    offenders = []
+    for path in sorted(Path(package.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] == "torchvision"]
+    assert not offenders
+
+
+@pytest.mark.parametrize("block", ["BasicBlock", "Bottleneck"])
+@pytest.mark.parametrize("stride,downsample", [(1, False), (2, True)])
+def test_resnet_blocks_match_torchvision(block, stride, downsample):
+    """Same submodule names (checkpoints and ImageNet weights map unchanged) and, with the same
+    weights, the same output as torchvision's blocks."""
+    resnet = pytest.importorskip("torchvision.models.resnet")
+    from torch import nn
+
+    from alphagan_video.model import generator as ours
+
+    inplanes, planes = 16, 8
+    out_ch = planes * getattr(ours, block).expansion
+
+    def make(module):
+        torch.manual_seed(0)
+        down = nn.Sequential(module.conv1x1(inplanes, out_ch, stride), nn.GroupNorm(4, out_ch)) \
+            if downsample or inplanes != out_ch else None
+        return getattr(module, block)(inplanes, planes, stride, down,
+                                      norm_layer=lambda c: nn.GroupNorm(4, c)).eval()
+
+    mine, theirs = make(ours), make(resnet)
+    assert list(mine.state_dict()) == list(theirs.state_dict())
+    theirs.load_state_dict(mine.state_dict())
+    x = torch.randn(2, inplanes, 12, 10, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(mine(x), theirs(x))

@@ -254,6 +254,32 @@ def test_short_last_batch():
     assert float((tiled - full).abs().max()) < 1e-5
 
 
+def test_frames_per_call_splits_full_frames_with_the_same_alphas():
+    # The CPU runs one frame per forward (frames_per_call_for): every frame's alpha must be what
+    # the whole batch gives (the generator normalises per sample), frames without unknown
+    # pixels still cost no call, and the calls hold at most frames_per_call frames.
+    model = CallRecorder(perturbed_tiny())
+    image, trimap = scene(4, 96, 128)
+    trimap[2] = (trimap[2] > 0.25).float()  # frame 2: no unknown pixels
+    together = infer_alpha(model, image, trimap, tiling="off")
+    assert model.batch_sizes == [3]
+    for per_call, sizes in ((1, [1, 1, 1]), (2, [2, 1]), (3, [3]), (8, [3])):
+        model.shapes.clear()
+        split = infer_alpha(model, image, trimap, tiling="off", frames_per_call=per_call)
+        assert model.batch_sizes == sizes
+        assert float((split - together).abs().max()) < 1e-6
+        check_alpha(split, trimap)
+    with pytest.raises(UserInputError, match=r"frames_per_call must be an integer >= 1, got 0"):
+        infer_alpha(model, image, trimap, tiling="off", frames_per_call=0)
+
+
+def test_frames_per_call_for_device():
+    from alphagan_video.generator.tiling import frames_per_call_for
+
+    assert frames_per_call_for(torch.device("cpu")) == 1
+    assert frames_per_call_for(torch.device("cuda", 0)) is None
+
+
 @pytest.mark.parametrize("mode", ["on", "auto"])
 def test_frame_smaller_than_a_tile_uses_full_frame(mode):
     model = CallRecorder(perturbed_tiny())

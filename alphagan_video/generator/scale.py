@@ -67,6 +67,7 @@ def infer_alpha_at_scale(
     *,
     tiling: str = "off",
     autocast: Optional[ContextManager] = None,
+    frames_per_call: Optional[int] = None,
 ) -> torch.Tensor:
     """The generator's alpha for a batch, computed at :func:`working_size` and upsampled.
 
@@ -75,7 +76,7 @@ def infer_alpha_at_scale(
         image: (B,3,H,W) float in [0,1]; trimap: (B,1,H,W) float in {0, 0.5, 1}.
         scale: working scale in (0, 1]; 1 (or a frame too small to reduce) = ``infer_alpha``
             on the frame itself.
-        tiling, autocast: passed to ``tiling.infer_alpha`` (on the working frame).
+        tiling, autocast, frames_per_call: passed to ``tiling.infer_alpha`` (on the working frame).
     Returns:
         (B,1,H,W) float32 in [0,1] on ``image``'s device, known regions clamped to ``trimap``.
     """
@@ -84,12 +85,13 @@ def infer_alpha_at_scale(
     height, width = image.shape[-2:]
     size = working_size(height, width, scale)
     if size == (height, width):
-        return infer_alpha(model, image, trimap, tiling=tiling, autocast=autocast)
+        return infer_alpha(model, image, trimap, tiling=tiling, autocast=autocast, frames_per_call=frames_per_call)
     small_image = F.interpolate(image, size=size, mode="area")
     if image.is_contiguous(memory_format=torch.channels_last):
         small_image = small_image.contiguous(memory_format=torch.channels_last)
     small_trimap = downscale_trimap(trimap.to(image.device), size)
-    small_alpha = infer_alpha(model, small_image, small_trimap, tiling=tiling, autocast=autocast)
+    small_alpha = infer_alpha(model, small_image, small_trimap, tiling=tiling, autocast=autocast,
+                              frames_per_call=frames_per_call)
     alpha = F.interpolate(small_alpha, size=(height, width), mode="bilinear", align_corners=False)
     return clamp_known(alpha.clamp(0.0, 1.0), trimap.to(alpha.device).float())
 

@@ -74,12 +74,12 @@ class RefineStep:
         self._pools: list[ThreadPoolExecutor] = []
         self._closing = False  # set by close(): prepares still queued then return at once
         if cfg.gate == 0:
-            # The generator keeps every core while these workers prepare beside it. Taking a core
-            # from the generator (as this once did) only pays when the prepare is as long as the
-            # generator's own time, which video frames never are: on a 1080p clip with trimaps
-            # (5 % unknown, 2-core AMD EPYC, 6 frames) the generator on 1 thread took 4.3 s/frame
-            # beside a 1.8 s prepare, 5.06 s/frame end to end; on both threads 3.4 s/frame and
-            # 4.20 s/frame end to end; preparing inline (no worker) 4.49 s/frame.
+            # The generator's forward runs on the cores these workers leave (at least one;
+            # generator.threads). With the generator at full resolution that cost it (1080p with
+            # trimaps, 2-core AMD EPYC: 4.3 s/frame on 1 thread beside a 1.8 s prepare, 5.06
+            # s/frame end to end, against 3.4 and 4.20 on both threads); at the CPU's half-scale
+            # prior the forward is shorter than a prepare, and a 2-thread team beside two busy
+            # workers spent 2.8x the CPU on the same forwards (spinning at its barriers).
             # One single-thread worker per frame of a batch (``workers``): frame f is prepared,
             # solved and released in worker f % workers (see ``solve`` for why one thread per
             # frame), so the frames of a batch are prepared side by side.

@@ -2,17 +2,18 @@
 writes (``foreground.compose``)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
 from alphagan_video.engine import Stage, Work
 from alphagan_video.foreground.compose import render_output
-from alphagan_video.types import OutputBatch
+from alphagan_video.types import FrameBatch, OutputBatch
 
 class OutputStage(Stage):
-    """``work.image`` + ``work.alpha`` -> ``work.output`` for output ``kind``: the foreground
+    """``work.image`` (rebuilt from ``work.batch`` when an earlier stage released it) +
+    ``work.alpha`` -> ``work.output`` for output ``kind``: the foreground
     colour (blur fusion) where the kind needs it, then the arrays the sink writes. Stateless,
     so it runs in its own lane, one batch behind the matting.
 
@@ -20,14 +21,18 @@ class OutputStage(Stage):
     device_planes: convert to 10-bit YCbCr(A) codes on the device (the run plan's
         ``plan.RunPlan.device_planes``: CUDA and an output that takes them): only int16 planes
         cross to the host.
+    image_of: FrameBatch -> its (B,3,H,W) float image exactly as the upload stage made it
+        (``stages.upload.frames_to_tensor``), for work whose image was released while queued.
     """
 
     name = "foreground"
     lane = "render"
     on_warm_up = False
 
-    def __init__(self, kind: str, background: Optional[torch.Tensor] = None, device_planes: bool = False):
+    def __init__(self, kind: str, background: Optional[torch.Tensor] = None, device_planes: bool = False,
+                 image_of: Optional[Callable[[FrameBatch], torch.Tensor]] = None):
         self.kind = kind
+        self.image_of = image_of
         self.background = background
         self.device_planes = device_planes
 
@@ -35,6 +40,10 @@ class OutputStage(Stage):
         from alphagan_video.foreground.blur_fusion import estimate_foreground_band
 
         batch, image, alpha = work.batch, work.image, work.alpha
+        if image is None:  # released at the end of the matting lane (TemporalStage): the same floats again
+            if self.image_of is None:
+                raise ValueError("the output stage needs work.image, or image_of to rebuild it from work.batch")
+            image = self.image_of(batch)
         foreground = estimate_foreground_band(image, alpha) if self.kind != "alpha" else None
         if self.device_planes and self.kind != "alpha":
             work.output = OutputBatch(None, None, batch.pts, batch.index, batch.time_base,

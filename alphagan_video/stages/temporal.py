@@ -18,8 +18,10 @@ class TemporalStage(Stage):
 
     def __call__(self, work: Work) -> Work:
         work.alpha = self.solve.solve_batch(work.batch.index, work.image, work.trimap, work.alpha)
-        # No later stage reads these; the work waits in the render lane's queue.
-        work.soft = work.mask = None
+        # No later stage reads these; the work waits in the render lane's queue. The float32
+        # image neither: the output stage rebuilds it from the decoded frames (``work.batch``),
+        # 4x smaller while queued (a 1080p pair: 50 MB -> 12 MB, ~3 pairs in flight).
+        work.soft = work.mask = work.trimap = work.image = None
         return work
 
     def close(self) -> None:
