@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.product_cli import checkerboard_composite  # noqa: E402
+
 #: Coarse-mask recipe (issue 15).
 GRID = 256
 ADD_DISCS, REMOVE_DISCS = 3, 2
@@ -87,15 +89,6 @@ def photo_rng(seed: int, name: str) -> np.random.Generator:
 
 def whole_sad(pred8: np.ndarray, gt8: np.ndarray) -> float:
     return float(np.abs(pred8.astype(np.float64) - gt8.astype(np.float64)).sum() / 255.0 / 1000.0)
-
-
-def checkerboard_composite(rgb: np.ndarray, alpha: np.ndarray, cell: int = 16) -> np.ndarray:
-    """RGB uint8 (H,W,3) over a grey checkerboard with alpha (H,W) float [0,1] -> uint8 RGB."""
-    h, w = alpha.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    board = np.where(((yy // cell) + (xx // cell)) % 2 == 0, 0.85, 0.55)[..., None]
-    out = alpha[..., None] * (rgb.astype(np.float32) / 255.0) + (1.0 - alpha[..., None]) * board
-    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def run_product(image: Path, out: Path, *, mask: Path | None = None, trimap: Path | None = None,

@@ -80,6 +80,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.product_cli import checkerboard_composite, read_alpha_png, run_cli  # noqa: E402
+
 DEFAULT_DATA = Path("/work/shared/data/alphamatting-dev")
 if not DEFAULT_DATA.is_dir():
     DEFAULT_DATA = ROOT.parent / "shared" / "data" / "alphamatting-dev"
@@ -216,25 +218,12 @@ def run_ours(clip: Clip, out: Path, extra: list[str]) -> tuple[np.ndarray, float
         target, frame_args = out / "ours.png", []
     else:
         target, frame_args = out / "ours_%04d.png", ["--frames", f"0-{n - 1}"]
-    cmd = [sys.executable, "-m", "alphagan_video", "run", str(clip.input), "-o", str(target), "--output-kind",
-           "alpha", "--overwrite", "-q", "--json-report", str(report), *frame_args, *extra]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    tick = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - tick
-    if proc.returncode not in (0, 2):
-        raise SystemExit(f"ours failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    proc, wall = run_cli(["run", str(clip.input), "-o", str(target), "--output-kind", "alpha", "--overwrite", "-q",
+                          "--json-report", str(report), *frame_args, *extra], "ours")
     for line in proc.stderr.splitlines():
         if "warning" in line.lower():
             print(f"  [{clip.name}] ours: {line.strip()}", flush=True)
-    alphas = []
-    for i in range(n):
-        path = target if not frame_args else Path(str(target) % i)
-        m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if m is None:
-            raise SystemExit(f"ours wrote no {path}")
-        m = m[..., 0] if m.ndim == 3 else m
-        alphas.append(m.astype(np.float32) / (65535.0 if m.dtype == np.uint16 else 255.0))
+    alphas = [read_alpha_png(target if not frame_args else Path(str(target) % i)) for i in range(n)]
     try:
         secs = json.loads(report.read_text())["seconds"]["total"]
     except (OSError, KeyError, ValueError):
@@ -280,14 +269,6 @@ def against(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(np.mean(kept)), float(np.mean(see))
 
 
-def checkerboard(rgb: np.ndarray, alpha: np.ndarray, cell: int = 16) -> np.ndarray:
-    h, w = alpha.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    board = np.where(((yy // cell) + (xx // cell)) % 2 == 0, 0.85, 0.55)[..., None]
-    out = alpha[..., None] * (rgb.astype(np.float32) / 255.0) + (1.0 - alpha[..., None]) * board
-    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 def save_pictures(save: Path, label: str, clip: Clip, ours: np.ndarray, peer: np.ndarray) -> list[Path]:
     n = len(clip.frames)
     picks = sorted({0, n // 2, n - 1})
@@ -300,7 +281,7 @@ def save_pictures(save: Path, label: str, clip: Clip, ours: np.ndarray, peer: np
             row += [np.rint(np.clip(c, 0, 1) * 255).astype(np.uint8), gap(c.astype(np.uint8))]
         path = save / f"{clip.name}_{label}_f{t:03d}_alpha.png"
         cv2.imwrite(str(path), np.hstack(row[:-1]))
-        comps = [checkerboard(clip.frames[t], ours[t]), checkerboard(clip.frames[t], peer[t])]
+        comps = [checkerboard_composite(clip.frames[t], ours[t]), checkerboard_composite(clip.frames[t], peer[t])]
         comp = np.hstack([comps[0], gap(comps[0]), comps[1]])
         cpath = save / f"{clip.name}_{label}_f{t:03d}_comp.png"
         cv2.imwrite(str(cpath), comp[..., ::-1])

@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,6 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.product_cli import checkerboard_composite, read_alpha_png, run_cli  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/data/alphamatting-dev")
 
@@ -120,21 +119,14 @@ def scores(pred: np.ndarray, gt: np.ndarray) -> dict:
             "see_per_frame": [int(v) for v in see], "kept_per_frame": [int(v) for v in kept]}
 
 
-def checker(h: int, w: int, cell: int = 16) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w]
-    grey = np.where((yy // cell + xx // cell) % 2 == 0, 0.85, 0.55).astype(np.float32)
-    return np.repeat(grey[..., None], 3, axis=2)
-
-
 def save_look(folder: Path, tag: str, name: str, frames: list[Path], alphas: np.ndarray) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for t, (p, a) in enumerate(zip(frames, alphas)):
-        rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
-        comp = a[..., None] * rgb + (1 - a[..., None]) * checker(*a.shape)
-        sheet = np.hstack([np.repeat(a[..., None], 3, 2), comp])
+        comp = checkerboard_composite(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), a)
+        sheet = np.hstack([_u8(np.repeat(a[..., None], 3, 2)), comp])
         path = folder / f"{tag}_{name}_{t:02d}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(_u8(sheet), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
         out.append(path)
     return out
 
@@ -163,20 +155,9 @@ def run_product(frames: list[Path], plate: Path, out: Path, extra: list[str]) ->
     out.mkdir(parents=True, exist_ok=True)
     report = out / "report.json"
     pattern = str(frames[0].parent / "f_%04d.png")
-    cmd = [sys.executable, "-m", "alphagan_video", "run", pattern, "-o", str(out / "m_%04d.png"), "--output-kind",
-           "alpha", "--overwrite", "-q", "--json-report", str(report), "--mask", f"plate:{plate}",
-           *extra]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    tick = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - tick
-    if proc.returncode not in (0, 2):
-        raise SystemExit(f"product failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    alphas = []
-    for i in range(len(frames)):
-        m = cv2.imread(str(out / f"m_{i:04d}.png"), cv2.IMREAD_UNCHANGED)
-        m = m[..., 0] if m.ndim == 3 else m
-        alphas.append(m.astype(np.float32) / (65535.0 if m.dtype == np.uint16 else 255.0))
+    proc, wall = run_cli(["run", pattern, "-o", str(out / "m_%04d.png"), "--output-kind", "alpha", "--overwrite",
+                          "-q", "--json-report", str(report), "--mask", f"plate:{plate}", *extra], "product")
+    alphas = [read_alpha_png(out / f"m_{i:04d}.png") for i in range(len(frames))]
     return np.stack(alphas), json.loads(report.read_text()), proc.stderr, wall
 
 

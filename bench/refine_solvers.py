@@ -274,7 +274,7 @@ def profile_section(data: str, name: str, repeats: int, pcg_too: bool) -> None:
             u = system.unknown_index
             problem = timed("factor", with_factor,
                             RefineProblem(system, cfg.flow * eta.ravel()[u], alpha_s.ravel()[u]), cfg.mu)
-            direct = timed("solve", solve_refine, problem, prior, cfg)
+            timed("solve", solve_refine, problem, prior, cfg)
             direct_t = timed("solve temporal", solve_refine, problem, prior, cfg, term=term)
         total = best["flow"] + best["laplacian"] + best["factor"] + best["solve temporal"] + best["copies"]
         print(f"| {width}x{height} | {u.size} | " + " | ".join(f"{best[k]:.3f}" for k in stages)
