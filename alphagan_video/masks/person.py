@@ -212,13 +212,12 @@ class PersonMaskSource:
             )
         else:
             out = F.interpolate(p.to(self.device), size=(h, w), mode="bilinear", align_corners=False)
+        x_dev = x.to(out.device) if self._roi is not None or self._faces is not None else None
         if self._roi is not None:
-            x_dev = x.to(out.device)
             for i in range(out.shape[0]):
                 self._roi_pass(x_dev[i], p[i, 0], out[i, 0])
         if self._faces is not None:
             # upright frames and masks, so the detector sees heads the right way up
-            x_dev = x.to(out.device)
             for i in range(out.shape[0]):
                 # the region of interest from the segmenter's own map (same box, 1/20 the pixels)
                 faces = self._faces.detect_person_faces(x_dev[i], p[i, 0])
